@@ -1,0 +1,69 @@
+package store
+
+import (
+	"context"
+	"time"
+)
+
+// Store persists agw's configuration, sealed credentials and audit trail.
+//
+// Every mutation is one transaction: it validates references inside the
+// transaction, writes the object and the admin audit event ev together, and
+// either all of it lands or none of it does. ev is the admin event describing
+// the change (Kind, Action, Target, peer); the store assigns its Seq and chain
+// hash. Errors wrap the package's sentinels (ErrNotFound, ErrExists,
+// ErrInvalid, ErrConflict).
+//
+// Mutations take the object by pointer and may fill server-side fields
+// (timestamps, versions) on success.
+type Store interface {
+	// Load reads everything the daemon serves from memory.
+	Load(ctx context.Context) (*Snapshot, error)
+
+	// CreateBackend adds a backend with its first credential (version 1).
+	// ErrExists if the name is taken or a host is registered to another backend.
+	CreateBackend(ctx context.Context, b *Backend, c *Credential, ev AuditEvent) error
+	// UpdateBackend replaces a backend's configuration, keeping its credential.
+	UpdateBackend(ctx context.Context, b *Backend, ev AuditEvent) error
+	// RotateCredential stores a new credential version for a backend and
+	// returns the updated backend; c.Version is assigned.
+	RotateCredential(ctx context.Context, c *Credential, ev AuditEvent) (*Backend, error)
+	// DeleteBackend removes a backend, its credentials and every grant to it.
+	DeleteBackend(ctx context.Context, name string, ev AuditEvent) error
+
+	// CreateAgent adds an agent; ErrNotFound if its IdP does not exist,
+	// ErrExists if another agent has the same IdP subject.
+	CreateAgent(ctx context.Context, a *Agent, ev AuditEvent) error
+	// UpdateAgent replaces an agent's settings (enable/disable, limits).
+	UpdateAgent(ctx context.Context, a *Agent, ev AuditEvent) error
+	// DeleteAgent removes an agent, its grants and its tokens.
+	DeleteAgent(ctx context.Context, name string, ev AuditEvent) error
+
+	// PutGrant creates or replaces the grant for (g.Agent, g.Backend);
+	// ErrNotFound if either does not exist.
+	PutGrant(ctx context.Context, g *Grant, ev AuditEvent) error
+	// DeleteGrant removes the grant for (agent, backend).
+	DeleteGrant(ctx context.Context, agent, backend string, ev AuditEvent) error
+
+	// CreateToken stores a minted token's hash; ErrNotFound if the agent
+	// does not exist.
+	CreateToken(ctx context.Context, t *Token, ev AuditEvent) error
+	// RevokeToken marks a token revoked at the given time and returns it.
+	RevokeToken(ctx context.Context, id string, at time.Time, ev AuditEvent) (*Token, error)
+
+	// CreateIdP adds an identity provider.
+	CreateIdP(ctx context.Context, p *IdP, ev AuditEvent) error
+	// DeleteIdP removes an identity provider; ErrConflict while agents use it.
+	DeleteIdP(ctx context.Context, name string, ev AuditEvent) error
+
+	// AppendAudit appends events in order, assigning each its Seq and hash.
+	AppendAudit(ctx context.Context, evs []AuditEvent) error
+	// QueryAudit calls fn for each event matching q in ascending Seq order
+	// until fn returns false.
+	QueryAudit(ctx context.Context, q AuditQuery, fn func(AuditEvent) bool) error
+	// LastAuditSeq returns the newest event's sequence number (0 if none).
+	LastAuditSeq(ctx context.Context) (uint64, error)
+
+	// Close flushes and closes the store.
+	Close() error
+}
