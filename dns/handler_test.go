@@ -326,7 +326,9 @@ func TestServeDNSInterceptorChangesAtOnce(t *testing.T) {
 
 type switchableHosts struct{ on atomic.Bool }
 
-func (h *switchableHosts) Intercepts(name string) bool { return h.on.Load() && name == "api.openai.com" }
+func (h *switchableHosts) Intercepts(name string) bool {
+	return h.on.Load() && name == "api.openai.com"
+}
 
 func TestNew(t *testing.T) {
 	tests := []struct {
