@@ -24,6 +24,9 @@ var (
 	ErrLocked = errors.New("data directory in use")
 	// ErrClosed: the store has been closed.
 	ErrClosed = errors.New("store closed")
+	// ErrAuditTampered: the audit hash chain does not verify; the message
+	// names the first bad sequence number.
+	ErrAuditTampered = errors.New("audit trail tampered")
 )
 
 // FieldError is a validation failure for one named field. It matches

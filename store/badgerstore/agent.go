@@ -1,0 +1,184 @@
+package badgerstore
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"github.com/agw-dev/agw/store"
+)
+
+// CreateAgent adds an agent. ErrNotFound if its IdP does not exist, ErrExists
+// if the name is taken or another agent holds the same IdP subject.
+func (s *Store) CreateAgent(ctx context.Context, a *store.Agent, ev store.AuditEvent) error {
+	na := *a
+	na.Normalize()
+	if err := na.Validate(); err != nil {
+		return err
+	}
+	err := s.mutate(ctx, "create agent", ev, func(txn *badger.Txn, now time.Time) error {
+		if err := mustNotExist(txn, agentKey(na.Name), "agent", na.Name); err != nil {
+			return err
+		}
+		if err := bindSubject(txn, &na); err != nil {
+			return err
+		}
+		na.CreatedAt, na.UpdatedAt = now, now
+		return setJSON(txn, agentKey(na.Name), &na)
+	})
+	if err != nil {
+		return err
+	}
+	*a = na
+	return nil
+}
+
+// bindSubject checks a's IdP exists and claims its subject index entry.
+func bindSubject(txn *badger.Txn, a *store.Agent) error {
+	if a.IdP == "" {
+		return nil
+	}
+	if err := mustExist(txn, idpKey(a.IdP), "idp", a.IdP); err != nil {
+		return err
+	}
+	owner, ok, err := getString(txn, subjectKey(a.IdP, a.Subject))
+	if err != nil {
+		return err
+	}
+	if ok && owner != a.Name {
+		return fmt.Errorf("subject %q of idp %q belongs to agent %q: %w", a.Subject, a.IdP, owner, store.ErrExists)
+	}
+	return txn.Set(subjectKey(a.IdP, a.Subject), []byte(a.Name))
+}
+
+// UpdateAgent replaces an agent's settings, keeping its creation time.
+func (s *Store) UpdateAgent(ctx context.Context, a *store.Agent, ev store.AuditEvent) error {
+	na := *a
+	na.Normalize()
+	if err := na.Validate(); err != nil {
+		return err
+	}
+	err := s.mutate(ctx, "update agent", ev, func(txn *badger.Txn, now time.Time) error {
+		var old store.Agent
+		found, err := getJSON(txn, agentKey(na.Name), &old)
+		if err != nil {
+			return err
+		}
+		if !found {
+			return notFound("agent", na.Name)
+		}
+		if old.IdP != "" && (old.IdP != na.IdP || old.Subject != na.Subject) {
+			if err := txn.Delete(subjectKey(old.IdP, old.Subject)); err != nil {
+				return err
+			}
+		}
+		if err := bindSubject(txn, &na); err != nil {
+			return err
+		}
+		na.CreatedAt, na.UpdatedAt = old.CreatedAt, now
+		return setJSON(txn, agentKey(na.Name), &na)
+	})
+	if err != nil {
+		return err
+	}
+	*a = na
+	return nil
+}
+
+// DeleteAgent removes an agent, its subject binding, its grants and its
+// tokens, in one transaction. An agent with more tokens than one transaction
+// holds (tens of thousands) fails with ErrConflict and nothing is removed.
+func (s *Store) DeleteAgent(ctx context.Context, name string, ev store.AuditEvent) error {
+	return s.mutate(ctx, "delete agent", ev, func(txn *badger.Txn, now time.Time) error {
+		var a store.Agent
+		found, err := getJSON(txn, agentKey(name), &a)
+		if err != nil {
+			return err
+		}
+		if !found {
+			return notFound("agent", name)
+		}
+		if err := txn.Delete(agentKey(name)); err != nil {
+			return err
+		}
+		if a.IdP != "" {
+			if err := txn.Delete(subjectKey(a.IdP, a.Subject)); err != nil {
+				return err
+			}
+		}
+		gp := grantPrefix(name)
+		for _, k := range keysWithPrefix(txn, gp) {
+			if err := deleteAll(txn, k, grantByBackendKey(tailOf(k, gp), name)); err != nil {
+				return err
+			}
+		}
+		tp := tokenByAgentPrefix(name)
+		for _, k := range keysWithPrefix(txn, tp) {
+			if err := deleteAll(txn, k, tokenKey(tailOf(k, tp))); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// CreateIdP adds an identity provider; ErrExists if the name is taken.
+func (s *Store) CreateIdP(ctx context.Context, p *store.IdP, ev store.AuditEvent) error {
+	np := *p
+	np.Normalize()
+	if err := np.Validate(); err != nil {
+		return err
+	}
+	err := s.mutate(ctx, "create idp", ev, func(txn *badger.Txn, now time.Time) error {
+		if err := mustNotExist(txn, idpKey(np.Name), "idp", np.Name); err != nil {
+			return err
+		}
+		np.CreatedAt = now
+		return setJSON(txn, idpKey(np.Name), &np)
+	})
+	if err != nil {
+		return err
+	}
+	*p = np
+	return nil
+}
+
+// DeleteIdP removes an identity provider; ErrConflict naming the agents that
+// still use it.
+func (s *Store) DeleteIdP(ctx context.Context, name string, ev store.AuditEvent) error {
+	return s.mutate(ctx, "delete idp", ev, func(txn *badger.Txn, now time.Time) error {
+		if err := mustExist(txn, idpKey(name), "idp", name); err != nil {
+			return err
+		}
+		var users []string
+		opts := badger.DefaultIteratorOptions
+		opts.Prefix = subjectPrefix(name)
+		it := txn.NewIterator(opts)
+		for it.Rewind(); it.Valid(); it.Next() {
+			v, err := it.Item().ValueCopy(nil)
+			if err != nil {
+				it.Close()
+				return err
+			}
+			users = append(users, string(v))
+		}
+		it.Close()
+		if len(users) > 0 {
+			const show = 10
+			list := users
+			if len(list) > show {
+				list = list[:show]
+			}
+			more := ""
+			if len(users) > show {
+				more = fmt.Sprintf(" and %d more", len(users)-show)
+			}
+			return fmt.Errorf("idp %q is used by agent(s) %s%s; remove them or move them to another idp first: %w",
+				name, strings.Join(list, ", "), more, store.ErrConflict)
+		}
+		return txn.Delete(idpKey(name))
+	})
+}

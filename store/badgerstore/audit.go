@@ -1,0 +1,366 @@
+package badgerstore
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"github.com/agw-dev/agw/store"
+)
+
+// auditHead is the newest audit record: the next one chains from it.
+type auditHead struct {
+	Seq  uint64 `json:"seq"`
+	Hash string `json:"hash"`
+}
+
+// auditTimeSlack bounds how far an event's Time may run behind an event
+// appended before it. Request events carry their start time and are appended
+// in batches, so Time is only roughly monotone in Seq; Since and Until seek by
+// binary search on Seq and widen the seek by this much, then filter exactly.
+// An event more than this out of order may be missed by a Since/Until query
+// (never by AfterSeq, Agent, Backend or an unbounded query).
+const auditTimeSlack = 15 * time.Minute
+
+// chainHash is hex(SHA-256(prevHash || canonical)), canonical being the
+// event's JSON with Hash empty.
+func chainHash(prevHash string, canonical []byte) string {
+	h := sha256.New()
+	h.Write([]byte(prevHash))
+	h.Write(canonical)
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// sealEvent assigns ev its place after head and its hash, and returns its
+// stored JSON.
+func sealEvent(head auditHead, ev *store.AuditEvent, now time.Time) ([]byte, error) {
+	ev.Seq = head.Seq + 1
+	if ev.Time.IsZero() {
+		ev.Time = now
+	}
+	ev.Time = ev.Time.UTC()
+	ev.PrevHash, ev.Hash = head.Hash, ""
+	canonical, err := json.Marshal(ev)
+	if err != nil {
+		return nil, fmt.Errorf("encode audit event: %w", err)
+	}
+	ev.Hash = chainHash(ev.PrevHash, canonical)
+	return json.Marshal(ev)
+}
+
+// auditEntries are the keys one event writes: the record and its indexes.
+func auditEntries(ev *store.AuditEvent, val []byte) []*badger.Entry {
+	es := []*badger.Entry{badger.NewEntry(auditKey(ev.Seq), val)}
+	if indexable(ev.Agent) {
+		es = append(es, badger.NewEntry(withSeq(auditByAgentPrefix(ev.Agent), ev.Seq), nil))
+	}
+	if indexable(ev.Backend) {
+		es = append(es, badger.NewEntry(withSeq(auditByBackendPrefix(ev.Backend), ev.Seq), nil))
+	}
+	return es
+}
+
+// appendEvent writes ev after head inside txn and returns the new head.
+func appendEvent(txn *badger.Txn, head auditHead, ev *store.AuditEvent, now time.Time) (auditHead, error) {
+	val, err := sealEvent(head, ev, now)
+	if err != nil {
+		return head, err
+	}
+	for _, e := range auditEntries(ev, val) {
+		if err := txn.SetEntry(e); err != nil {
+			return head, err
+		}
+	}
+	return auditHead{Seq: ev.Seq, Hash: ev.Hash}, nil
+}
+
+// AppendAudit appends evs in order, assigning each its Seq, Time (now if
+// zero) and chain hash, and writes them back into evs. A batch commits in one
+// transaction, or in consecutive ones if it is larger than a transaction
+// holds; on error the events before the failing transaction are stored.
+func (s *Store) AppendAudit(ctx context.Context, evs []store.AuditEvent) error {
+	leave, err := s.enter(ctx)
+	if err != nil {
+		return err
+	}
+	defer leave()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	// Half of Badger's limits leaves room for its own per-entry overhead.
+	maxSize, maxCount := s.db.MaxBatchSize()/2, s.db.MaxBatchCount()/2
+	now := s.stamp()
+	for start := 0; start < len(evs); {
+		head := s.head
+		var size, count int64
+		txn := s.db.NewTransaction(true)
+		end := start
+		for ; end < len(evs); end++ {
+			ev := evs[end]
+			val, err := sealEvent(head, &ev, now)
+			if err != nil {
+				txn.Discard()
+				return err
+			}
+			es := auditEntries(&ev, val)
+			var esize int64
+			for _, e := range es {
+				esize += int64(len(e.Key) + len(e.Value) + 32)
+			}
+			if end > start && (size+esize > maxSize || count+int64(len(es)) > maxCount) {
+				break
+			}
+			for _, e := range es {
+				if err := txn.SetEntry(e); err != nil {
+					txn.Discard()
+					return s.translate("append audit", err)
+				}
+			}
+			size, count = size+esize, count+int64(len(es))
+			evs[end] = ev
+			head = auditHead{Seq: ev.Seq, Hash: ev.Hash}
+		}
+		if err := txn.Commit(); err != nil {
+			return s.translate("append audit", err)
+		}
+		s.head = head
+		start = end
+	}
+	return nil
+}
+
+// LastAuditSeq returns the newest event's sequence number (0 if none).
+func (s *Store) LastAuditSeq(ctx context.Context) (uint64, error) {
+	leave, err := s.enter(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer leave()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.head.Seq, nil
+}
+
+// readHead finds the newest record, or the prune anchor when every record
+// has been pruned.
+func readHead(txn *badger.Txn) (auditHead, error) {
+	opts := badger.DefaultIteratorOptions
+	opts.Reverse = true
+	opts.Prefix = prefixAudit
+	it := txn.NewIterator(opts)
+	defer it.Close()
+	it.Seek(auditKey(math.MaxUint64))
+	if it.Valid() {
+		var ev store.AuditEvent
+		if err := it.Item().Value(func(b []byte) error { return decode(it.Item().Key(), b, &ev) }); err != nil {
+			return auditHead{}, err
+		}
+		return auditHead{Seq: seqOf(it.Item().Key()), Hash: ev.Hash}, nil
+	}
+	var anchor auditHead
+	_, err := getJSON(txn, keyAuditAnchor, &anchor)
+	return anchor, err
+}
+
+// auditRange returns the first and last stored sequence numbers (0, 0 if none).
+func auditRange(txn *badger.Txn) (first, last uint64) {
+	opts := badger.DefaultIteratorOptions
+	opts.PrefetchValues = false
+	opts.Prefix = prefixAudit
+	it := txn.NewIterator(opts)
+	it.Rewind()
+	if it.Valid() {
+		first = seqOf(it.Item().Key())
+	}
+	it.Close()
+	opts.Reverse = true
+	it = txn.NewIterator(opts)
+	defer it.Close()
+	it.Seek(auditKey(math.MaxUint64))
+	if it.Valid() {
+		last = seqOf(it.Item().Key())
+	}
+	return first, last
+}
+
+func eventAt(txn *badger.Txn, seq uint64) (store.AuditEvent, bool, error) {
+	var ev store.AuditEvent
+	found, err := getJSON(txn, auditKey(seq), &ev)
+	return ev, found, err
+}
+
+// seekTime returns the smallest seq in [first, last] whose event is at or
+// after t, assuming Time is monotone in Seq, or last+1. Where Time is not
+// monotone it still returns a seq s whose predecessor is before t.
+func seekTime(txn *badger.Txn, first, last uint64, t time.Time) (uint64, error) {
+	var serr error
+	i := sort.Search(int(last-first+1), func(i int) bool {
+		ev, found, err := eventAt(txn, first+uint64(i))
+		if err != nil || !found {
+			serr = errors.Join(serr, err, fmt.Errorf("audit seq %d missing", first+uint64(i)))
+			return true
+		}
+		return !ev.Time.Before(t)
+	})
+	return first + uint64(i), serr
+}
+
+// QueryAudit calls fn for each event matching q, in ascending Seq order,
+// until fn returns false. Agent and Backend filters scan their index; Since,
+// Until and AfterSeq seek instead of scanning from the start; Last scans
+// backwards from the newest. fn runs inside a read transaction and must not
+// call Close.
+func (s *Store) QueryAudit(ctx context.Context, q store.AuditQuery, fn func(store.AuditEvent) bool) error {
+	leave, err := s.enter(ctx)
+	if err != nil {
+		return err
+	}
+	defer leave()
+	var tail []store.AuditEvent
+	err = s.db.View(func(txn *badger.Txn) error {
+		first, last := auditRange(txn)
+		if last == 0 {
+			return nil
+		}
+		lo, hi := max(q.AfterSeq, first-1), last // lo exclusive, hi inclusive
+		if !q.Since.IsZero() {
+			if b, err := seekTime(txn, first, last, q.Since.Add(-auditTimeSlack)); err == nil && b > 0 {
+				lo = max(lo, b-1)
+			}
+		}
+		if !q.Until.IsZero() {
+			if b, err := seekTime(txn, first, last, q.Until.Add(auditTimeSlack)); err == nil {
+				hi = min(hi, b-1)
+			}
+		}
+		if lo >= hi {
+			return nil
+		}
+		prefix, indexed := prefixAudit, false
+		switch {
+		case indexable(q.Agent):
+			prefix, indexed = auditByAgentPrefix(q.Agent), true
+		case indexable(q.Backend):
+			prefix, indexed = auditByBackendPrefix(q.Backend), true
+		}
+		sc := scan{ctx: ctx, txn: txn, q: &q, prefix: prefix, indexed: indexed, lo: lo, hi: hi}
+		if q.Last > 0 {
+			tail, err = sc.backward(q.Last)
+			return err
+		}
+		return sc.forward(fn)
+	})
+	if err != nil {
+		return s.translate("query audit", err)
+	}
+	for i, ev := range tail {
+		if q.Limit > 0 && i >= q.Limit {
+			break
+		}
+		if !fn(ev) {
+			break
+		}
+	}
+	return nil
+}
+
+// scan walks audit records or one of their indexes between lo (exclusive)
+// and hi (inclusive).
+type scan struct {
+	ctx     context.Context
+	txn     *badger.Txn
+	q       *store.AuditQuery
+	prefix  []byte
+	indexed bool
+	lo, hi  uint64
+}
+
+func (sc *scan) iterator(reverse bool) *badger.Iterator {
+	opts := badger.DefaultIteratorOptions
+	opts.Prefix = sc.prefix
+	opts.Reverse = reverse
+	opts.PrefetchValues = !sc.indexed
+	opts.PrefetchSize = 64
+	return sc.txn.NewIterator(opts)
+}
+
+// event reads the record an iterator position stands for.
+func (sc *scan) event(item *badger.Item, seq uint64) (store.AuditEvent, error) {
+	if !sc.indexed {
+		var ev store.AuditEvent
+		err := item.Value(func(b []byte) error { return decode(item.Key(), b, &ev) })
+		return ev, err
+	}
+	ev, found, err := eventAt(sc.txn, seq)
+	if err == nil && !found {
+		err = fmt.Errorf("audit index %q points at missing seq %d", item.Key(), seq)
+	}
+	return ev, err
+}
+
+func (sc *scan) forward(fn func(store.AuditEvent) bool) error {
+	it := sc.iterator(false)
+	defer it.Close()
+	n, i := 0, 0
+	for it.Seek(withSeq(sc.prefix, sc.lo+1)); it.Valid(); it.Next() {
+		seq := seqOf(it.Item().Key())
+		if seq > sc.hi {
+			break
+		}
+		if i++; i%1024 == 0 {
+			if err := sc.ctx.Err(); err != nil {
+				return err
+			}
+		}
+		ev, err := sc.event(it.Item(), seq)
+		if err != nil {
+			return err
+		}
+		if !sc.q.Match(&ev) {
+			continue
+		}
+		if !fn(ev) {
+			return nil
+		}
+		if n++; sc.q.Limit > 0 && n >= sc.q.Limit {
+			return nil
+		}
+	}
+	return nil
+}
+
+// backward collects the newest n matches and returns them ascending.
+func (sc *scan) backward(n int) ([]store.AuditEvent, error) {
+	it := sc.iterator(true)
+	defer it.Close()
+	var out []store.AuditEvent
+	i := 0
+	for it.Seek(withSeq(sc.prefix, sc.hi)); it.Valid() && len(out) < n; it.Next() {
+		seq := seqOf(it.Item().Key())
+		if seq <= sc.lo {
+			break
+		}
+		if i++; i%1024 == 0 {
+			if err := sc.ctx.Err(); err != nil {
+				return nil, err
+			}
+		}
+		ev, err := sc.event(it.Item(), seq)
+		if err != nil {
+			return nil, err
+		}
+		if sc.q.Match(&ev) {
+			out = append(out, ev)
+		}
+	}
+	slices.Reverse(out)
+	return out, nil
+}

@@ -1,0 +1,187 @@
+package badgerstore
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"github.com/agw-dev/agw/store"
+)
+
+// CreateBackend adds b with its first credential c (version 1 on both).
+// ErrExists if the name is taken or a host belongs to another backend.
+func (s *Store) CreateBackend(ctx context.Context, b *store.Backend, c *store.Credential, ev store.AuditEvent) error {
+	nb := *b
+	nb.Hosts = slices.Clone(b.Hosts)
+	nb.Normalize()
+	if err := nb.Validate(); err != nil {
+		return err
+	}
+	if err := checkCredential(c, nb.Name); err != nil {
+		return err
+	}
+	nc := *c
+	nc.Backend = nb.Name
+	err := s.mutate(ctx, "create backend", ev, func(txn *badger.Txn, now time.Time) error {
+		if err := mustNotExist(txn, backendKey(nb.Name), "backend", nb.Name); err != nil {
+			return err
+		}
+		if err := claimHosts(txn, nb.Name, nb.Hosts); err != nil {
+			return err
+		}
+		nb.CreatedAt, nb.UpdatedAt, nb.CredentialSetAt = now, now, now
+		nb.CredentialVersion = 1
+		nc.Version, nc.CreatedAt = 1, now
+		if err := setJSON(txn, backendKey(nb.Name), &nb); err != nil {
+			return err
+		}
+		return setJSON(txn, credKey(nb.Name, 1), credRecord{Backend: nc.Backend, Version: 1, Sealed: nc.Sealed, CreatedAt: now})
+	})
+	if err != nil {
+		return err
+	}
+	*b, *c = nb, nc
+	return nil
+}
+
+// checkCredential validates a credential for backend.
+func checkCredential(c *store.Credential, backend string) error {
+	if c == nil || len(c.Sealed) == 0 {
+		return &store.FieldError{Field: "secret", Reason: "a sealed credential is required"}
+	}
+	if c.Backend != "" && c.Backend != backend {
+		return &store.FieldError{Field: "backend", Value: c.Backend, Reason: fmt.Sprintf("the credential is for another backend than %q", backend)}
+	}
+	return nil
+}
+
+// claimHosts registers hosts to backend, failing with ErrExists naming the
+// host and its owner if another backend holds one.
+func claimHosts(txn *badger.Txn, backend string, hosts []string) error {
+	for _, h := range hosts {
+		owner, ok, err := getString(txn, hostKey(h))
+		if err != nil {
+			return err
+		}
+		if ok && owner != backend {
+			return fmt.Errorf("host %q belongs to backend %q: %w", h, owner, store.ErrExists)
+		}
+		if err := txn.Set(hostKey(h), []byte(backend)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// UpdateBackend replaces b's configuration, keeping its credential, creation
+// time and credential version; host index entries follow the new host list.
+func (s *Store) UpdateBackend(ctx context.Context, b *store.Backend, ev store.AuditEvent) error {
+	nb := *b
+	nb.Hosts = slices.Clone(b.Hosts)
+	nb.Normalize()
+	if err := nb.Validate(); err != nil {
+		return err
+	}
+	err := s.mutate(ctx, "update backend", ev, func(txn *badger.Txn, now time.Time) error {
+		var old store.Backend
+		found, err := getJSON(txn, backendKey(nb.Name), &old)
+		if err != nil {
+			return err
+		}
+		if !found {
+			return notFound("backend", nb.Name)
+		}
+		for _, h := range old.Hosts {
+			if !slices.Contains(nb.Hosts, h) {
+				if err := txn.Delete(hostKey(h)); err != nil {
+					return err
+				}
+			}
+		}
+		if err := claimHosts(txn, nb.Name, nb.Hosts); err != nil {
+			return err
+		}
+		nb.CreatedAt, nb.UpdatedAt = old.CreatedAt, now
+		nb.CredentialVersion, nb.CredentialSetAt = old.CredentialVersion, old.CredentialSetAt
+		return setJSON(txn, backendKey(nb.Name), &nb)
+	})
+	if err != nil {
+		return err
+	}
+	*b = nb
+	return nil
+}
+
+// RotateCredential stores c as the backend's next credential version and
+// returns the updated backend. Earlier versions stay on disk; Load serves
+// only the current one.
+func (s *Store) RotateCredential(ctx context.Context, c *store.Credential, ev store.AuditEvent) (*store.Backend, error) {
+	if c == nil {
+		return nil, checkCredential(nil, "")
+	}
+	if err := store.ValidateName("backend", c.Backend); err != nil {
+		return nil, err
+	}
+	if err := checkCredential(c, c.Backend); err != nil {
+		return nil, err
+	}
+	nc := *c
+	var b store.Backend
+	err := s.mutate(ctx, "rotate credential", ev, func(txn *badger.Txn, now time.Time) error {
+		found, err := getJSON(txn, backendKey(nc.Backend), &b)
+		if err != nil {
+			return err
+		}
+		if !found {
+			return notFound("backend", nc.Backend)
+		}
+		b.CredentialVersion++
+		b.CredentialSetAt, b.UpdatedAt = now, now
+		nc.Version, nc.CreatedAt = b.CredentialVersion, now
+		if err := setJSON(txn, credKey(b.Name, nc.Version), credRecord{Backend: b.Name, Version: nc.Version, Sealed: nc.Sealed, CreatedAt: now}); err != nil {
+			return err
+		}
+		return setJSON(txn, backendKey(b.Name), &b)
+	})
+	if err != nil {
+		return nil, err
+	}
+	*c = nc
+	return &b, nil
+}
+
+// DeleteBackend removes a backend, its host index entries, every credential
+// version and every grant to it (found through the gb/ index).
+func (s *Store) DeleteBackend(ctx context.Context, name string, ev store.AuditEvent) error {
+	return s.mutate(ctx, "delete backend", ev, func(txn *badger.Txn, now time.Time) error {
+		var b store.Backend
+		found, err := getJSON(txn, backendKey(name), &b)
+		if err != nil {
+			return err
+		}
+		if !found {
+			return notFound("backend", name)
+		}
+		if err := txn.Delete(backendKey(name)); err != nil {
+			return err
+		}
+		for _, h := range b.Hosts {
+			if err := txn.Delete(hostKey(h)); err != nil {
+				return err
+			}
+		}
+		if err := deleteAll(txn, keysWithPrefix(txn, credPrefix(name))...); err != nil {
+			return err
+		}
+		prefix := grantByBackendPrefix(name)
+		for _, k := range keysWithPrefix(txn, prefix) {
+			if err := deleteAll(txn, k, grantKey(tailOf(k, prefix), name)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}

@@ -1,0 +1,99 @@
+package badgerstore
+
+import (
+	"encoding/binary"
+
+	"github.com/agw-dev/agw/store"
+)
+
+// Key layout. Object names are validated (no '/'), so "<prefix><name>/" never
+// spills into another name's range. Numbers are 8-byte big-endian so that
+// byte order is numeric order.
+//
+//	meta/schema                 schema version (decimal)
+//	meta/audit-anchor           seq and hash of the last pruned audit record
+//	b/<backend>                 Backend
+//	h/<host>                    backend name owning the host
+//	c/<backend>/<version>       credRecord (sealed bytes)
+//	a/<agent>                   Agent
+//	s/<idp>/<subject>           agent name bound to the IdP subject
+//	g/<agent>/<backend>         Grant
+//	gb/<backend>/<agent>        empty: reverse grant index
+//	t/<id>                      tokenRecord
+//	ta/<agent>/<id>             empty: tokens by agent
+//	i/<idp>                     IdP
+//	e/<seq>                     AuditEvent
+//	ea/<agent>/<seq>            empty: audit by agent
+//	eb/<backend>/<seq>          empty: audit by backend
+var (
+	keySchema      = []byte("meta/schema")
+	keyAuditAnchor = []byte("meta/audit-anchor")
+
+	prefixBackend    = []byte("b/")
+	prefixCredential = []byte("c/")
+	prefixAgent      = []byte("a/")
+	prefixGrant      = []byte("g/")
+	prefixToken      = []byte("t/")
+	prefixIdP        = []byte("i/")
+	prefixAudit      = []byte("e/")
+)
+
+func key(parts ...string) []byte {
+	n := 0
+	for _, p := range parts {
+		n += len(p) + 1
+	}
+	k := make([]byte, 0, n+8)
+	for i, p := range parts {
+		if i > 0 {
+			k = append(k, '/')
+		}
+		k = append(k, p...)
+	}
+	return k
+}
+
+// withSeq appends n as 8 big-endian bytes.
+func withSeq(prefix []byte, n uint64) []byte {
+	k := make([]byte, len(prefix), len(prefix)+8)
+	copy(k, prefix)
+	return binary.BigEndian.AppendUint64(k, n)
+}
+
+// seqOf reads the trailing 8-byte number of a key.
+func seqOf(k []byte) uint64 {
+	if len(k) < 8 {
+		return 0
+	}
+	return binary.BigEndian.Uint64(k[len(k)-8:])
+}
+
+// tailOf returns what follows prefix in k.
+func tailOf(k, prefix []byte) string { return string(k[len(prefix):]) }
+
+func backendKey(name string) []byte    { return key("b", name) }
+func hostKey(host string) []byte       { return key("h", host) }
+func credPrefix(backend string) []byte { return key("c", backend, "") }
+func credKey(backend string, version int) []byte {
+	return withSeq(credPrefix(backend), uint64(version))
+}
+func agentKey(name string) []byte                    { return key("a", name) }
+func subjectPrefix(idp string) []byte                { return key("s", idp, "") }
+func subjectKey(idp, subject string) []byte          { return key("s", idp, subject) }
+func grantPrefix(agent string) []byte                { return key("g", agent, "") }
+func grantKey(agent, backend string) []byte          { return key("g", agent, backend) }
+func grantByBackendPrefix(backend string) []byte     { return key("gb", backend, "") }
+func grantByBackendKey(backend, agent string) []byte { return key("gb", backend, agent) }
+func tokenKey(id string) []byte                      { return key("t", id) }
+func tokenByAgentPrefix(agent string) []byte         { return key("ta", agent, "") }
+func tokenByAgentKey(agent, id string) []byte        { return key("ta", agent, id) }
+func idpKey(name string) []byte                      { return key("i", name) }
+func auditKey(seq uint64) []byte                     { return withSeq(prefixAudit, seq) }
+func auditByAgentPrefix(agent string) []byte         { return key("ea", agent, "") }
+func auditByBackendPrefix(backend string) []byte     { return key("eb", backend, "") }
+
+// indexable reports whether an audit event's agent or backend gets an index
+// entry. Events carry whatever the request claimed; only well-formed names
+// are indexed, so a name holding '/' cannot land inside another name's range.
+// Queries for other values fall back to the full scan.
+func indexable(name string) bool { return name != "" && store.ValidateName("name", name) == nil }

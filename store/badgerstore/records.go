@@ -1,0 +1,168 @@
+package badgerstore
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"github.com/agw-dev/agw/store"
+)
+
+// credRecord is a Credential as stored: the domain type hides Sealed from
+// JSON so it never reaches the admin API, but it must reach the disk.
+type credRecord struct {
+	Backend   string    `json:"backend"`
+	Version   int       `json:"version"`
+	Sealed    []byte    `json:"sealed"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+func (r credRecord) credential() store.Credential {
+	return store.Credential{Backend: r.Backend, Version: r.Version, Sealed: r.Sealed, CreatedAt: r.CreatedAt}
+}
+
+// tokenRecord is a Token as stored, hash included (see credRecord).
+type tokenRecord struct {
+	ID        string    `json:"id"`
+	Agent     string    `json:"agent"`
+	Label     string    `json:"label,omitempty"`
+	Hash      []byte    `json:"hash"`
+	CreatedAt time.Time `json:"created_at"`
+	ExpiresAt time.Time `json:"expires_at,omitzero"`
+	RevokedAt time.Time `json:"revoked_at,omitzero"`
+}
+
+func tokenRecordOf(t *store.Token) tokenRecord {
+	return tokenRecord{ID: t.ID, Agent: t.Agent, Label: t.Label, Hash: t.Hash,
+		CreatedAt: t.CreatedAt, ExpiresAt: t.ExpiresAt, RevokedAt: t.RevokedAt}
+}
+
+func (r tokenRecord) token() store.Token {
+	return store.Token{ID: r.ID, Agent: r.Agent, Label: r.Label, Hash: r.Hash,
+		CreatedAt: r.CreatedAt, ExpiresAt: r.ExpiresAt, RevokedAt: r.RevokedAt}
+}
+
+// getJSON decodes the value at k into v; found is false if k is absent.
+func getJSON(txn *badger.Txn, k []byte, v any) (found bool, err error) {
+	item, err := txn.Get(k)
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return true, item.Value(func(b []byte) error { return decode(k, b, v) })
+}
+
+func decode(k, b []byte, v any) error {
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("decode %q: %w", k, err)
+	}
+	return nil
+}
+
+func setJSON(txn *badger.Txn, k []byte, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encode %q: %w", k, err)
+	}
+	return txn.Set(k, b)
+}
+
+// exists reports whether k is present.
+func exists(txn *badger.Txn, k []byte) (bool, error) {
+	_, err := txn.Get(k)
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// getString reads a small string value (an index entry's target).
+func getString(txn *badger.Txn, k []byte) (string, bool, error) {
+	item, err := txn.Get(k)
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, err
+	}
+	b, err := item.ValueCopy(nil)
+	return string(b), err == nil, err
+}
+
+// keysWithPrefix returns copies of every key under prefix, values unread.
+func keysWithPrefix(txn *badger.Txn, prefix []byte) [][]byte {
+	opts := badger.DefaultIteratorOptions
+	opts.PrefetchValues = false
+	opts.Prefix = prefix
+	it := txn.NewIterator(opts)
+	defer it.Close()
+	var keys [][]byte
+	for it.Rewind(); it.Valid(); it.Next() {
+		keys = append(keys, it.Item().KeyCopy(nil))
+	}
+	return keys
+}
+
+// eachJSON decodes every value under prefix into a fresh T and passes it to fn.
+func eachJSON[T any](txn *badger.Txn, prefix []byte, fn func(k []byte, v *T) error) error {
+	opts := badger.DefaultIteratorOptions
+	opts.Prefix = prefix
+	it := txn.NewIterator(opts)
+	defer it.Close()
+	for it.Rewind(); it.Valid(); it.Next() {
+		item := it.Item()
+		var v T
+		if err := item.Value(func(b []byte) error { return decode(item.Key(), b, &v) }); err != nil {
+			return err
+		}
+		if err := fn(item.Key(), &v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func notFound(kind, name string) error { return fmt.Errorf("%s %q: %w", kind, name, store.ErrNotFound) }
+
+func alreadyExists(kind, name string) error {
+	return fmt.Errorf("%s %q: %w", kind, name, store.ErrExists)
+}
+
+// mustExist fails with ErrNotFound naming the object if k is absent.
+func mustExist(txn *badger.Txn, k []byte, kind, name string) error {
+	ok, err := exists(txn, k)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return notFound(kind, name)
+	}
+	return nil
+}
+
+// mustNotExist fails with ErrExists naming the object if k is present.
+func mustNotExist(txn *badger.Txn, k []byte, kind, name string) error {
+	ok, err := exists(txn, k)
+	if err != nil {
+		return err
+	}
+	if ok {
+		return alreadyExists(kind, name)
+	}
+	return nil
+}
+
+// deleteAll deletes every key given.
+func deleteAll(txn *badger.Txn, keys ...[]byte) error {
+	for _, k := range keys {
+		if err := txn.Delete(k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
