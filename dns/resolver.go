@@ -86,7 +86,7 @@ func (r *Resolver) LookupNetIP(ctx context.Context, host string) ([]netip.Addr, 
 		}
 		switch m.Rcode {
 		case mdns.RcodeSuccess:
-			addrs = append(addrs, addressesOf(m, mdns.Fqdn(name))...)
+			addrs = append(addrs, addressesOf(m, mdns.Fqdn(name), types[i])...)
 		case mdns.RcodeNameError:
 			nx++
 		default:
@@ -115,9 +115,10 @@ func (r *Resolver) LookupNetIP(ctx context.Context, host string) ([]netip.Addr, 
 	return nil, fmt.Errorf("lookup %s: %w", host, ErrNoAddress)
 }
 
-// addressesOf collects the A and AAAA records of the CNAME chain that starts
-// at name, ignoring anything else an upstream put in the answer section.
-func addressesOf(m *mdns.Msg, name string) []netip.Addr {
+// addressesOf collects the records of type qtype (A or AAAA) at the end of
+// the CNAME chain that starts at name, ignoring anything else an upstream put
+// in the answer section.
+func addressesOf(m *mdns.Msg, name string, qtype uint16) []netip.Addr {
 	target := name
 	for range 16 { // CNAME chains longer than this are broken or hostile
 		next := ""
@@ -133,7 +134,7 @@ func addressesOf(m *mdns.Msg, name string) []netip.Addr {
 	}
 	var out []netip.Addr
 	for _, rr := range m.Answer {
-		if !strings.EqualFold(rr.Header().Name, target) {
+		if rr.Header().Rrtype != qtype || !strings.EqualFold(rr.Header().Name, target) {
 			continue
 		}
 		var ip net.IP
@@ -144,8 +145,8 @@ func addressesOf(m *mdns.Msg, name string) []netip.Addr {
 			ip = rr.AAAA
 		}
 		if a, ok := netip.AddrFromSlice(ip); ok {
-			if a.Is4In6() && rr.Header().Rrtype == mdns.TypeA {
-				a = a.Unmap()
+			if qtype == mdns.TypeA {
+				a = a.Unmap() // miekg keeps IPv4 in 16 bytes
 			}
 			out = append(out, a)
 		}
