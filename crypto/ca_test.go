@@ -344,3 +344,13 @@ func TestInitCARefusesPartialState(t *testing.T) {
 func pemCert(der []byte) []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 }
+
+func BenchmarkMintLeaf(b *testing.B) {
+	ca := mustCA(b)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := ca.MintLeaf("api.openai.com", testNow, 24*time.Hour); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -312,3 +312,12 @@ func BenchmarkVerifyToken(b *testing.B) {
 		}
 	}
 }
+
+func TestChecksumMatchesStdlib(t *testing.T) {
+	t.Parallel()
+	for _, s := range []string{"", "a", "agw_", "123456789", strings.Repeat("agw_Zz9", 40)} {
+		if got, want := checksum(s), crc32.ChecksumIEEE([]byte(s)); got != want {
+			t.Errorf("checksum(%q) = %#x, want %#x", s, got, want)
+		}
+	}
+}
