@@ -1,0 +1,142 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/agw-dev/agw/store"
+)
+
+// auditLog writes request audit records to the store in batches, off the
+// request path. Record blocks when the queue is full (back-pressure) rather
+// than dropping; Close flushes everything queued. Readers that follow the
+// trail wait on Changed and read from the store, so a slow reader never
+// holds up the writer and never misses a stored record.
+type auditLog struct {
+	st     store.Store
+	log    *slog.Logger
+	queue  chan store.AuditEvent
+	done   chan struct{}
+	sendMu sync.RWMutex // read: sending on queue; write: closing it
+	closed bool         // guarded by sendMu
+	mu     sync.Mutex   // guards changed
+	// changed is closed and replaced each time new records are stored.
+	changed chan struct{}
+
+	written    atomic.Uint64
+	writeFails atomic.Uint64
+}
+
+const (
+	auditQueueSize = 8192
+	auditBatchMax  = 512
+)
+
+func newAuditLog(st store.Store, log *slog.Logger) *auditLog {
+	a := &auditLog{
+		st:      st,
+		log:     log,
+		queue:   make(chan store.AuditEvent, auditQueueSize),
+		done:    make(chan struct{}),
+		changed: make(chan struct{}),
+	}
+	go a.run()
+	return a
+}
+
+// Record queues ev for writing. It blocks while the queue is full. After
+// Close it writes ev synchronously, so a late record is still kept.
+func (a *auditLog) Record(ev store.AuditEvent) {
+	if ev.Time.IsZero() {
+		ev.Time = time.Now()
+	}
+	// Senders hold the read lock while sending so Close (write lock) cannot
+	// close the queue under them; the writer goroutine drains without it.
+	a.sendMu.RLock()
+	if a.closed {
+		a.sendMu.RUnlock()
+		a.write([]store.AuditEvent{ev})
+		return
+	}
+	a.queue <- ev
+	a.sendMu.RUnlock()
+}
+
+// Depth is the number of records waiting to be written.
+func (a *auditLog) Depth() int { return len(a.queue) }
+
+// Changed returns a channel that is closed when new records are stored.
+func (a *auditLog) Changed() <-chan struct{} {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.changed
+}
+
+// Notify wakes followers after records were stored by another path (admin
+// mutations write their own event in the same transaction).
+func (a *auditLog) Notify() {
+	a.mu.Lock()
+	close(a.changed)
+	a.changed = make(chan struct{})
+	a.mu.Unlock()
+}
+
+func (a *auditLog) run() {
+	defer close(a.done)
+	batch := make([]store.AuditEvent, 0, auditBatchMax)
+	for ev := range a.queue {
+		batch = append(batch[:0], ev)
+	fill:
+		for len(batch) < auditBatchMax {
+			select {
+			case ev, ok := <-a.queue:
+				if !ok {
+					break fill
+				}
+				batch = append(batch, ev)
+			default:
+				break fill
+			}
+		}
+		a.write(batch)
+	}
+}
+
+// write stores a batch, retrying with back-off until it succeeds or the
+// store is closed: records are never dropped silently. While it retries the
+// queue fills and Record applies back-pressure to requests.
+func (a *auditLog) write(batch []store.AuditEvent) {
+	backoff := 10 * time.Millisecond
+	for {
+		err := a.st.AppendAudit(context.Background(), batch)
+		if err == nil {
+			a.written.Add(uint64(len(batch)))
+			a.Notify()
+			return
+		}
+		a.writeFails.Add(1)
+		if errors.Is(err, store.ErrClosed) {
+			a.log.Error("audit records lost: the store is closed", "records", len(batch), "err", err)
+			return
+		}
+		a.log.Error("audit write failed; retrying", "records", len(batch), "err", err, "retry_in", backoff)
+		time.Sleep(backoff)
+		backoff = min(backoff*2, 2*time.Second)
+	}
+}
+
+// Close stops accepting queued records, writes everything queued and returns
+// once it is stored.
+func (a *auditLog) Close() {
+	a.sendMu.Lock()
+	if !a.closed {
+		a.closed = true
+		close(a.queue)
+	}
+	a.sendMu.Unlock()
+	<-a.done
+}

@@ -1,0 +1,465 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/agw-dev/agw/crypto"
+	"github.com/agw-dev/agw/dns"
+	"github.com/agw-dev/agw/gateway/admin"
+	"github.com/agw-dev/agw/store"
+	"github.com/agw-dev/agw/store/badgerstore"
+)
+
+// Files and folders inside the data directory.
+const (
+	IdentityFile = "identity.txt" // the age identity credentials are sealed to
+	DBDir        = "db"           // the Badger store
+)
+
+// Init creates whatever the data directory lacks: the age identity, the CA
+// and the store. created reports whether anything was created. It refuses to
+// create a new identity beside data sealed to an old one.
+func Init(dataDir string) (created bool, err error) {
+	_, _, created, err = initDataDir(dataDir, time.Now())
+	if err != nil {
+		return false, err
+	}
+	st, err := badgerstore.Open(filepath.Join(dataDir, DBDir), badgerstore.Options{})
+	if err != nil {
+		return created, err
+	}
+	return created, st.Close()
+}
+
+func exists(p string) bool {
+	_, err := os.Lstat(p)
+	return err == nil
+}
+
+// initDataDir loads or creates the identity and CA.
+func initDataDir(dir string, now time.Time) (*crypto.Keyring, *crypto.CA, bool, error) {
+	if dir == "" {
+		return nil, nil, false, errors.New("no data directory given")
+	}
+	created := false
+	if !exists(dir) {
+		created = true
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, nil, false, fmt.Errorf("create data directory: %w", err)
+	}
+	if fi, err := os.Stat(dir); err != nil {
+		return nil, nil, false, err
+	} else if fi.Mode().Perm()&0o077 != 0 {
+		return nil, nil, false, fmt.Errorf("data directory %s is accessible to other users (mode %v): run chmod 700 %s", dir, fi.Mode().Perm(), dir)
+	}
+	idPath := filepath.Join(dir, IdentityFile)
+	var keys *crypto.Keyring
+	if exists(idPath) {
+		k, err := crypto.LoadKeyring(idPath)
+		if err != nil {
+			return nil, nil, false, err
+		}
+		keys = k
+	} else {
+		for _, sealed := range []string{crypto.CAKeyFile, DBDir} {
+			if exists(filepath.Join(dir, sealed)) {
+				return nil, nil, false, fmt.Errorf("%s has %s but no %s: the data sealed there cannot be opened without it; restore %s from backup, or start over with an empty directory", dir, sealed, IdentityFile, IdentityFile)
+			}
+		}
+		k, err := crypto.NewKeyring()
+		if err != nil {
+			return nil, nil, false, err
+		}
+		if err := k.Save(idPath); err != nil {
+			return nil, nil, false, err
+		}
+		keys, created = k, true
+	}
+	var ca *crypto.CA
+	var err error
+	if exists(filepath.Join(dir, crypto.CACertFile)) || exists(filepath.Join(dir, crypto.CAKeyFile)) {
+		ca, err = crypto.LoadCAFiles(dir, keys)
+	} else {
+		ca, err = crypto.InitCA(dir, keys, now)
+		created = true
+	}
+	if err != nil {
+		return nil, nil, false, err
+	}
+	if !exists(filepath.Join(dir, DBDir)) {
+		created = true
+	}
+	return keys, ca, created, nil
+}
+
+// daemon is one running `agw serve`.
+type daemon struct {
+	cfg       Config
+	log       *slog.Logger
+	keys      *crypto.Keyring
+	ca        *crypto.CA
+	st        store.Store
+	state     *state
+	audit     *auditLog
+	proxy     *proxy
+	dns       *dns.Server
+	advertise []netip.Addr
+	started   time.Time
+	listeners Listeners
+	stopping  chan struct{}
+}
+
+func (d *daemon) now() time.Time { return time.Now() }
+
+func (cfg Config) withDefaults() Config {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.DataDir == "" {
+		cfg.DataDir = admin.DefaultDataDir()
+	}
+	if cfg.Socket == "" {
+		cfg.Socket = admin.DefaultSocket(cfg.DataDir)
+	}
+	https, dnsAddr := DefaultListeners()
+	if cfg.HTTPSListen == "" {
+		cfg.HTTPSListen = https
+	}
+	if cfg.DNSListen == "" {
+		cfg.DNSListen = dnsAddr
+	}
+	if cfg.Version == "" {
+		cfg.Version = "dev"
+	}
+	return cfg
+}
+
+// Run initialises the data directory if needed, opens the store and serves
+// the admin API, the HTTPS gateway and DNS until ctx is done. Then it stops
+// accepting, lets in-flight requests finish, flushes the audit trail and
+// closes the store.
+func Run(ctx context.Context, cfg Config) error {
+	cfg = cfg.withDefaults()
+	log := cfg.Logger
+	keys, ca, created, err := initDataDir(cfg.DataDir, time.Now())
+	if err != nil {
+		return err
+	}
+	if created {
+		log.Info("initialised data directory", "dir", cfg.DataDir, "ca", filepath.Join(cfg.DataDir, crypto.CACertFile))
+	}
+	st, err := badgerstore.Open(filepath.Join(cfg.DataDir, DBDir), badgerstore.Options{Logger: log})
+	if err != nil {
+		if errors.Is(err, store.ErrLocked) {
+			return fmt.Errorf("another agw serve is using %s (stop it first, or pass a different --data-dir): %w", cfg.DataDir, store.ErrLocked)
+		}
+		return err
+	}
+	defer st.Close()
+	snap, err := st.Load(ctx)
+	if err != nil {
+		return fmt.Errorf("load store: %w", err)
+	}
+	sv, err := loadState(snap, keys)
+	if err != nil {
+		return err
+	}
+	d := &daemon{
+		cfg:      cfg,
+		log:      log,
+		keys:     keys,
+		ca:       ca,
+		st:       st,
+		state:    sv,
+		started:  time.Now(),
+		stopping: make(chan struct{}),
+	}
+	d.audit = newAuditLog(st, log)
+	defer d.audit.Close()
+	return d.serve(ctx)
+}
+
+func (d *daemon) serve(ctx context.Context) error {
+	cfg := d.cfg
+	policy, err := newAdminPolicy(cfg.AdminGroup)
+	if err != nil {
+		return err
+	}
+	adminLn, err := listenAdmin(cfg.Socket, policy.groupGID)
+	if err != nil {
+		return err
+	}
+	defer adminLn.Close()
+	d.listeners.Admin = cfg.Socket
+
+	var httpsLn net.Listener
+	if cfg.HTTPSListen != "off" {
+		if httpsLn, err = net.Listen("tcp", cfg.HTTPSListen); err != nil {
+			return fmt.Errorf("listen for HTTPS on %s: %w (pick another address with --https-listen)", cfg.HTTPSListen, err)
+		}
+		defer httpsLn.Close()
+		d.listeners.HTTPS = httpsLn.Addr().String()
+	}
+	d.advertise = cfg.AdvertiseIPs
+	if len(d.advertise) == 0 && httpsLn != nil {
+		d.advertise = defaultAdvertise(httpsLn.Addr())
+	}
+
+	var udp net.PacketConn
+	var tcp net.Listener
+	if cfg.DNSListen != "off" {
+		if udp, err = net.ListenPacket("udp", cfg.DNSListen); err != nil {
+			return fmt.Errorf("listen for DNS on udp %s: %w (pick another address with --dns-listen, or 'off')", cfg.DNSListen, err)
+		}
+		defer udp.Close()
+		if tcp, err = net.Listen("tcp", udp.LocalAddr().String()); err != nil {
+			return fmt.Errorf("listen for DNS on tcp %s: %w", udp.LocalAddr(), err)
+		}
+		defer tcp.Close()
+		d.listeners.DNS = udp.LocalAddr().String()
+	}
+
+	upstreams, err := d.upstreamResolvers()
+	if err != nil {
+		return err
+	}
+	resolver := dns.NewResolver(upstreams, d.selfAddrs(), 0)
+	d.proxy = newProxy(proxyConfig{
+		State:  d.state,
+		CA:     d.ca,
+		Dial:   resolver.DialContext,
+		Audit:  d.audit.Record,
+		Logger: d.log,
+	})
+	if udp != nil {
+		if d.dns, err = dns.New(dns.Config{
+			Intercept: d.state,
+			Advertise: d.advertise,
+			Upstreams: upstreams,
+			Logger:    d.log,
+		}); err != nil {
+			return err
+		}
+	}
+
+	adminSrv := &http.Server{
+		Handler:           (&adminServer{d: d, policy: policy}).handler(),
+		ConnContext:       peerConnContext,
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(d.log.Handler(), slog.LevelDebug),
+	}
+
+	errc := make(chan error, 3)
+	var wg sync.WaitGroup
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	start := func(name string, fn func() error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := fn(); err != nil {
+				errc <- fmt.Errorf("%s: %w", name, err)
+				cancel()
+			}
+		}()
+	}
+	start("admin API", func() error {
+		if err := adminSrv.Serve(adminLn); !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	})
+	if httpsLn != nil {
+		start("HTTPS gateway", func() error { return d.proxy.Serve(runCtx, httpsLn) })
+	}
+	if d.dns != nil {
+		start("DNS", func() error { return d.dns.Serve(runCtx, udp, tcp) })
+	}
+
+	d.log.Info("agw serving", "version", cfg.Version, "data_dir", cfg.DataDir, "admin", d.listeners.Admin,
+		"https", d.listeners.HTTPS, "dns", d.listeners.DNS, "advertise", d.advertise, "upstream_dns", upstreams)
+	if cfg.Ready != nil {
+		cfg.Ready(d.listeners)
+	}
+
+	<-runCtx.Done()
+	d.log.Info("shutting down: finishing in-flight requests and flushing the audit trail")
+	close(d.stopping)
+	shutCtx, done := context.WithTimeout(context.Background(), 15*time.Second)
+	defer done()
+	if err := adminSrv.Shutdown(shutCtx); err != nil {
+		_ = adminSrv.Close()
+	}
+	wg.Wait()
+	close(errc)
+	var errs []error
+	for err := range errc {
+		errs = append(errs, err)
+	}
+	d.audit.Close()
+	d.log.Info("stopped")
+	return errors.Join(errs...)
+}
+
+// listenAdmin opens the admin socket: mode 0600, or 0660 owned by the admin
+// group. A stale socket left by a crash is replaced; a live one is an error.
+func listenAdmin(path string, gid int) (net.Listener, error) {
+	dir := filepath.Dir(path)
+	dirMode := os.FileMode(0o700)
+	if gid >= 0 {
+		dirMode = 0o750
+	}
+	if !exists(dir) {
+		if err := os.MkdirAll(dir, dirMode); err != nil {
+			return nil, fmt.Errorf("create socket directory: %w", err)
+		}
+		if gid >= 0 {
+			if err := os.Chown(dir, -1, gid); err != nil {
+				return nil, fmt.Errorf("give socket directory to the admin group: %w", err)
+			}
+		}
+	}
+	if fi, err := os.Lstat(path); err == nil {
+		if fi.Mode()&fs.ModeSocket == 0 {
+			return nil, fmt.Errorf("%s exists and is not a socket; remove it or pass another --socket", path)
+		}
+		if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+			c.Close()
+			return nil, fmt.Errorf("another agw serve is already listening on %s", path)
+		}
+		if err := os.Remove(path); err != nil {
+			return nil, fmt.Errorf("remove stale socket: %w", err)
+		}
+	}
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("listen on admin socket %s: %w", path, err)
+	}
+	ln.(*net.UnixListener).SetUnlinkOnClose(true)
+	mode := os.FileMode(0o600)
+	if gid >= 0 {
+		mode = 0o660
+		if err := os.Chown(path, -1, gid); err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("give admin socket to the admin group: %w", err)
+		}
+	}
+	if err := os.Chmod(path, mode); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("set admin socket mode: %w", err)
+	}
+	return ln, nil
+}
+
+// defaultAdvertise derives the addresses DNS answers with from the HTTPS
+// listener: its own address, or every non-loopback unicast address of the
+// host when it listens on all of them.
+func defaultAdvertise(a net.Addr) []netip.Addr {
+	ap, err := netip.ParseAddrPort(a.String())
+	if err != nil {
+		return nil
+	}
+	ip := ap.Addr().Unmap()
+	if !ip.IsUnspecified() {
+		return []netip.Addr{ip}
+	}
+	var out []netip.Addr
+	addrs, _ := net.InterfaceAddrs()
+	for _, ia := range addrs {
+		p, err := netip.ParsePrefix(ia.String())
+		if err != nil {
+			continue
+		}
+		addr := p.Addr().Unmap()
+		if addr.IsLoopback() || addr.IsLinkLocalUnicast() || addr.IsMulticast() {
+			continue
+		}
+		if ip.Is4() && !addr.Is4() {
+			continue
+		}
+		out = append(out, addr)
+	}
+	if len(out) == 0 {
+		out = []netip.Addr{netip.MustParseAddr("127.0.0.1")}
+	}
+	return out
+}
+
+// selfAddrs are the gateway's own addresses: an upstream answer pointing at
+// one of them would loop back into agw.
+func (d *daemon) selfAddrs() []netip.Addr {
+	return slices.Clone(d.advertise)
+}
+
+// upstreamResolvers returns the configured upstream resolvers, or the
+// system's, minus agw's own DNS listener (which would loop).
+func (d *daemon) upstreamResolvers() ([]string, error) {
+	if len(d.cfg.UpstreamDNS) > 0 {
+		return d.cfg.UpstreamDNS, nil
+	}
+	sys, err := dns.SystemResolvers("/etc/resolv.conf")
+	if err != nil {
+		return nil, fmt.Errorf("read system resolvers: %w (pass --upstream-dns)", err)
+	}
+	var out []string
+	for _, u := range sys {
+		if u == d.listeners.DNS {
+			d.log.Warn("skipping upstream resolver that is agw's own DNS listener", "resolver", u)
+			continue
+		}
+		out = append(out, u)
+	}
+	if len(out) == 0 && d.listeners.DNS != "" {
+		d.log.Warn("no upstream DNS resolvers: forwarded names will fail (pass --upstream-dns)")
+	}
+	return out, nil
+}
+
+func (d *daemon) status() admin.Status {
+	b, a, g, t, p := d.state.counts(d.now())
+	st := admin.Status{
+		Version:   d.cfg.Version,
+		PID:       os.Getpid(),
+		StartedAt: d.started,
+		DataDir:   d.cfg.DataDir,
+		Listeners: admin.Listeners{
+			Admin: d.listeners.Admin, HTTPS: d.listeners.HTTPS,
+			DNS: d.listeners.DNS, Metrics: d.listeners.Metrics,
+		},
+		Counts:     admin.Counts{Backends: b, Agents: a, Grants: g, Tokens: t, IdPs: p},
+		AuditQueue: d.audit.Depth(),
+	}
+	if d.proxy != nil {
+		st.Gateway = d.proxy.Stats()
+	}
+	if d.dns != nil {
+		s := d.dns.Stats()
+		st.DNS = admin.DNSStats{Queries: s.Queries, Intercepted: s.Intercepted, Forwarded: s.Forwarded, Failures: s.Failures}
+	}
+	return st
+}
+
+func (d *daemon) exportDNS(w io.Writer, format string) error {
+	if len(d.advertise) == 0 {
+		return fmt.Errorf("%w: the daemon has no address to advertise (start it with --advertise-ip)", store.ErrConflict)
+	}
+	if err := dns.Export(w, format, d.state.hostList(), d.advertise, 30); err != nil {
+		return fmt.Errorf("%w: %v", store.ErrInvalid, err)
+	}
+	return nil
+}
+
