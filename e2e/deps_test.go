@@ -1,0 +1,101 @@
+package e2e
+
+import (
+	"encoding/json"
+	"io"
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+const module = "github.com/agw-dev/agw"
+
+// TestDependencyDirection keeps the package arrows of DESIGN.md pointing one
+// way: only the store implementation touches Badger, and the domain package
+// depends on nothing of ours.
+func TestDependencyDirection(t *testing.T) {
+	direct, deps := listDeps(t)
+	rules := []struct {
+		pkgPrefix  string // packages the rule applies to
+		forbidden  string // import path prefix they must not depend on
+		transitive bool   // also forbidden through other packages
+		why        string
+	}{
+		// cmd/agw links the daemon (agw serve), so it reaches Badger through
+		// package gateway; it must not import it itself.
+		{module + "/cmd", "github.com/dgraph-io/badger", false, "CLI commands never open the store; they talk to the daemon"},
+		{module + "/tui", "github.com/dgraph-io/badger", true, "the TUI talks only to the admin API"},
+		{module + "/store", "github.com/dgraph-io/badger", true, "only store/badgerstore imports badger"},
+		{module + "/gateway/admin", module + "/gateway", true, "the admin contract is a leaf shared by client and server"},
+		{module + "/dns", module + "/", true, "dns imports only std and miekg/dns"},
+		{module + "/crypto", module + "/", true, "crypto imports only std and age"},
+	}
+	for pkg := range deps {
+		for _, r := range rules {
+			imports := direct[pkg]
+			if r.transitive {
+				imports = deps[pkg]
+			}
+			if !strings.HasPrefix(pkg, r.pkgPrefix) || strings.HasSuffix(pkg, ".test") {
+				continue
+			}
+			if pkg == module+"/store/badgerstore" && r.forbidden == "github.com/dgraph-io/badger" {
+				continue
+			}
+			for _, imp := range imports {
+				if imp == pkg || strings.HasPrefix(imp, pkg+"/") {
+					continue
+				}
+				if r.forbidden == module+"/gateway" && imp == module+"/gateway/admin" {
+					continue
+				}
+				if strings.HasPrefix(imp, r.forbidden) {
+					t.Errorf("%s depends on %s: %s", pkg, imp, r.why)
+				}
+			}
+		}
+	}
+	// store (the domain package) imports nothing of ours.
+	for _, imp := range deps[module+"/store"] {
+		if strings.HasPrefix(imp, module+"/") {
+			t.Errorf("store depends on %s: the domain package imports only the standard library", imp)
+		}
+	}
+	if _, ok := deps[module+"/store"]; !ok {
+		t.Fatalf("go list did not report %s/store; the dependency check saw nothing", module)
+	}
+}
+
+// listDeps returns, for each non-test package of the module, the packages it
+// imports directly and every package it depends on (transitively).
+func listDeps(t *testing.T) (direct, deps map[string][]string) {
+	t.Helper()
+	cmd := exec.Command("go", "list", "-deps=false", "-json=ImportPath,Imports,Deps", module+"/...")
+	cmd.Dir = ".."
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	direct, deps = map[string][]string{}, map[string][]string{}
+	dec := json.NewDecoder(out)
+	for {
+		var p struct {
+			ImportPath string
+			Imports    []string
+			Deps       []string
+		}
+		if err := dec.Decode(&p); err == io.EOF {
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		direct[p.ImportPath], deps[p.ImportPath] = p.Imports, p.Deps
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	return direct, deps
+}
