@@ -1,0 +1,244 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/agw-dev/agw/gateway/admin"
+	"github.com/agw-dev/agw/store"
+)
+
+func (a *app) newAuditCmd() *cobra.Command {
+	return newGroupCmd("audit", "Read and verify the audit trail",
+		a.newAuditTailCmd(),
+		a.newAuditQueryCmd(),
+		a.newAuditExportCmd(),
+		a.newAuditVerifyCmd(),
+	)
+}
+
+// auditFilter holds the filter flags tail and query share.
+type auditFilter struct {
+	agent, backend, decision string
+}
+
+func (a *app) addAuditFilterFlags(cmd *cobra.Command, f *auditFilter) {
+	fl := cmd.Flags()
+	fl.StringVar(&f.agent, "agent", "", "only events of agent `A`")
+	fl.StringVar(&f.backend, "backend", "", "only events on backend `B`")
+	fl.Var(newEnumValue(&f.decision, "", store.Allow, store.Deny), "decision", "only allowed or denied requests: allow or deny")
+	_ = cmd.RegisterFlagCompletionFunc("agent", a.completeFlag(agentNames))
+	_ = cmd.RegisterFlagCompletionFunc("backend", a.completeFlag(backendNames))
+	_ = cmd.RegisterFlagCompletionFunc("decision", fixedCompletion(store.Allow, store.Deny))
+}
+
+func (a *app) newAuditTailCmd() *cobra.Command {
+	var (
+		f      auditFilter
+		follow bool
+		n      int
+	)
+	cmd := &cobra.Command{
+		Use:   "tail [-f] [-n N] [--agent A] [--backend B] [--decision allow|deny]",
+		Short: "Show the newest audit events, and with -f new ones as they happen",
+		Long: `Show the newest N audit events; with -f, keep printing new ones until
+interrupted. With -o json, each event is one JSON object on its own line.`,
+		Args: exactArgs(),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if n < 0 {
+				return usagef(cmd, "invalid -n %d: give a number of events, 0 or more", n)
+			}
+			q := store.AuditQuery{Agent: f.agent, Backend: f.backend, Decision: f.decision, Last: n}
+			if n == 0 {
+				// Last 0 would mean every stored event; -n 0 means none of them.
+				if !follow {
+					return nil
+				}
+				q.Since = a.now()
+			}
+			return a.streamAudit(cmd, q, follow, a.jsonOutput())
+		},
+	}
+	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing new events until interrupted")
+	cmd.Flags().IntVarP(&n, "lines", "n", 20, "how many of the newest events to show first")
+	a.addAuditFilterFlags(cmd, &f)
+	return cmd
+}
+
+func (a *app) newAuditQueryCmd() *cobra.Command {
+	var (
+		f            auditFilter
+		since, until string
+		kind         string
+		status       int
+		limit        int
+	)
+	cmd := &cobra.Command{
+		Use:   "query [--since T] [--until T] [--agent A] [--backend B] [--decision D] [--status N] [--limit N]",
+		Short: "Search the audit trail",
+		Long: `Search the audit trail, oldest first. T is an RFC 3339 time, a date, or a
+duration meaning that long ago (24h, 7d). With -o json, each event is one JSON
+object on its own line.`,
+		Example: `  agw audit query --since 24h --decision deny
+  agw audit query --since 2026-01-01 --until 2026-01-02 --backend openai -o json`,
+		Args: exactArgs(),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			q := store.AuditQuery{Agent: f.agent, Backend: f.backend, Decision: f.decision, Kind: kind, Status: status, Limit: limit}
+			var err error
+			if q.Since, q.Until, err = a.timeRange(cmd, since, until); err != nil {
+				return err
+			}
+			if status < 0 || limit < 0 {
+				return usagef(cmd, "--status and --limit must be 0 or more")
+			}
+			return a.streamAudit(cmd, q, false, a.jsonOutput())
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&since, "since", "", "only events at or after `T`")
+	fl.StringVar(&until, "until", "", "only events before `T`")
+	fl.Var(newEnumValue(&kind, "", store.KindRequest, store.KindTLS, store.KindAdmin), "kind", "only events of one kind: request, tls or admin")
+	fl.IntVar(&status, "status", 0, "only requests answered with HTTP status `N`")
+	fl.IntVar(&limit, "limit", 0, "stop after `N` events (default all)")
+	a.addAuditFilterFlags(cmd, &f)
+	_ = cmd.RegisterFlagCompletionFunc("kind", fixedCompletion(store.KindRequest, store.KindTLS, store.KindAdmin))
+	return cmd
+}
+
+func (a *app) newAuditExportCmd() *cobra.Command {
+	var since, until string
+	cmd := &cobra.Command{
+		Use:     "export [--since T] [--until T]",
+		Short:   "Write audit events as JSON lines, for archives and SIEMs",
+		Example: `  agw audit export --since 7d > audit-week.jsonl`,
+		Args:    exactArgs(),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var q store.AuditQuery
+			var err error
+			if q.Since, q.Until, err = a.timeRange(cmd, since, until); err != nil {
+				return err
+			}
+			return a.streamAudit(cmd, q, false, true)
+		},
+	}
+	cmd.Flags().StringVar(&since, "since", "", "only events at or after `T` (RFC 3339, date, or 24h/7d ago)")
+	cmd.Flags().StringVar(&until, "until", "", "only events before `T`")
+	return cmd
+}
+
+func (a *app) newAuditVerifyCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "verify",
+		Short: "Check the audit trail's hash chain; exit 1 if it was tampered with",
+		Args:  exactArgs(),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			r, err := a.client().AuditVerify(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if a.jsonOutput() {
+				if err := writeJSON(cmd.OutOrStdout(), r); err != nil {
+					return err
+				}
+			} else if r.OK {
+				fmt.Fprintf(cmd.OutOrStdout(), "audit trail intact: %d records checked\n", r.Checked)
+			}
+			if !r.OK {
+				return &exitCodeError{code: exitError, msg: fmt.Sprintf("audit trail verification failed after %d records: %s", r.Checked, orDash(r.Problem))}
+			}
+			return nil
+		},
+	}
+}
+
+// timeRange parses --since and --until.
+func (a *app) timeRange(cmd *cobra.Command, since, until string) (s, u time.Time, err error) {
+	now := a.now()
+	if since != "" {
+		if s, err = parseTimeFlag(since, now); err != nil {
+			return s, u, usagef(cmd, "invalid --since %q: %v", since, err)
+		}
+	}
+	if until != "" {
+		if u, err = parseTimeFlag(until, now); err != nil {
+			return s, u, usagef(cmd, "invalid --until %q: %v", until, err)
+		}
+	}
+	if !s.IsZero() && !u.IsZero() && !s.Before(u) {
+		return s, u, usagef(cmd, "--since must be before --until")
+	}
+	return s, u, nil
+}
+
+// streamAudit prints the events matching q, as JSON lines or one text line
+// each, until they end or, with follow, until interrupted.
+func (a *app) streamAudit(cmd *cobra.Command, q store.AuditQuery, follow, asJSON bool) error {
+	ctx := cmd.Context()
+	if follow {
+		var stop func()
+		ctx, stop = signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+		defer stop()
+	}
+	out, errOut := cmd.OutOrStdout(), cmd.ErrOrStderr()
+	var last uint64
+	err := a.client().Audit(ctx, q, follow, func(m admin.StreamMessage) error {
+		if m.Missed > 0 {
+			fmt.Fprintf(errOut, "agw: warning: this reader fell behind and %d events were skipped; read them with agw audit query --since (last seen seq %d)\n", m.Missed, last)
+		}
+		if m.Event == nil {
+			return nil
+		}
+		last = m.Event.Seq
+		if asJSON {
+			return writeJSONLine(out, m.Event)
+		}
+		_, err := io.WriteString(out, formatEvent(m.Event))
+		return err
+	})
+	if err != nil && ctx.Err() != nil && follow {
+		return nil // interrupted while following: a normal end
+	}
+	return err
+}
+
+// formatEvent renders one audit event as a line of text.
+func formatEvent(ev *store.AuditEvent) string {
+	t := ev.Time.Local().Format(time.DateTime)
+	if ev.Kind == store.KindAdmin {
+		return fmt.Sprintf("%s  %-5s  %-16s %-20s uid %d\n", t, "admin", orDash(ev.Action), orDash(ev.Target), ev.PeerUID)
+	}
+	status := "-"
+	if ev.Status != 0 {
+		status = strconv.Itoa(ev.Status)
+	}
+	target := ev.Host + ev.Path
+	if ev.Kind == store.KindTLS {
+		target = "tls " + orDash(ev.Host)
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s  %-5s  %3s  %-16s %-16s %-6s %s", t, orDash(ev.Decision), status,
+		orDash(ev.Agent), orDash(ev.Backend), orDash(ev.Method), orDash(target))
+	if ev.Reason != "" {
+		fmt.Fprintf(&b, "  %s", ev.Reason)
+	}
+	if ev.TotalMillis > 0 {
+		fmt.Fprintf(&b, "  %s", fmtMillis(ev.TotalMillis))
+	}
+	b.WriteByte('\n')
+	return b.String()
+}
+
+func fmtMillis(ms float64) string {
+	if ms >= 1000 {
+		return strconv.FormatFloat(ms/1000, 'f', 2, 64) + "s"
+	}
+	return strconv.FormatFloat(ms, 'f', 1, 64) + "ms"
+}

@@ -1,0 +1,280 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/agw-dev/agw/gateway"
+	"github.com/agw-dev/agw/gateway/admin"
+)
+
+// app is what the commands depend on: the global flag values and the few
+// outside effects tests replace (environment, daemon entry points, clock).
+type app struct {
+	getenv    func(string) string
+	initDir   func(dataDir string) (created bool, err error)
+	serve     func(ctx context.Context, cfg gateway.Config) error
+	now       func() time.Time
+	clientTTL time.Duration // per-call timeout; zero is the client's default
+
+	// Global flags.
+	socket   string
+	dataDir  string
+	output   string
+	logLevel string
+}
+
+// newApp returns an app wired to the real environment and daemon.
+func newApp() *app {
+	return &app{
+		getenv:  os.Getenv,
+		initDir: gateway.Init,
+		serve:   gateway.Run,
+		now:     time.Now,
+	}
+}
+
+// run executes one command line and returns the process exit code.
+func (a *app) run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	root := a.newRootCmd()
+	root.SetArgs(args)
+	root.SetIn(stdin)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	return report(stderr, root.ExecuteContext(ctx))
+}
+
+// dataDirPath resolves --data-dir, then AGW_DATA_DIR, then the default.
+func (a *app) dataDirPath() string {
+	if a.dataDir != "" {
+		return a.dataDir
+	}
+	if d := a.getenv("AGW_DATA_DIR"); d != "" {
+		return d
+	}
+	return admin.DefaultDataDir()
+}
+
+// socketPath resolves --socket, then AGW_SOCKET, then the data directory's default.
+func (a *app) socketPath() string {
+	if a.socket != "" {
+		return a.socket
+	}
+	if s := a.getenv("AGW_SOCKET"); s != "" {
+		return s
+	}
+	return admin.DefaultSocket(a.dataDirPath())
+}
+
+// client returns an admin API client for the resolved socket.
+func (a *app) client() *admin.Client {
+	return &admin.Client{Socket: a.socketPath(), Timeout: a.clientTTL}
+}
+
+func (a *app) jsonOutput() bool { return a.output == outputJSON }
+
+func (a *app) newRootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "agw",
+		Short: "agw keeps backend API credentials out of AI agents",
+		Long: `agw is a TLS-terminating gateway: agents call their APIs as usual with a
+credential worthless anywhere else, and agw swaps in the real one.
+
+'agw serve' runs the daemon; every other command talks to it over its admin socket.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Args:          noSubcommand,
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			if a.output != outputTable && a.output != outputJSON {
+				return &usageError{cmd.CommandPath(), fmt.Errorf("invalid -o %q: use table or json", a.output)}
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			// Bare `agw`: the TUI will open here when stdin and stdout are a
+			// terminal (`agw tui`); until then, show what there is.
+			return cmd.Help()
+		},
+	}
+	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
+		return &usageError{cmd.CommandPath(), err}
+	})
+
+	pf := root.PersistentFlags()
+	pf.StringVar(&a.socket, "socket", "", "admin socket of the daemon (env AGW_SOCKET; default admin.sock in the data directory, /run/agw/admin.sock for root)")
+	pf.StringVar(&a.dataDir, "data-dir", "", "data directory (env AGW_DATA_DIR; default "+admin.DefaultDataDir()+")")
+	pf.StringVarP(&a.output, "output", "o", outputTable, "output format: table or json")
+	pf.StringVar(&a.logLevel, "log-level", "info", "log level of 'agw serve': debug, info, warn or error")
+	_ = root.RegisterFlagCompletionFunc("output", fixedCompletion(outputTable, outputJSON))
+	_ = root.RegisterFlagCompletionFunc("log-level", fixedCompletion("debug", "info", "warn", "error"))
+
+	root.AddCommand(
+		a.newServeCmd(),
+		a.newInitCmd(),
+		a.newStatusCmd(),
+		a.newVersionCmd(),
+		a.newBackendCmd(),
+		a.newAgentCmd(),
+		a.newGrantCmd(),
+		a.newTokenCmd(),
+		a.newIdPCmd(),
+		a.newAuditCmd(),
+		a.newCACmd(),
+		a.newDNSCmd(),
+	)
+	return root
+}
+
+// newGroupCmd returns a command that only holds subcommands: bare, it prints
+// its help; with an unknown subcommand, it is a usage error.
+func newGroupCmd(use, short string, subs ...*cobra.Command) *cobra.Command {
+	c := &cobra.Command{
+		Use:   use,
+		Short: short,
+		Args:  noSubcommand,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return cmd.Help()
+		},
+	}
+	c.AddCommand(subs...)
+	return c
+}
+
+// noSubcommand refuses arguments on a command that only has subcommands.
+func noSubcommand(cmd *cobra.Command, args []string) error {
+	if len(args) == 0 {
+		return nil
+	}
+	msg := fmt.Sprintf("unknown command %q for %q", args[0], cmd.CommandPath())
+	if cmd.SuggestionsMinimumDistance <= 0 {
+		cmd.SuggestionsMinimumDistance = 2
+	}
+	if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+		msg += "; did you mean " + strings.Join(s, " or ") + "?"
+	}
+	return &usageError{cmd.CommandPath(), fmt.Errorf("%s", msg)}
+}
+
+// exactArgs requires the named positional arguments and no others. Its
+// messages never repeat the arguments, which might be a mistyped secret.
+func exactArgs(names ...string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) == len(names) {
+			return nil
+		}
+		want := strings.Join(names, " ")
+		var err error
+		switch {
+		case len(args) < len(names):
+			err = fmt.Errorf("missing %s: '%s' takes %s", strings.Join(names[len(args):], " "), cmd.CommandPath(), want)
+		case len(names) == 0:
+			err = fmt.Errorf("'%s' takes no arguments; got %d", cmd.CommandPath(), len(args))
+		default:
+			err = fmt.Errorf("too many arguments: '%s' takes %s; got %d arguments", cmd.CommandPath(), want, len(args))
+		}
+		return &usageError{cmd.CommandPath(), err}
+	}
+}
+
+// chainArgs runs argument validators in order.
+func chainArgs(checks ...cobra.PositionalArgs) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		for _, c := range checks {
+			if err := c(cmd, args); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+}
+
+// usagef returns a usage error for cmd.
+func usagef(cmd *cobra.Command, format string, args ...any) error {
+	return &usageError{cmd.CommandPath(), fmt.Errorf(format, args...)}
+}
+
+// Shell completion of object names. It asks the daemon with a short timeout
+// and offers nothing, silently, when the daemon does not answer.
+
+// lister returns the names that complete one argument.
+type lister func(ctx context.Context, c *admin.Client) ([]string, error)
+
+const completionTimeout = 2 * time.Second
+
+// completeArgs completes positional argument i with positions[i].
+func (a *app) completeArgs(positions ...lister) cobra.CompletionFunc {
+	return func(cmd *cobra.Command, args []string, _ string) ([]cobra.Completion, cobra.ShellCompDirective) {
+		if len(args) >= len(positions) || positions[len(args)] == nil {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		return a.complete(cmd, positions[len(args)]), cobra.ShellCompDirectiveNoFileComp
+	}
+}
+
+// completeFlag completes a flag's value with l.
+func (a *app) completeFlag(l lister) cobra.CompletionFunc {
+	return func(cmd *cobra.Command, _ []string, _ string) ([]cobra.Completion, cobra.ShellCompDirective) {
+		return a.complete(cmd, l), cobra.ShellCompDirectiveNoFileComp
+	}
+}
+
+func (a *app) complete(cmd *cobra.Command, l lister) []cobra.Completion {
+	ctx := cmd.Context()
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	ctx, cancel := context.WithTimeout(ctx, completionTimeout)
+	defer cancel()
+	c := a.client()
+	c.Timeout = completionTimeout
+	names, err := l(ctx, c)
+	if err != nil {
+		return nil
+	}
+	return names
+}
+
+func backendNames(ctx context.Context, c *admin.Client) ([]string, error) {
+	bs, err := c.Backends(ctx)
+	var names []string
+	for _, b := range bs {
+		names = append(names, b.Name)
+	}
+	return names, err
+}
+
+func agentNames(ctx context.Context, c *admin.Client) ([]string, error) {
+	as, err := c.Agents(ctx)
+	var names []string
+	for _, ag := range as {
+		names = append(names, ag.Name)
+	}
+	return names, err
+}
+
+func idpNames(ctx context.Context, c *admin.Client) ([]string, error) {
+	ps, err := c.IdPs(ctx)
+	var names []string
+	for _, p := range ps {
+		names = append(names, p.Name)
+	}
+	return names, err
+}
+
+// activeTokenIDs lists the tokens that can still be revoked.
+func (a *app) activeTokenIDs(ctx context.Context, c *admin.Client) ([]string, error) {
+	ts, err := c.Tokens(ctx, "")
+	var ids []string
+	for _, t := range ts {
+		if t.Active(a.now()) {
+			ids = append(ids, cobra.CompletionWithDesc(t.ID, strings.TrimSpace(t.Agent+" "+t.Label)))
+		}
+	}
+	return ids, err
+}

@@ -1,0 +1,67 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/agw-dev/agw/gateway/admin"
+)
+
+func (a *app) newStatusCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "status",
+		Short: "Show the running daemon's listeners, object counts and traffic",
+		Args:  exactArgs(),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			st, err := a.client().Status(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if a.jsonOutput() {
+				return writeJSON(cmd.OutOrStdout(), st)
+			}
+			return a.printStatus(cmd, st)
+		},
+	}
+}
+
+func (a *app) printStatus(cmd *cobra.Command, st *admin.Status) error {
+	tw := newTable(cmd.OutOrStdout())
+	row(tw, "version", st.Version)
+	uptime := "-"
+	if !st.StartedAt.IsZero() {
+		uptime = fmt.Sprintf("%s (since %s)", fmtSpan(a.now().Sub(st.StartedAt)), fmtTime(st.StartedAt))
+	}
+	row(tw, "uptime", uptime)
+	row(tw, "pid", fmt.Sprint(st.PID))
+	row(tw, "data dir", st.DataDir)
+	l := st.Listeners
+	row(tw, "listeners", listenerList(
+		"admin", l.Admin, "https", l.HTTPS, "dns", l.DNS, "metrics", l.Metrics))
+	c := st.Counts
+	row(tw, "objects", fmt.Sprintf("%d backends, %d agents, %d grants, %d active tokens, %d idps",
+		c.Backends, c.Agents, c.Grants, c.Tokens, c.IdPs))
+	g := st.Gateway
+	row(tw, "gateway", fmt.Sprintf("%d requests: %d allowed, %d denied; %d TLS refused, %d upstream errors",
+		g.Requests, g.Allowed, g.Denied, g.TLSRefused, g.UpstreamErrs))
+	d := st.DNS
+	row(tw, "dns", fmt.Sprintf("%d queries: %d intercepted, %d forwarded, %d failures",
+		d.Queries, d.Intercepted, d.Forwarded, d.Failures))
+	row(tw, "audit queue", fmt.Sprint(st.AuditQueue))
+	return tw.Flush()
+}
+
+// listenerList shows name/address pairs, "off" for an empty address.
+func listenerList(pairs ...string) string {
+	var parts []string
+	for i := 0; i+1 < len(pairs); i += 2 {
+		addr := pairs[i+1]
+		if addr == "" {
+			addr = "off"
+		}
+		parts = append(parts, pairs[i]+" "+addr)
+	}
+	return strings.Join(parts, ", ")
+}
