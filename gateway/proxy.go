@@ -1,0 +1,524 @@
+package gateway
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/agw-dev/agw/crypto"
+	"github.com/agw-dev/agw/dns"
+	"github.com/agw-dev/agw/gateway/admin"
+	"github.com/agw-dev/agw/store"
+)
+
+// drainTimeout bounds how long Serve waits for in-flight requests after
+// its context is done.
+const drainTimeout = 30 * time.Second
+
+// proxyConfig is what the daemon gives the request pipeline.
+type proxyConfig struct {
+	State *state
+	CA    *crypto.CA
+	// Dial reaches real backend addresses through the upstream resolver
+	// (dns.Resolver.DialContext); nil uses a plain net.Dialer.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// Audit hands a record to the batch writer; it may block briefly under
+	// back-pressure and never drops.
+	Audit  func(store.AuditEvent)
+	Logger *slog.Logger
+	Now    func() time.Time // nil → time.Now
+	// IdP verifies JWTs presented by agents; nil refuses them.
+	IdP IdPVerifier
+}
+
+// proxy is the TLS-terminating, credential-swapping request pipeline:
+// route → identify → authorize → swap → forward → audit.
+type proxy struct {
+	state  *state
+	certs  *certCache
+	ups    upstreams
+	audit  func(store.AuditEvent)
+	logger *slog.Logger
+	now    func() time.Time
+	idp    IdPVerifier
+	rp     *httputil.ReverseProxy
+	bufs   bufferPool
+
+	stats struct {
+		requests, allowed, denied, tlsRefused, upstreamErrs atomic.Uint64
+	}
+}
+
+func newProxy(cfg proxyConfig) *proxy {
+	p := &proxy{
+		state:  cfg.State,
+		audit:  cfg.Audit,
+		logger: cfg.Logger,
+		now:    cfg.Now,
+		idp:    cfg.IdP,
+	}
+	if p.now == nil {
+		p.now = time.Now
+	}
+	if p.logger == nil {
+		p.logger = slog.New(slog.DiscardHandler)
+	}
+	if p.audit == nil {
+		p.audit = func(store.AuditEvent) {}
+	}
+	p.certs = newCertCache(cfg.CA, p.now)
+	p.ups.dial = cfg.Dial
+	p.rp = &httputil.ReverseProxy{
+		Rewrite:        p.rewrite,
+		Transport:      upstreamTransport{},
+		FlushInterval:  -1, // every write reaches the agent as sent: SSE, chunked streams
+		ErrorHandler:   p.upstreamError,
+		ModifyResponse: p.modifyResponse,
+		BufferPool:     &p.bufs,
+		ErrorLog:       log.New(&logWriter{logger: p.logger}, "", 0),
+	}
+	return p
+}
+
+// Stats returns the request counters since start.
+func (p *proxy) Stats() admin.Traffic {
+	return admin.Traffic{
+		Requests:     p.stats.requests.Load(),
+		Allowed:      p.stats.allowed.Load(),
+		Denied:       p.stats.denied.Load(),
+		TLSRefused:   p.stats.tlsRefused.Load(),
+		UpstreamErrs: p.stats.upstreamErrs.Load(),
+	}
+}
+
+// Serve accepts TLS connections on ln and serves HTTP/1.1 and HTTP/2 until
+// ctx is done; then it stops accepting, lets in-flight requests finish for
+// up to drainTimeout and closes what is left.
+func (p *proxy) Serve(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{
+		Handler:           p,
+		TLSConfig:         p.TLSConfig(),
+		ReadHeaderTimeout: 30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    1 << 20,
+		// Handshake refusals and client resets are routine; the audit
+		// already has the refusals.
+		ErrorLog: log.New(&logWriter{logger: p.logger}, "", 0),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.ServeTLS(ln, "", "") }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve https: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), drainTimeout)
+	defer cancel()
+	err := srv.Shutdown(sctx)
+	if err != nil {
+		p.logger.Warn("https drain timed out; closing remaining connections", "timeout", drainTimeout)
+		_ = srv.Close()
+	}
+	<-errc
+	p.ups.closeAll()
+	return nil
+}
+
+// exchange is one request's state through the pipeline, allocated once.
+type exchange struct {
+	rec   recorder
+	body  countingBody
+	ev    store.AuditEvent
+	up    *upstream
+	ident identity
+	host  string
+	start time.Time
+
+	upStart, upEnd time.Time
+	upStatus       int
+}
+
+type exchangeKey struct{}
+
+func exchangeOf(ctx context.Context) *exchange {
+	ex, _ := ctx.Value(exchangeKey{}).(*exchange)
+	return ex
+}
+
+// ServeHTTP runs the pipeline for one request and records exactly one
+// audit event for it, however it ends.
+func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	p.stats.requests.Add(1)
+	ex := &exchange{start: p.now()}
+	ex.rec.ResponseWriter = w
+	ex.ev = store.AuditEvent{
+		Time:      ex.start,
+		Kind:      store.KindRequest,
+		RequestID: newRequestID(),
+		Client:    r.RemoteAddr,
+		Method:    r.Method,
+	}
+	defer func() {
+		if v := recover(); v != nil {
+			// http.ErrAbortHandler from a stream cut mid-way: record, then
+			// let the server handle the panic as before.
+			if ex.ev.Reason == "" {
+				ex.ev.Reason = "response stream aborted"
+			}
+			p.finish(ex)
+			panic(v)
+		}
+		p.finish(ex)
+	}()
+	w.Header().Set(requestIDHeader, ex.ev.RequestID)
+	if r.Body != nil && r.Body != http.NoBody {
+		ex.body.rc = r.Body
+		r.Body = &ex.body
+	}
+
+	if d := p.serve(ex, r); d != nil {
+		p.refuse(ex, d)
+	}
+}
+
+// serve routes, identifies, authorizes and forwards; a non-nil denial is
+// the gateway's answer instead.
+func (p *proxy) serve(ex *exchange, r *http.Request) *denial {
+	// Route: the Host the agent asks for must be the name it opened TLS
+	// for, so a connection opened for one backend cannot carry requests
+	// for another (and the leaf it trusted matches the backend served).
+	sni := ""
+	if r.TLS != nil {
+		sni = normalizeHost(r.TLS.ServerName)
+	}
+	host := normalizeHost(r.Host)
+	ex.host = host
+	ex.ev.Host = printableName(host)
+	raw := requestPath(r)
+	ex.ev.Path = auditPath(raw)
+	if sni == "" || host != sni {
+		return deny(http.StatusMisdirectedRequest, errMisdirected,
+			fmt.Sprintf("host %s does not match the TLS server name %s; open a connection per host", printableName(host), printableName(sni)))
+	}
+	if r.URL.Host != "" && normalizeHost(r.URL.Host) != sni {
+		return deny(http.StatusMisdirectedRequest, errMisdirected, "the absolute request target names another host")
+	}
+	rt := p.state.routeHost(host)
+	if rt == nil {
+		return deny(http.StatusMisdirectedRequest, errMisdirected, "no backend is registered for host "+printableName(host))
+	}
+	b := &rt.backend
+	ex.ev.Backend = b.Name
+	ex.ev.CredentialVersion = b.CredentialVersion
+
+	// Identify.
+	ident, d := p.identify(r.Context(), r, b, ex.start)
+	ex.ident = ident
+	ex.ev.TokenID = ident.tokenID
+	ex.ev.AuthMethod = ident.authMethod
+	ex.ev.IdP, ex.ev.Subject, ex.ev.JTI = ident.idp, ident.subject, ident.jti
+	if ident.agent != nil {
+		ex.ev.Agent = ident.agent.Name
+	}
+	if d != nil {
+		return d
+	}
+
+	// Authorize.
+	if r.Method == http.MethodConnect {
+		return deny(http.StatusBadRequest, errBadRequest, "CONNECT is not supported: agw is not a forward proxy")
+	}
+	norm, why := normalizePath(raw)
+	if why != "" {
+		return deny(http.StatusBadRequest, errBadRequest, why+"; the gateway refuses ambiguous paths rather than guess how the backend reads them")
+	}
+	if c := ident.credential; c != "" && (strings.Contains(raw, c) || strings.Contains(norm, c)) {
+		return deny(http.StatusBadRequest, errBadRequest, "the request path contains the agent credential")
+	}
+	if d := authorize(p.state.grant(ident.agent.Name, b.Name), ident.agent.Name, b.Name, r.Method, norm); d != nil {
+		return d
+	}
+
+	// Swap and forward.
+	up := p.ups.get(rt)
+	if up.err != "" {
+		p.stats.upstreamErrs.Add(1)
+		return deny(http.StatusBadGateway, errUpstream, up.err)
+	}
+	if b.Inject == store.InjectOAuth2 {
+		p.stats.upstreamErrs.Add(1)
+		return deny(http.StatusBadGateway, errUpstream, "backend "+b.Name+" uses oauth2 injection, which this gateway does not support yet")
+	}
+	ex.up = up
+	ex.rec.inj = up.inj
+	ex.ev.Decision = store.Allow
+	p.stats.allowed.Add(1)
+	p.state.markSeen(ident.agent.Name, ex.start)
+
+	p.rp.ServeHTTP(&ex.rec, r.WithContext(context.WithValue(r.Context(), exchangeKey{}, ex)))
+	// Trailers are copied into the header map after the body; scrub them
+	// before the server sends them.
+	ex.ev.Redactions += up.inj.scrubHeaders(ex.rec.Header())
+	return nil
+}
+
+// refuse answers a gateway decision and counts it.
+func (p *proxy) refuse(ex *exchange, d *denial) {
+	if d.status != http.StatusBadGateway && d.status != http.StatusGatewayTimeout {
+		p.stats.denied.Add(1)
+		ex.ev.Decision = store.Deny
+	} else {
+		ex.ev.Decision = store.Allow
+	}
+	ex.ev.Reason = d.reason
+	writeError(&ex.rec, d.status, d.typ, d.message(), ex.ev.RequestID)
+}
+
+// finish completes and hands over the audit record.
+func (p *proxy) finish(ex *exchange) {
+	end := p.now()
+	ev := &ex.ev
+	switch {
+	case ex.rec.status != 0:
+		ev.Status = ex.rec.status
+	case ex.upStatus != 0:
+		ev.Status = ex.upStatus // hijacked (101)
+	default:
+		ev.Status = http.StatusOK
+	}
+	ev.BytesIn = ex.body.n
+	ev.BytesOut = ex.rec.n
+	ev.TotalMillis = millis(end.Sub(ex.start))
+	if !ex.upEnd.IsZero() {
+		ev.UpstreamMillis = millis(ex.upEnd.Sub(ex.upStart))
+	}
+	if c := ex.ident.credential; c != "" && strings.Contains(ev.Path, c) {
+		ev.Path = "[path withheld: it contained the agent credential]"
+	}
+	p.audit(*ev)
+}
+
+func millis(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// auditPath is the path recorded in the audit trail: no query, bounded, and
+// with anything shaped like a gateway token cut out.
+func auditPath(raw string) string {
+	const max = 1024
+	if len(raw) > max {
+		raw = raw[:max] + "…"
+	}
+	if !strings.Contains(raw, crypto.TokenPrefix) {
+		return raw
+	}
+	var b strings.Builder
+	for {
+		i := strings.Index(raw, crypto.TokenPrefix)
+		if i < 0 {
+			b.WriteString(raw)
+			return b.String()
+		}
+		b.WriteString(raw[:i])
+		b.WriteString("agw_[redacted]")
+		raw = raw[i+len(crypto.TokenPrefix):]
+		j := 0
+		for j < len(raw) && isTokenChar(raw[j]) {
+			j++
+		}
+		raw = raw[j:]
+	}
+}
+
+func isTokenChar(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || c == '_' || c == '-'
+}
+
+// rewrite builds the upstream request. httputil.ReverseProxy has already
+// removed the hop-by-hop headers, those named in Connection included, and
+// the agent's X-Forwarded-For/Host/Proto and Forwarded; the credential is
+// injected last so nothing the agent sent can remove or shadow it.
+func (p *proxy) rewrite(pr *httputil.ProxyRequest) {
+	ex := exchangeOf(pr.In.Context())
+	out := pr.Out
+	b := &ex.up.route.backend
+	stripAgentCredential(out.Header, out.URL, b, ex.ident.credential)
+	stripForwarding(out.Header)
+	ex.up.inj.inject(out.Header, out.URL)
+	if t := ex.up.target; t != nil {
+		out.URL.Scheme = t.Scheme
+		out.URL.Host = t.Host
+		if base := strings.TrimSuffix(t.Path, "/"); base != "" {
+			out.URL.Path = base + out.URL.Path
+			if out.URL.RawPath != "" {
+				out.URL.RawPath = strings.TrimSuffix(t.EscapedPath(), "/") + out.URL.RawPath
+			}
+		}
+	} else {
+		out.URL.Scheme = "https"
+		out.URL.Host = net.JoinHostPort(ex.host, "443")
+	}
+	// The backend is the host the agent named: keep it as Host even when
+	// the connection goes to an explicit upstream address.
+	out.Host = ex.host
+	ex.upStart = p.now()
+}
+
+func (p *proxy) modifyResponse(res *http.Response) error {
+	ex := exchangeOf(res.Request.Context())
+	ex.upEnd = p.now()
+	ex.upStatus = res.StatusCode
+	ex.ev.Redactions += ex.up.inj.scrubHeaders(res.Header)
+	res.Header.Del(requestIDHeader)
+	return nil
+}
+
+// upstreamError answers a failed forward. The message never holds the
+// credential: see redactError.
+func (p *proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error) {
+	ex := exchangeOf(r.Context())
+	p.stats.upstreamErrs.Add(1)
+	var inj *injection
+	if ex.up != nil {
+		inj = ex.up.inj
+	}
+	status, typ := http.StatusBadGateway, errUpstream
+	var msg string
+	var ne net.Error
+	switch {
+	case errors.Is(err, dns.ErrLoopback):
+		msg = "resolution loops back to the gateway: the upstream resolvers answer " + ex.host + " with agw's own address; set an explicit upstream for the backend"
+	case r.Context().Err() != nil:
+		msg = "the client went away before the backend answered"
+	case errors.As(err, &ne) && ne.Timeout():
+		status, typ = http.StatusGatewayTimeout, errUpstreamTimeout
+		msg = "the backend did not answer in time: " + redactError(err, inj)
+	default:
+		msg = "the backend could not be reached: " + redactError(err, inj)
+	}
+	ex.ev.Reason = msg
+	p.logger.Warn("upstream error", "request_id", ex.ev.RequestID, "backend", ex.ev.Backend, "host", ex.ev.Host, "err", msg)
+	writeError(w, status, typ, msg, ex.ev.RequestID)
+}
+
+// upstreamTransport sends each request through its backend's pool.
+type upstreamTransport struct{}
+
+func (upstreamTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	ex := exchangeOf(req.Context())
+	if ex == nil || ex.up == nil || ex.up.pool == nil {
+		return nil, errUpstreamConfig
+	}
+	return ex.up.pool.transport.RoundTrip(req)
+}
+
+// stripForwarding removes forwarding headers the agent may have set
+// (ReverseProxy removes only Forwarded and X-Forwarded-For/Host/Proto), and
+// h2c upgrade remnants. The gateway adds no X-Forwarded-For: the backend is
+// a third-party API that has no use for the agent's internal address, and
+// agents reached it directly before the gateway existed.
+func stripForwarding(h http.Header) {
+	for k := range h {
+		if strings.HasPrefix(k, "X-Forwarded-") {
+			delete(h, k)
+		}
+	}
+	delete(h, "Forwarded")
+	delete(h, "X-Real-Ip")
+	delete(h, "Http2-Settings")
+	// Only WebSocket upgrades pass: "Upgrade: h2c" over TLS is meaningless
+	// and other protocols would tunnel past the gateway unseen.
+	if up := h.Get("Upgrade"); up != "" && !strings.EqualFold(up, "websocket") {
+		delete(h, "Upgrade")
+		delete(h, "Connection")
+	}
+}
+
+// newRequestID returns 16 random hex characters.
+func newRequestID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// recorder wraps the agent's ResponseWriter to count bytes and keep the
+// status for the audit record. Unwrap keeps http.ResponseController (used
+// by ReverseProxy to flush and to hijack for WebSockets) working.
+type recorder struct {
+	http.ResponseWriter
+	status int
+	n      int64
+	inj    *injection
+}
+
+func (w *recorder) WriteHeader(code int) {
+	if code < 200 {
+		// 1xx (103 Early Hints) headers go out as they are: scrub them too.
+		if ex := w.inj; ex != nil {
+			ex.scrubHeaders(w.Header())
+		}
+	} else if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *recorder) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	n, err := w.ResponseWriter.Write(b)
+	w.n += int64(n)
+	return n, err
+}
+
+func (w *recorder) Flush() { _ = http.NewResponseController(w.ResponseWriter).Flush() }
+
+func (w *recorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// countingBody counts the request body bytes read.
+type countingBody struct {
+	rc interface {
+		Read([]byte) (int, error)
+		Close() error
+	}
+	n int64
+}
+
+func (b *countingBody) Read(p []byte) (int, error) {
+	n, err := b.rc.Read(p)
+	b.n += int64(n)
+	return n, err
+}
+
+func (b *countingBody) Close() error { return b.rc.Close() }
+
+// bufferPool recycles ReverseProxy's 32 KiB copy buffers.
+type bufferPool struct{ p sync.Pool }
+
+func (bp *bufferPool) Get() []byte {
+	if b, ok := bp.p.Get().(*[]byte); ok {
+		return *b
+	}
+	return make([]byte, 32<<10)
+}
+
+func (bp *bufferPool) Put(b []byte) { bp.p.Put(&b) }
+
+// logWriter sends net/http's internal log lines to slog at debug level,
+// with URL queries cut out.
+type logWriter struct{ logger *slog.Logger }
+
+func (lw *logWriter) Write(b []byte) (int, error) {
+	lw.logger.Debug(redactURLs(strings.TrimSpace(string(b))))
+	return len(b), nil
+}
