@@ -4,8 +4,8 @@ package gateway
 
 import (
 	"io"
-	"os"
 	"net/http"
+	"os"
 	"runtime"
 	"strconv"
 	"testing"
