@@ -1,0 +1,338 @@
+package tui
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/charmbracelet/bubbles/key"
+	"github.com/charmbracelet/bubbles/table"
+	"github.com/charmbracelet/bubbles/viewport"
+	tea "github.com/charmbracelet/bubbletea"
+
+	"github.com/agw-dev/agw/gateway/admin"
+	"github.com/agw-dev/agw/store"
+)
+
+// backendsScreen lists backends; adds, rotates and removes them; and shows
+// one with the grants that reference it.
+type backendsScreen struct {
+	c     *common
+	table table.Model
+	list  []store.Backend
+
+	form     *form
+	rotating string // backend whose secret the form replaces; "" when adding
+	confirm  *confirm
+
+	detail     *viewport.Model
+	detailName string
+}
+
+// backendDetailMsg answers a detail request.
+type backendDetailMsg struct {
+	name   string
+	detail *admin.BackendDetail
+	err    error
+}
+
+var backendCols = []table.Column{
+	{Title: "NAME", Width: 14},
+	{Title: "HOSTS", Width: 30},
+	{Title: "INJECT", Width: 7},
+	{Title: "CRED", Width: 4},
+	{Title: "SET", Width: 8},
+}
+
+func newBackendsScreen(c *common) *backendsScreen {
+	return &backendsScreen{c: c, table: newTable(c, backendCols)}
+}
+
+func (s *backendsScreen) title() string   { return "Backends" }
+func (s *backendsScreen) capturing() bool { return s.form != nil || s.confirm != nil }
+
+func (s *backendsScreen) setSize(w, h int) {
+	s.table.SetColumns(flex(backendCols, w, 1))
+	s.table.SetHeight(h - 1)
+	if s.form != nil {
+		s.form.setWidth(w)
+	}
+	if s.detail != nil {
+		s.detail.Width, s.detail.Height = w, h
+	}
+}
+
+func (s *backendsScreen) helpKeys() helpKeys {
+	k := s.c.keys
+	switch {
+	case s.form != nil:
+		return s.form.helpKeys()
+	case s.confirm != nil:
+		return s.confirm.helpKeys()
+	case s.detail != nil:
+		return screenKeys([]key.Binding{k.Up, k.Down, k.Back})
+	}
+	return screenKeys([]key.Binding{k.Add, k.Open, k.Rotate, k.Remove}, []key.Binding{k.Up, k.Down})
+}
+
+func (s *backendsScreen) rows() {
+	now := s.c.now()
+	rows := make([]table.Row, 0, len(s.list))
+	for _, b := range s.list {
+		rows = append(rows, table.Row{
+			b.Name,
+			strings.Join(b.Hosts, ", "),
+			string(b.Inject),
+			fmt.Sprintf("v%d", b.CredentialVersion),
+			short(now.Sub(b.CredentialSetAt)),
+		})
+	}
+	setRows(&s.table, rows, selected(s.table))
+}
+
+func (s *backendsScreen) update(msg tea.Msg) tea.Cmd {
+	switch msg := msg.(type) {
+	case dataMsg:
+		if msg.err == nil {
+			s.list = msg.backends
+			s.rows()
+		}
+		return nil
+	case actionMsg:
+		if s.form != nil && s.form.busy {
+			if msg.err != nil {
+				s.form.fail(msg.err)
+			} else {
+				s.form = nil
+			}
+		}
+		return nil
+	case backendDetailMsg:
+		if s.detail != nil && msg.name == s.detailName {
+			s.detail.SetContent(s.detailView(msg))
+		}
+		return nil
+	case tea.KeyMsg:
+		return s.key(msg)
+	}
+	return nil
+}
+
+func (s *backendsScreen) key(msg tea.KeyMsg) tea.Cmd {
+	k := s.c.keys
+	switch {
+	case s.form != nil:
+		res, cmd := s.form.update(msg)
+		switch res {
+		case formCancelled:
+			s.form = nil
+		case formSubmitted:
+			return s.submit()
+		}
+		return cmd
+	case s.confirm != nil:
+		cmd, done := s.confirm.update(msg)
+		if done {
+			s.confirm = nil
+		}
+		return cmd
+	case s.detail != nil:
+		if key.Matches(msg, k.Back) {
+			s.detail = nil
+			return nil
+		}
+		var cmd tea.Cmd
+		*s.detail, cmd = s.detail.Update(msg)
+		return cmd
+	}
+
+	name := selected(s.table)
+	switch {
+	case key.Matches(msg, k.Add):
+		s.openAdd()
+	case key.Matches(msg, k.Rotate) && name != "":
+		s.rotating = name
+		s.form = newForm(s.c, "Rotate the secret of "+name,
+			fieldSpec{label: "new secret", placeholder: "typed, never shown", secret: true})
+		s.form.note = "The new version is used for the next request; the old one is kept sealed."
+	case key.Matches(msg, k.Remove) && name != "":
+		api := s.c.api
+		s.confirm = &confirm{c: s.c,
+			prompt: fmt.Sprintf("Remove backend %s? Its credentials and grants are deleted too.", name),
+			yes: act("removed backend "+name, func(ctx context.Context) error {
+				return api.RemoveBackend(ctx, name)
+			})}
+	case key.Matches(msg, k.Open) && name != "":
+		vp := viewport.New(s.c.width, s.c.height)
+		vp.SetContent(s.c.st.Muted.Render("loading " + name + "…"))
+		s.detail, s.detailName = &vp, name
+		api := s.c.api
+		return func() tea.Msg {
+			d, err := call(func(ctx context.Context) (*admin.BackendDetail, error) { return api.Backend(ctx, name) })
+			return backendDetailMsg{name: name, detail: d, err: err}
+		}
+	default:
+		var cmd tea.Cmd
+		s.table, cmd = s.table.Update(msg)
+		return cmd
+	}
+	return nil
+}
+
+func (s *backendsScreen) openAdd() {
+	s.rotating = ""
+	s.form = newForm(s.c, "Add a backend",
+		fieldSpec{label: "name", placeholder: "openai"},
+		fieldSpec{label: "hosts", placeholder: "api.openai.com, *.openai.azure.com"},
+		fieldSpec{label: "upstream", placeholder: "empty: the host itself on :443"},
+		fieldSpec{label: "inject", value: string(store.InjectBearer), placeholder: "header|bearer|basic|query|oauth2"},
+		fieldSpec{label: "header", placeholder: "header mode: e.g. X-Api-Key"},
+		fieldSpec{label: "secret", placeholder: "typed, never shown", secret: true},
+	)
+	s.form.note = "The secret is sealed by the daemon and can never be read back."
+}
+
+// Field positions in the add form.
+const (
+	bfName = iota
+	bfHosts
+	bfUpstream
+	bfInject
+	bfHeader
+	bfSecret
+)
+
+func (s *backendsScreen) submit() tea.Cmd {
+	f, api := s.form, s.c.api
+	if s.rotating != "" {
+		name, secret := s.rotating, f.value(0)
+		f.clearSecrets()
+		if secret == "" {
+			f.fail(errors.New("type the new secret"))
+			return nil
+		}
+		f.busy = true
+		return act("rotated the secret of "+name, func(ctx context.Context) error {
+			_, err := api.RotateBackend(ctx, name, admin.SecretInput{Value: secret})
+			return err
+		})
+	}
+
+	mode := store.InjectMode(strings.ToLower(f.value(bfInject)))
+	req := admin.AddBackendRequest{
+		Backend: store.Backend{
+			Name:     f.value(bfName),
+			Hosts:    splitList(strings.ToLower(f.value(bfHosts))),
+			Upstream: f.value(bfUpstream),
+			Inject:   mode,
+			Header:   f.value(bfHeader),
+		},
+		Secret: admin.SecretInput{Value: f.value(bfSecret)},
+	}
+	f.clearSecrets()
+	var problem string
+	switch {
+	case req.Backend.Name == "":
+		problem = "give the backend a name"
+	case len(req.Backend.Hosts) == 0:
+		problem = "give at least one host agents call"
+	case !slices.Contains(store.InjectModes, mode):
+		problem = "inject must be one of header, bearer, basic, query, oauth2"
+	case mode == store.InjectHeader && req.Backend.Header == "":
+		problem = "header mode needs the header name"
+	case req.Secret.Value == "":
+		problem = "type the secret (it was cleared; type it again)"
+	}
+	if problem != "" {
+		f.fail(errors.New(problem))
+		return nil
+	}
+	f.busy = true
+	return act("added backend "+req.Backend.Name, func(ctx context.Context) error {
+		_, err := api.AddBackend(ctx, req)
+		return err
+	})
+}
+
+func (s *backendsScreen) detailView(msg backendDetailMsg) string {
+	st := s.c.st
+	if msg.err != nil {
+		return st.ErrorBar.Render("✗ " + describeErr(msg.err))
+	}
+	d := msg.detail
+	now := s.c.now()
+	upstream := d.Upstream
+	if upstream == "" {
+		upstream = "the requested host on :443, resolved upstream"
+	}
+	pairs := []string{
+		"hosts", strings.Join(d.Hosts, ", "),
+		"upstream", upstream,
+		"inject", injectDesc(&d.Backend),
+		"credential", fmt.Sprintf("v%d, set %s", d.CredentialVersion, ago(now, d.CredentialSetAt)),
+		"created", ago(now, d.CreatedAt),
+	}
+	if d.Rate != "" {
+		pairs = append(pairs, "rate", fmt.Sprintf("%s burst %d", d.Rate, d.Burst))
+	}
+	var b strings.Builder
+	b.WriteString(st.Title.Render("Backend "+d.Name) + st.Muted.Render("  (esc to go back)") + "\n\n")
+	b.WriteString(s.c.kv(pairs...))
+	for _, w := range d.Warnings {
+		b.WriteString("\n" + st.Warning.Render("! "+w))
+	}
+	b.WriteString("\n\n" + st.Title.Render(fmt.Sprintf("Grants (%d)", len(d.Grants))) + "\n")
+	if len(d.Grants) == 0 {
+		b.WriteString(st.Muted.Render("no agent may call this backend yet: add a grant on the Agents screen"))
+	}
+	for i, g := range d.Grants {
+		if i > 0 {
+			b.WriteString("\n")
+		}
+		b.WriteString(grantLine(g))
+	}
+	return b.String()
+}
+
+// injectDesc says where the credential goes, never what it is.
+func injectDesc(b *store.Backend) string {
+	switch b.Inject {
+	case store.InjectHeader:
+		return fmt.Sprintf("header %s: %s<secret>", b.Header, b.Prefix)
+	case store.InjectBasic:
+		return fmt.Sprintf("basic auth as %q", b.BasicUser)
+	case store.InjectQuery:
+		return fmt.Sprintf("query parameter %s", b.QueryParam)
+	case store.InjectOAuth2:
+		if b.OAuth2 != nil {
+			return "oauth2 client credentials at " + b.OAuth2.TokenURL
+		}
+	}
+	return string(b.Inject)
+}
+
+// grantLine is one grant as a line: agent, backend, methods and paths.
+func grantLine(g store.Grant) string {
+	s := fmt.Sprintf("%s → %s  %s %s", g.Agent, g.Backend, strings.Join(g.Methods, ","), strings.Join(g.Paths, " "))
+	if g.Rate != "" {
+		s += "  rate " + g.Rate
+	}
+	return s
+}
+
+func (s *backendsScreen) view() string {
+	switch {
+	case s.form != nil:
+		return s.form.view()
+	case s.confirm != nil:
+		return s.confirm.view()
+	case s.detail != nil:
+		return s.detail.View()
+	}
+	if len(s.list) == 0 {
+		return s.c.st.Muted.Render("No backends yet: press a to add one.")
+	}
+	return s.table.View()
+}

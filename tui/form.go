@@ -1,0 +1,174 @@
+package tui
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/charmbracelet/bubbles/cursor"
+	"github.com/charmbracelet/bubbles/key"
+	"github.com/charmbracelet/bubbles/textinput"
+	tea "github.com/charmbracelet/bubbletea"
+)
+
+// fieldSpec describes one input of a form.
+type fieldSpec struct {
+	label       string
+	placeholder string
+	value       string
+	secret      bool // masked with EchoPassword and cleared on submit
+}
+
+type formField struct {
+	label  string
+	secret bool
+	input  textinput.Model
+}
+
+// form is a column of labelled text inputs. Enter moves to the next field
+// and submits on the last; esc cancels. While a form is open it owns the
+// keyboard, so q and the screen keys type into it instead.
+type form struct {
+	c      *common
+	title  string
+	note   string
+	fields []formField
+	focus  int
+	err    string
+	busy   bool
+}
+
+type formResult int
+
+const (
+	formEditing formResult = iota
+	formSubmitted
+	formCancelled
+)
+
+const formLabelWidth = 12
+
+func newForm(c *common, title string, specs ...fieldSpec) *form {
+	f := &form{c: c, title: title}
+	for _, s := range specs {
+		ti := textinput.New()
+		c.st.styleInput(&ti)
+		ti.Prompt = ""
+		ti.Placeholder = s.placeholder
+		ti.SetValue(s.value)
+		ti.Cursor.SetMode(cursor.CursorStatic)
+		if s.secret {
+			ti.EchoMode = textinput.EchoPassword
+			ti.EchoCharacter = '•'
+		}
+		f.fields = append(f.fields, formField{label: s.label, secret: s.secret, input: ti})
+	}
+	f.setWidth(c.width)
+	f.fields[0].input.Focus()
+	return f
+}
+
+func (f *form) setWidth(w int) {
+	for i := range f.fields {
+		f.fields[i].input.Width = max(10, w-formLabelWidth-6)
+	}
+}
+
+func (f *form) move(d int) {
+	f.fields[f.focus].input.Blur()
+	f.focus = (f.focus + d + len(f.fields)) % len(f.fields)
+	f.fields[f.focus].input.Focus()
+}
+
+// update handles a message while the form is open.
+func (f *form) update(msg tea.Msg) (formResult, tea.Cmd) {
+	km, ok := msg.(tea.KeyMsg)
+	if !ok {
+		return formEditing, nil
+	}
+	k := f.c.keys
+	switch {
+	case key.Matches(km, k.Abort):
+		f.clearSecrets()
+		return formCancelled, nil
+	case f.busy:
+		return formEditing, nil
+	case key.Matches(km, k.Submit):
+		if f.focus < len(f.fields)-1 {
+			f.move(1)
+			return formEditing, nil
+		}
+		return formSubmitted, nil
+	case key.Matches(km, k.NextField):
+		f.move(1)
+		return formEditing, nil
+	case key.Matches(km, k.PrevField):
+		f.move(-1)
+		return formEditing, nil
+	}
+	var cmd tea.Cmd
+	f.fields[f.focus].input, cmd = f.fields[f.focus].input.Update(msg)
+	f.err = ""
+	return formEditing, cmd
+}
+
+// value is the trimmed text of field i (secrets untrimmed).
+func (f *form) value(i int) string {
+	v := f.fields[i].input.Value()
+	if f.fields[i].secret {
+		return v
+	}
+	return strings.TrimSpace(v)
+}
+
+// clearSecrets empties every masked input, so a secret lives in the form
+// only while it is typed.
+func (f *form) clearSecrets() {
+	for i := range f.fields {
+		if f.fields[i].secret {
+			f.fields[i].input.Reset()
+		}
+	}
+}
+
+// fail shows err in the form and lets the user edit again.
+func (f *form) fail(err error) {
+	f.busy = false
+	f.err = describeErr(err)
+}
+
+func (f *form) view() string {
+	st := f.c.st
+	var b strings.Builder
+	b.WriteString(st.Title.Render(f.title))
+	b.WriteString("\n")
+	if f.note != "" {
+		b.WriteString(st.Muted.Render(f.note))
+		b.WriteString("\n")
+	}
+	b.WriteString("\n")
+	for i, fl := range f.fields {
+		label := fmt.Sprintf("%*s", formLabelWidth, fl.label)
+		mark := "  "
+		if i == f.focus {
+			mark = "› "
+			b.WriteString(st.FormFocus.Render(mark + label))
+		} else {
+			b.WriteString(st.FormLabel.Render(mark + label))
+		}
+		b.WriteString("  ")
+		b.WriteString(fl.input.View())
+		b.WriteString("\n")
+	}
+	switch {
+	case f.busy:
+		b.WriteString("\n" + st.Muted.Render("sending…"))
+	case f.err != "":
+		b.WriteString("\n" + st.FormError.Render("✗ "+f.err))
+	}
+	return b.String()
+}
+
+func (f *form) helpKeys() helpKeys {
+	k := f.c.keys
+	return screenKeys([]key.Binding{k.Submit, k.NextField, k.PrevField, k.Abort})
+}
