@@ -418,7 +418,7 @@ func (upstreamTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if ex == nil || ex.up == nil || ex.up.pool == nil {
 		return nil, errUpstreamConfig
 	}
-	return ex.up.pool.transport.RoundTrip(req)
+	return ex.up.pool.rt.RoundTrip(req)
 }
 
 // stripForwarding removes forwarding headers the agent may have set
@@ -481,7 +481,27 @@ func (w *recorder) Write(b []byte) (int, error) {
 	return n, err
 }
 
-func (w *recorder) Flush() { _ = http.NewResponseController(w.ResponseWriter).Flush() }
+// Flush flushes the agent connection. ReverseProxy flushes after every
+// write (FlushInterval -1), so this avoids NewResponseController's
+// allocation on the common paths.
+func (w *recorder) Flush() {
+	switch f := w.ResponseWriter.(type) {
+	case interface{ FlushError() error }:
+		_ = f.FlushError()
+	case http.Flusher:
+		f.Flush()
+	default:
+		_ = http.NewResponseController(w.ResponseWriter).Flush()
+	}
+}
+
+// FlushError is what http.ResponseController calls first.
+func (w *recorder) FlushError() error {
+	if f, ok := w.ResponseWriter.(interface{ FlushError() error }); ok {
+		return f.FlushError()
+	}
+	return http.NewResponseController(w.ResponseWriter).Flush()
+}
 
 func (w *recorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
@@ -502,17 +522,36 @@ func (b *countingBody) Read(p []byte) (int, error) {
 
 func (b *countingBody) Close() error { return b.rc.Close() }
 
-// bufferPool recycles ReverseProxy's 32 KiB copy buffers.
-type bufferPool struct{ p sync.Pool }
-
-func (bp *bufferPool) Get() []byte {
-	if b, ok := bp.p.Get().(*[]byte); ok {
-		return *b
-	}
-	return make([]byte, 32<<10)
+// bufferPool recycles ReverseProxy's 32 KiB copy buffers through a bounded
+// free list (a channel: unlike sync.Pool it does not allocate to box the
+// slice on Put).
+type bufferPool struct {
+	once sync.Once
+	free chan []byte
 }
 
-func (bp *bufferPool) Put(b []byte) { bp.p.Put(&b) }
+func (bp *bufferPool) init() { bp.free = make(chan []byte, 256) }
+
+func (bp *bufferPool) Get() []byte {
+	bp.once.Do(bp.init)
+	select {
+	case b := <-bp.free:
+		return b
+	default:
+		return make([]byte, 32<<10)
+	}
+}
+
+func (bp *bufferPool) Put(b []byte) {
+	bp.once.Do(bp.init)
+	if cap(b) < 32<<10 {
+		return
+	}
+	select {
+	case bp.free <- b[:32<<10]:
+	default:
+	}
+}
 
 // logWriter sends net/http's internal log lines to slog at debug level,
 // with URL queries cut out.

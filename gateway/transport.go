@@ -40,6 +40,7 @@ type upstream struct {
 type pool struct {
 	key       poolKey
 	transport *http.Transport
+	rt        http.RoundTripper // transport, or upstreams.roundTripper in benchmarks
 }
 
 type poolKey struct {
@@ -57,6 +58,9 @@ func poolKeyOf(b *store.Backend) poolKey {
 // upstreams caches an upstream per backend name.
 type upstreams struct {
 	dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// roundTripper, when set, replaces every backend's transport: the
+	// overhead benchmark uses it to take the network out of the measure.
+	roundTripper http.RoundTripper
 
 	mu sync.Mutex
 	m  sync.Map // backend name → *upstream
@@ -149,7 +153,11 @@ func (us *upstreams) newPool(b *store.Backend, key poolKey) (*pool, error) {
 		// Forward the agent's Accept-Encoding as is and the body as it comes.
 		DisableCompression: true,
 	}
-	return &pool{key: key, transport: tr}, cfgErr
+	p := &pool{key: key, transport: tr, rt: tr}
+	if us.roundTripper != nil {
+		p.rt = us.roundTripper
+	}
+	return p, cfgErr
 }
 
 // closeAll closes every pool's idle connections (shutdown).
