@@ -220,3 +220,19 @@ func (e *env) jsonOut(v any, args ...string) {
 		e.t.Fatalf("agw %s -o json: %v\n%s", strings.Join(args, " "), err, out)
 	}
 }
+
+// eventually polls cond until it holds or the timeout passes; the caller
+// asserts afterwards, so a timeout shows the last observed state.
+func eventually(t *testing.T, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	tick := time.NewTicker(25 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.After(timeout)
+	for !cond() {
+		select {
+		case <-tick.C:
+		case <-deadline:
+			return
+		}
+	}
+}
