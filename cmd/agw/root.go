@@ -108,7 +108,7 @@ credential worthless anywhere else, and agw swaps in the real one.
 
 	pf := root.PersistentFlags()
 	pf.StringVar(&a.socket, "socket", "", "admin socket of the daemon (env AGW_SOCKET; default admin.sock in the data directory, /run/agw/admin.sock for root)")
-	pf.StringVar(&a.dataDir, "data-dir", "", "data directory (env AGW_DATA_DIR; default "+admin.DefaultDataDir()+")")
+	pf.StringVar(&a.dataDir, "data-dir", "", "data directory (env AGW_DATA_DIR; default /var/lib/agw for root, else $XDG_STATE_HOME/agw or ~/.local/state/agw)")
 	pf.StringVarP(&a.output, "output", "o", outputTable, "output format: table or json")
 	pf.StringVar(&a.logLevel, "log-level", "info", "log level of 'agw serve': debug, info, warn or error")
 	_ = root.RegisterFlagCompletionFunc("output", fixedCompletion(outputTable, outputJSON))

@@ -28,7 +28,6 @@ type serveFlags struct {
 
 func (a *app) newServeCmd() *cobra.Command {
 	var f serveFlags
-	httpsDef, dnsDef := gateway.DefaultListeners()
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the gateway daemon: DNS, TLS proxy, admin API and metrics",
@@ -47,8 +46,8 @@ An empty data directory is initialised first. Logs go to stderr.`,
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&f.httpsListen, "https-listen", "", "HTTPS `ADDR` agents connect to (default "+httpsDef+"; \"off\" disables)")
-	fl.StringVar(&f.dnsListen, "dns-listen", "", "DNS `ADDR` answering for registered hosts (default "+dnsDef+"; \"off\" disables)")
+	fl.StringVar(&f.httpsListen, "https-listen", "", "HTTPS `ADDR` agents connect to (default :443 for root, else 127.0.0.1:8443; \"off\" disables)")
+	fl.StringVar(&f.dnsListen, "dns-listen", "", "DNS `ADDR` answering for registered hosts (default :53 for root, else 127.0.0.1:8053; \"off\" disables)")
 	fl.StringArrayVar(&f.advertiseIPs, "advertise-ip", nil, "`IP` that DNS answers point agents at; repeat for several (default from --https-listen)")
 	fl.StringArrayVar(&f.upstreamDNS, "upstream-dns", nil, "resolver `ADDR` (ip or ip:port, port 53 by default) for everything else; repeat for several (default the system's)")
 	fl.StringVar(&f.metricsListen, "metrics-listen", "", "`ADDR` serving Prometheus metrics (default off)")
