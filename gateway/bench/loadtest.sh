@@ -1,0 +1,168 @@
+#!/usr/bin/env bash
+# loadtest.sh: requests/s and latency of agw against nginx doing the same job.
+#
+# Three targets, all HTTPS with keep-alive, same tiny JSON backend:
+#   direct  wrk → backend                          (the ceiling)
+#   nginx   wrk → nginx (TLS, cert from the agw CA, proxy_set_header X-Api-Key)
+#                 → backend over HTTPS with an upstream keepalive pool
+#   agw     wrk → agw (TLS, token check, grant, swap, audit) → backend
+#
+# The box has 2 cores. wrk runs on core 0 and everything under test (backend,
+# nginx with one worker, agw) on core 1, so the load generator does not steal
+# CPU from the proxies. The compromise: the backend shares core 1 with the
+# proxy, so absolute figures are lower than on separate machines; the ratio
+# agw/nginx is what this script is for (target ≥ 0.5).
+#
+# wrk takes the TLS server name from the URL, so the registered host must
+# resolve to 127.0.0.1: the script runs wrk in a private mount namespace with
+# its own /etc/hosts (needs root; otherwise add "127.0.0.1 api.bench.test" to
+# /etc/hosts yourself).
+#
+# Usage: gateway/bench/loadtest.sh [DURATION] [CONNECTIONS]   (default 10s 32)
+set -euo pipefail
+
+DURATION=${1:-10s}
+CONNS=${2:-32}
+THREADS=2
+HOST=api.bench.test
+SECRET=sk-bench-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')
+REPO=$(cd "$(dirname "$0")/../.." && pwd)
+T=$(mktemp -d)
+PIDS=()
+cleanup() {
+	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+	rm -rf "$T"
+}
+trap cleanup EXIT
+
+need() { command -v "$1" >/dev/null 2>&1; }
+if ! need wrk || ! need nginx; then
+	echo "installing wrk and nginx from Debian packages" >&2
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get install -y wrk nginx-light >/dev/null 2>&1 ||
+		{ apt-get update >/dev/null && apt-get install -y wrk nginx-light >/dev/null 2>&1; } ||
+		apt-get install -y wrk nginx >/dev/null
+fi
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+
+PIN_WRK=(); PIN_SUT=()
+if need taskset && [ "$(nproc)" -ge 2 ]; then
+	PIN_WRK=(taskset -c 0); PIN_SUT=(taskset -c 1)
+fi
+
+freeport() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+waitfor() { # waitfor FILE PATTERN
+	for _ in $(seq 1 200); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.05; done
+	echo "timed out waiting for $2 in $1" >&2; cat "$1" >&2; return 1
+}
+
+echo "building agw and the bench helpers" >&2
+(cd "$REPO" && go build -o "$T/agw" ./cmd/agw && go build -o "$T/backend" ./gateway/bench/backend && go build -o "$T/mintleaf" ./gateway/bench/mintleaf)
+
+# Backend.
+"${PIN_SUT[@]}" "$T/backend" -listen 127.0.0.1:0 -cert-out "$T/backend.pem" -want-key "$SECRET" >"$T/backend.log" 2>&1 &
+PIDS+=($!)
+waitfor "$T/backend.log" ready
+BACKEND=$(awk '/ready/{print $2}' "$T/backend.log")
+
+# agw.
+AGW_PORT=$(freeport)
+export AGW_DATA_DIR="$T/data"
+"${PIN_SUT[@]}" "$T/agw" serve --https-listen "127.0.0.1:$AGW_PORT" --dns-listen off --log-level warn >"$T/agw.log" 2>&1 &
+PIDS+=($!)
+for _ in $(seq 1 200); do [ -S "$T/data/admin.sock" ] && "$T/agw" status >/dev/null 2>&1 && break; sleep 0.05; done
+printf %s "$SECRET" | "$T/agw" backend add bench --host "$HOST" --upstream "https://$BACKEND" \
+	--upstream-ca "$T/backend.pem" --inject header --header X-Api-Key --secret-stdin >/dev/null
+"$T/agw" agent add bench-bot >/dev/null
+"$T/agw" grant add bench-bot bench --method '*' --path '/**' >/dev/null
+TOKEN=$("$T/agw" token mint bench-bot 2>/dev/null)
+
+# nginx with a leaf from the agw CA.
+"$T/mintleaf" -data-dir "$T/data" -host "$HOST" -cert "$T/nginx.pem" -key "$T/nginx.key"
+NGINX_PORT=$(freeport)
+mkdir -p "$T/nginx"
+cat >"$T/nginx/nginx.conf" <<NGX
+worker_processes 1;
+daemon off;
+pid $T/nginx/nginx.pid;
+error_log $T/nginx/error.log warn;
+events { worker_connections 4096; }
+http {
+	access_log off;
+	client_body_temp_path $T/nginx; proxy_temp_path $T/nginx; fastcgi_temp_path $T/nginx;
+	uwsgi_temp_path $T/nginx; scgi_temp_path $T/nginx;
+	upstream backend { server $BACKEND; keepalive 64; }
+	server {
+		listen 127.0.0.1:$NGINX_PORT ssl;
+		server_name $HOST;
+		ssl_certificate $T/nginx.pem;
+		ssl_certificate_key $T/nginx.key;
+		ssl_protocols TLSv1.2 TLSv1.3;
+		location / {
+			proxy_pass https://backend;
+			proxy_http_version 1.1;
+			proxy_set_header Connection "";
+			proxy_set_header Authorization "";
+			proxy_set_header X-Api-Key "$SECRET";
+			proxy_ssl_verify on;
+			proxy_ssl_trusted_certificate $T/backend.pem;
+			proxy_ssl_name example.com;
+			proxy_ssl_server_name on;
+			proxy_ssl_session_reuse on;
+			proxy_buffering off;
+		}
+	}
+}
+NGX
+"${PIN_SUT[@]}" "$NGINX" -c "$T/nginx/nginx.conf" -e "$T/nginx/error.log" >"$T/nginx.log" 2>&1 &
+PIDS+=($!)
+for _ in $(seq 1 100); do [ -s "$T/nginx/nginx.pid" ] && break; sleep 0.05; done
+
+printf '127.0.0.1 localhost\n127.0.0.1 %s\n' "$HOST" >"$T/hosts"
+runwrk() { # runwrk URL [header]
+	local cmd=("${PIN_WRK[@]}" wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency)
+	[ -n "${2:-}" ] && cmd+=(-H "$2")
+	cmd+=("$1")
+	if [ "$(id -u)" = 0 ] && unshare -m true 2>/dev/null; then
+		unshare -m sh -c 'mount --bind "$0" /etc/hosts && shift && exec "$@"' "$T/hosts" _ "${cmd[@]}"
+	else
+		"${cmd[@]}"
+	fi
+}
+# parse: rps p50 p99 (ms)
+summarise() {
+	awk '
+	function ms(v) { if (v ~ /us$/) return v/1000; if (v ~ /ms$/) return v+0; if (v ~ /s$/) return v*1000; return v }
+	/Requests\/sec/ { rps=$2 }
+	/^ +50%/ { p50=ms($2) } /^ +99%/ { p99=ms($2) }
+	/Non-2xx/ { bad=$NF }
+	END { printf "%s %s %s %s\n", rps, p50, p99, (bad==""?0:bad) }'
+}
+
+# Check each path answers 200 before measuring.
+curlcheck() { unshare -m sh -c 'mount --bind "$0" /etc/hosts && shift && exec "$@"' "$T/hosts" _ curl -sS -o /dev/null -w '%{http_code}' --cacert "$1" "${@:2}"; }
+[ "$(curlcheck "$T/data/ca.crt" -H "Authorization: Bearer $TOKEN" "https://$HOST:$AGW_PORT/v1/x" 2>/dev/null || true)" = 200 ] || echo "warning: agw did not answer 200" >&2
+
+declare -A R
+for target in direct nginx agw; do
+	case $target in
+	direct) out=$(runwrk "https://$BACKEND/v1/chat" "X-Api-Key: $SECRET") ;;
+	nginx) out=$(runwrk "https://$HOST:$NGINX_PORT/v1/chat") ;;
+	agw) out=$(runwrk "https://$HOST:$AGW_PORT/v1/chat" "Authorization: Bearer $TOKEN") ;;
+	esac
+	echo "--- $target" >&2
+	echo "$out" >&2
+	R[$target]=$(echo "$out" | summarise)
+done
+
+echo
+printf '%-8s %12s %10s %10s %8s\n' target req/s p50_ms p99_ms non2xx
+for target in direct nginx agw; do
+	read -r rps p50 p99 bad <<<"${R[$target]}"
+	printf '%-8s %12s %10s %10s %8s\n' "$target" "$rps" "$p50" "$p99" "$bad"
+done
+read -r n_rps n_p50 n_p99 _ <<<"${R[nginx]}"
+read -r a_rps a_p50 a_p99 _ <<<"${R[agw]}"
+awk -v ar="$a_rps" -v nr="$n_rps" -v a5="$a_p50" -v n5="$n_p50" -v a9="$a_p99" -v n9="$n_p99" 'BEGIN {
+	printf "\nagw/nginx: req/s %.2fx  p50 %.2fx  p99 %.2fx  (target req/s ≥ 0.50x)\n", ar/nr, a5/n5, a9/n9 }'
