@@ -5,11 +5,9 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"math"
 	"slices"
-	"sort"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -22,14 +20,6 @@ type auditHead struct {
 	Seq  uint64 `json:"seq"`
 	Hash string `json:"hash"`
 }
-
-// auditTimeSlack bounds how far an event's Time may run behind an event
-// appended before it. Request events carry their start time and are appended
-// in batches, so Time is only roughly monotone in Seq; Since and Until seek by
-// binary search on Seq and widen the seek by this much, then filter exactly.
-// An event more than this out of order may be missed by a Since/Until query
-// (never by AfterSeq, Agent, Backend or an unbounded query).
-const auditTimeSlack = 15 * time.Minute
 
 // chainHash is hex(SHA-256(prevHash || canonical)), canonical being the
 // event's JSON with Hash empty.
@@ -54,7 +44,14 @@ func sealEvent(head auditHead, ev *store.AuditEvent, now time.Time) ([]byte, err
 		return nil, fmt.Errorf("encode audit event: %w", err)
 	}
 	ev.Hash = chainHash(ev.PrevHash, canonical)
-	return json.Marshal(ev)
+	// Hash is the last field and was omitted (empty), so the stored JSON is
+	// the canonical JSON with it appended: one Marshal instead of two.
+	// TestHashIsDocumentedFormula checks this equals a plain Marshal.
+	stored := make([]byte, 0, len(canonical)+len(ev.Hash)+10)
+	stored = append(stored, canonical[:len(canonical)-1]...)
+	stored = append(stored, `,"hash":"`...)
+	stored = append(stored, ev.Hash...)
+	return append(stored, `"}`...), nil
 }
 
 // auditEntries are the keys one event writes: the record and its indexes.
@@ -80,6 +77,11 @@ func appendEvent(txn *badger.Txn, head auditHead, ev *store.AuditEvent, now time
 			return head, err
 		}
 	}
+	ti := timeIndex{}
+	ti.add(ev.Time, ev.Seq)
+	if err := ti.flush(txn); err != nil {
+		return head, err
+	}
 	return auditHead{Seq: ev.Seq, Hash: ev.Hash}, nil
 }
 
@@ -102,6 +104,7 @@ func (s *Store) AppendAudit(ctx context.Context, evs []store.AuditEvent) error {
 		head := s.head
 		var size, count int64
 		txn := s.db.NewTransaction(true)
+		ti := timeIndex{}
 		end := start
 		for ; end < len(evs); end++ {
 			ev := evs[end]
@@ -115,7 +118,8 @@ func (s *Store) AppendAudit(ctx context.Context, evs []store.AuditEvent) error {
 			for _, e := range es {
 				esize += int64(len(e.Key) + len(e.Value) + 32)
 			}
-			if end > start && (size+esize > maxSize || count+int64(len(es)) > maxCount) {
+			// Room is kept for the time index: at most one key per event.
+			if end > start && (size+esize > maxSize || count+int64(2*len(es)) > maxCount) {
 				break
 			}
 			for _, e := range es {
@@ -124,9 +128,14 @@ func (s *Store) AppendAudit(ctx context.Context, evs []store.AuditEvent) error {
 					return s.translate("append audit", err)
 				}
 			}
-			size, count = size+esize, count+int64(len(es))
+			size, count = size+esize+48, count+int64(len(es))+1
+			ti.add(ev.Time, ev.Seq)
 			evs[end] = ev
 			head = auditHead{Seq: ev.Seq, Hash: ev.Hash}
+		}
+		if err := ti.flush(txn); err != nil {
+			txn.Discard()
+			return s.translate("append audit", err)
 		}
 		if err := txn.Commit(); err != nil {
 			return s.translate("append audit", err)
@@ -197,26 +206,11 @@ func eventAt(txn *badger.Txn, seq uint64) (store.AuditEvent, bool, error) {
 	return ev, found, err
 }
 
-// seekTime returns the smallest seq in [first, last] whose event is at or
-// after t, assuming Time is monotone in Seq, or last+1. Where Time is not
-// monotone it still returns a seq s whose predecessor is before t.
-func seekTime(txn *badger.Txn, first, last uint64, t time.Time) (uint64, error) {
-	var serr error
-	i := sort.Search(int(last-first+1), func(i int) bool {
-		ev, found, err := eventAt(txn, first+uint64(i))
-		if err != nil || !found {
-			serr = errors.Join(serr, err, fmt.Errorf("audit seq %d missing", first+uint64(i)))
-			return true
-		}
-		return !ev.Time.Before(t)
-	})
-	return first + uint64(i), serr
-}
-
 // QueryAudit calls fn for each event matching q, in ascending Seq order,
-// until fn returns false. Agent and Backend filters scan their index; Since,
-// Until and AfterSeq seek instead of scanning from the start; Last scans
-// backwards from the newest. fn runs inside a read transaction and must not
+// until fn returns false. Agent and Backend filters scan their index; Since
+// and Until seek through the per-minute time index (audittime.go) and
+// AfterSeq seeks directly, instead of scanning from the start; Last scans
+// backwards from the newest match. fn runs inside a read transaction and must not
 // call Close.
 func (s *Store) QueryAudit(ctx context.Context, q store.AuditQuery, fn func(store.AuditEvent) bool) error {
 	leave, err := s.enter(ctx)
@@ -232,14 +226,18 @@ func (s *Store) QueryAudit(ctx context.Context, q store.AuditQuery, fn func(stor
 		}
 		lo, hi := max(q.AfterSeq, first-1), last // lo exclusive, hi inclusive
 		if !q.Since.IsZero() {
-			if b, err := seekTime(txn, first, last, q.Since.Add(-auditTimeSlack)); err == nil && b > 0 {
-				lo = max(lo, b-1)
+			seq, ok := firstSeqSince(txn, q.Since)
+			if !ok {
+				return nil
 			}
+			lo = max(lo, seq-1)
 		}
 		if !q.Until.IsZero() {
-			if b, err := seekTime(txn, first, last, q.Until.Add(auditTimeSlack)); err == nil {
-				hi = min(hi, b-1)
+			seq, ok := lastSeqUntil(txn, q.Until)
+			if !ok {
+				return nil
 			}
+			hi = min(hi, seq)
 		}
 		if lo >= hi {
 			return nil

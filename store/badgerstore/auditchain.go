@@ -157,6 +157,9 @@ func (s *Store) pruneBatch(before time.Time) (n int, done bool, err error) {
 		if err := deleteAll(txn, dead...); err != nil {
 			return err
 		}
+		if err := pruneTimeIndex(txn, anchor.Seq); err != nil {
+			return err
+		}
 		return setJSON(txn, keyAuditAnchor, anchor)
 	})
 	if err != nil {

@@ -130,6 +130,9 @@ func TestPruneAudit(t *testing.T) {
 	if removed != 2000 {
 		t.Errorf("removed %d, want 2000", removed)
 	}
+	if n, _ := s.CountPrefix("et/"); n != 0 {
+		t.Errorf("%d time index keys left after pruning everything", n)
+	}
 	must(t, s.Close())
 	s = openDir(t, dir, badgerstore.Options{})
 	if seq, _ := s.LastAuditSeq(ctx); seq != total {

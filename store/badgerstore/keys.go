@@ -25,6 +25,7 @@ import (
 //	e/<seq>                     AuditEvent
 //	ea/<agent>/<seq>            empty: audit by agent
 //	eb/<backend>/<seq>          empty: audit by backend
+//	et/<minute>                 min and max seq of the minute's events (audittime.go)
 var (
 	keySchema      = []byte("meta/schema")
 	keyAuditAnchor = []byte("meta/audit-anchor")

@@ -111,6 +111,7 @@ func keysWithPrefix(txn *badger.Txn, prefix []byte) [][]byte {
 // eachJSON decodes every value under prefix into a fresh T and passes it to fn.
 func eachJSON[T any](txn *badger.Txn, prefix []byte, fn func(k []byte, v *T) error) error {
 	opts := badger.DefaultIteratorOptions
+	opts.PrefetchValues = false
 	opts.Prefix = prefix
 	it := txn.NewIterator(opts)
 	defer it.Close()

@@ -1,0 +1,155 @@
+package badgerstore_test
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/agw-dev/agw/store"
+	"github.com/agw-dev/agw/store/badgerstore"
+)
+
+// Run with: go test -run '^$' -bench . -benchtime 2s ./store/badgerstore
+// AGW_BENCH_AUDIT_EVENTS sets the audit store size for BenchmarkQueryAudit
+// (default 1,000,000).
+
+const benchTokens = 100_000
+
+// storeWithTokens opens a store with 1,000 agents holding benchTokens tokens
+// between them, written through the bulk helper.
+func storeWithTokens(b *testing.B) *badgerstore.Store {
+	b.Helper()
+	s := openTemp(b)
+	ctx := b.Context()
+	const agents = 1000
+	for i := range agents {
+		name := fmt.Sprintf("agent%04d", i)
+		must(b, s.CreateAgent(ctx, &store.Agent{Name: name}, admin("agent.add", name)))
+	}
+	batch := make([]store.Token, 0, 10_000)
+	now := time.Now().UTC()
+	for i := range benchTokens {
+		batch = append(batch, store.Token{
+			ID: fmt.Sprintf("tk%08d", i), Agent: fmt.Sprintf("agent%04d", i%agents),
+			Hash: make([]byte, 32), CreatedAt: now, Label: "bench",
+		})
+		if len(batch) == cap(batch) {
+			must(b, s.BulkTokens(batch))
+			batch = batch[:0]
+		}
+	}
+	return s
+}
+
+func BenchmarkCreateToken(b *testing.B) {
+	s := storeWithTokens(b)
+	ctx := b.Context()
+	i := 0
+	for b.Loop() {
+		id := fmt.Sprintf("new%08d", i)
+		must(b, s.CreateToken(ctx, &store.Token{ID: id, Agent: "agent0001", Hash: make([]byte, 32)}, admin("token.mint", id)))
+		i++
+	}
+}
+
+func BenchmarkRevokeToken(b *testing.B) {
+	s := storeWithTokens(b)
+	ctx := b.Context()
+	i := 0
+	for b.Loop() {
+		id := fmt.Sprintf("tk%08d", (i*7919)%benchTokens)
+		_, err := s.RevokeToken(ctx, id, time.Time{}, admin("token.revoke", id))
+		must(b, err)
+		i++
+	}
+}
+
+func BenchmarkLoad100kTokens(b *testing.B) {
+	s := storeWithTokens(b)
+	ctx := b.Context()
+	for b.Loop() {
+		snap, err := s.Load(ctx)
+		must(b, err)
+		if len(snap.Tokens) != benchTokens {
+			b.Fatalf("%d tokens", len(snap.Tokens))
+		}
+	}
+}
+
+func requestEvent(i int) store.AuditEvent {
+	return store.AuditEvent{
+		Kind: store.KindRequest, RequestID: fmt.Sprintf("req-%012d", i),
+		Agent: fmt.Sprintf("agent%03d", i%100), AuthMethod: "token", TokenID: "tk00000001", Client: "10.1.2.3:51234",
+		Backend: fmt.Sprintf("backend%02d", i%10), Method: "POST", Host: "api.example.com", Path: "/v1/chat/completions",
+		Status: 200, Decision: store.Allow, UpstreamMillis: 812.5, TotalMillis: 813.1, BytesIn: 2048, BytesOut: 16384,
+		CredentialVersion: 3,
+	}
+}
+
+func BenchmarkAppendAudit(b *testing.B) {
+	for _, batch := range []int{100, 1000} {
+		b.Run(fmt.Sprintf("batch%d", batch), func(b *testing.B) {
+			s := openTemp(b)
+			ctx := b.Context()
+			evs := make([]store.AuditEvent, batch)
+			n := 0
+			for b.Loop() {
+				for j := range evs {
+					evs[j] = requestEvent(n)
+					n++
+				}
+				must(b, s.AppendAudit(ctx, evs))
+			}
+			b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "events/s")
+		})
+	}
+}
+
+// BenchmarkQueryAudit builds one large audit store (100 agents, 10 backends)
+// and times the queries `agw audit tail` makes.
+func BenchmarkQueryAudit(b *testing.B) {
+	total := 1_000_000
+	if v, err := strconv.Atoi(os.Getenv("AGW_BENCH_AUDIT_EVENTS")); err == nil && v > 0 {
+		total = v
+	}
+	s := openTemp(b)
+	ctx := b.Context()
+	start := time.Now()
+	base := time.Now().Add(-time.Duration(total) * time.Millisecond)
+	const chunk = 10_000
+	evs := make([]store.AuditEvent, 0, chunk)
+	for i := range total {
+		ev := requestEvent(i)
+		ev.Time = base.Add(time.Duration(i) * time.Millisecond)
+		evs = append(evs, ev)
+		if len(evs) == chunk || i == total-1 {
+			must(b, s.AppendAudit(ctx, evs))
+			evs = evs[:0]
+		}
+	}
+	b.Logf("built %d events in %v", total, time.Since(start).Round(time.Millisecond))
+	queries := []struct {
+		name string
+		q    store.AuditQuery
+		want int
+	}{
+		{"agent_last100", store.AuditQuery{Agent: "agent042", Last: 100}, 100},
+		{"last100", store.AuditQuery{Last: 100}, 100},
+		{"backend_deny_last100", store.AuditQuery{Backend: "backend03", Decision: store.Deny, Last: 100}, 0},
+		{"after_seq_tail", store.AuditQuery{AfterSeq: uint64(total - 100)}, 100},
+		{"since_last_minute", store.AuditQuery{Since: base.Add(time.Duration(total-1000) * time.Millisecond)}, 1000},
+	}
+	for _, qc := range queries {
+		b.Run(qc.name, func(b *testing.B) {
+			for b.Loop() {
+				n := 0
+				must(b, s.QueryAudit(ctx, qc.q, func(store.AuditEvent) bool { n++; return true }))
+				if n != qc.want {
+					b.Fatalf("%d events, want %d", n, qc.want)
+				}
+			}
+		})
+	}
+}
