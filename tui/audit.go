@@ -74,6 +74,14 @@ func (s *auditScreen) start() tea.Cmd {
 	return s.sub.next()
 }
 
+// shutdown ends the stream for good when the program exits, leaving the
+// screen as it was.
+func (s *auditScreen) shutdown() {
+	if s.sub != nil {
+		s.sub.stop()
+	}
+}
+
 func (s *auditScreen) stop() {
 	if s.sub != nil {
 		s.sub.stop()
@@ -264,10 +272,10 @@ func (s *auditScreen) view() string {
 	case s.sub == nil:
 		state = st.ErrorBar.Render("○ stopped")
 	}
-	head := []string{truncate(fmt.Sprintf("%s  %s  %s", state, st.Label.Render("filter:"), st.Value.Render(s.filterDesc()))+
+	head := []string{truncate(fmt.Sprintf("%s  %s %s", state, st.Label.Render("filter:"), st.Value.Render(s.filterDesc()))+
 		st.Muted.Render(fmt.Sprintf("  %d shown", len(s.events))), s.c.width)}
 	if s.missed > 0 {
-		head = append(head, truncate(st.Warning.Render(fmt.Sprintf("! the stream fell behind: %d records were skipped (agw audit query has them; c clears this)", s.missed)), s.c.width))
+		head = append(head, truncate(st.Warning.Render(fmt.Sprintf("! stream fell behind: %d records were skipped; see agw audit query · c clears", s.missed)), s.c.width))
 	}
 	if s.err != nil && s.sub == nil {
 		head = append(head, truncate(st.ErrorBar.Render("✗ audit stream: "+describeErr(s.err)), s.c.width))

@@ -23,6 +23,7 @@ type common struct {
 	keys   keyMap
 	now    func() time.Time
 	loc    *time.Location // where times are shown; tests fix it to UTC
+	every  time.Duration  // the refresh interval
 	width  int
 	height int
 }

@@ -59,10 +59,8 @@ func start(t *testing.T, api *fakeAPI, refresh time.Duration) *harness {
 func (h *harness) press(keys ...string) {
 	for _, k := range keys {
 		switch k {
-		case "enter":
-			h.tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
-		case "esc":
-			h.tm.Send(tea.KeyMsg{Type: tea.KeyEsc})
+		case "enter", "esc":
+			h.tm.Send(keyMsg(k))
 		case "tab":
 			h.tm.Send(tea.KeyMsg{Type: tea.KeyTab})
 		case "shift+tab":
@@ -130,4 +128,15 @@ func golden(t *testing.T, m *model) {
 		t.Errorf("view is %d lines, want 24", n)
 	}
 	teatest.RequireEqualOutput(t, []byte(view))
+}
+
+// keyMsg is the message for one named key, for driving a model directly.
+func keyMsg(k string) tea.KeyMsg {
+	switch k {
+	case "enter":
+		return tea.KeyMsg{Type: tea.KeyEnter}
+	case "esc":
+		return tea.KeyMsg{Type: tea.KeyEsc}
+	}
+	return tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune(k)}
 }

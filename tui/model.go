@@ -67,6 +67,7 @@ func newModel(api API, opts Options, now func() time.Time) *model {
 		keys:  newKeyMap(),
 		now:   now,
 		loc:   time.Local,
+		every: opts.refresh(),
 		width: 80, height: 20,
 	}
 	m := &model{c: c, opts: opts, help: help.New()}
@@ -78,7 +79,7 @@ func newModel(api API, opts Options, now func() time.Time) *model {
 }
 
 // close stops the audit stream.
-func (m *model) close() { m.audit.stop() }
+func (m *model) close() { m.audit.shutdown() }
 
 func (m *model) Init() tea.Cmd {
 	m.polling = true

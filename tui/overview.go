@@ -55,7 +55,7 @@ func (o *overview) view() string {
 		}
 		msg := st.ErrorBar.Render("Cannot reach the agw daemon") + "\n\n" +
 			lipgloss.NewStyle().Width(max(20, o.c.width-4)).Render(o.err.Error()) + "\n\n" +
-			st.Muted.Render("Retrying every refresh; this screen fills in as soon as the daemon answers.")
+			st.Muted.Render("Retrying every "+o.c.every.String()+"; this screen fills in when the daemon answers.")
 		return st.Box.Render(msg)
 	}
 	s := o.status
