@@ -198,7 +198,7 @@ func (s *agentsScreen) key(msg tea.KeyMsg) tea.Cmd {
 	k := s.c.keys
 	switch {
 	case s.reveal != nil:
-		if key.Matches(msg, k.Dismiss) {
+		if key.Matches(msg, k.Dismiss) || key.Matches(msg, k.Abort) {
 			s.reveal.wipe()
 			s.reveal = nil
 		}

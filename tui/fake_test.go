@@ -52,6 +52,7 @@ type fakeAPI struct {
 	mints     []admin.MintRequest
 	mintValue string
 	audits    []store.AuditQuery // follow subscriptions, in order
+	writes    []string           // other writes, described
 }
 
 func newFakeAPI() *fakeAPI {
@@ -178,11 +179,13 @@ func (f *fakeAPI) AddBackend(ctx context.Context, req admin.AddBackendRequest) (
 }
 
 func (f *fakeAPI) RotateBackend(ctx context.Context, name string, secret admin.SecretInput) (*store.Backend, error) {
-	return nil, fmt.Errorf("rotate: not used by these tests")
+	f.record("rotate " + name + " " + secret.Value)
+	return &store.Backend{Name: name}, nil
 }
 
 func (f *fakeAPI) RemoveBackend(ctx context.Context, name string) error {
-	return fmt.Errorf("remove: not used by these tests")
+	f.record("remove backend " + name)
+	return nil
 }
 
 func (f *fakeAPI) Agents(ctx context.Context) ([]admin.AgentSummary, error) {
@@ -220,23 +223,41 @@ func (f *fakeAPI) Agent(ctx context.Context, name string) (*admin.AgentDetail, e
 }
 
 func (f *fakeAPI) AddAgent(ctx context.Context, a store.Agent) (*store.Agent, error) {
-	return nil, fmt.Errorf("add agent: not used by these tests")
+	f.record("add agent " + a.Name + " (" + a.Description + ")")
+	return &a, nil
+}
+
+// record notes a write, for the tests to compare.
+func (f *fakeAPI) record(s string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.writes = append(f.writes, s)
+}
+
+func (f *fakeAPI) recorded() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.writes)
 }
 
 func (f *fakeAPI) UpdateAgent(ctx context.Context, name string, req admin.UpdateAgentRequest) (*store.Agent, error) {
-	return nil, fmt.Errorf("update agent: not used by these tests")
+	f.record(fmt.Sprintf("update agent %s disabled=%v", name, *req.Disabled))
+	return &store.Agent{Name: name}, nil
 }
 
 func (f *fakeAPI) RemoveAgent(ctx context.Context, name string) error {
-	return fmt.Errorf("remove agent: not used by these tests")
+	f.record("remove agent " + name)
+	return nil
 }
 
 func (f *fakeAPI) PutGrant(ctx context.Context, g store.Grant) (*store.Grant, error) {
-	return nil, fmt.Errorf("put grant: not used by these tests")
+	f.record(fmt.Sprintf("grant %s %s %v %v", g.Agent, g.Backend, g.Methods, g.Paths))
+	return &g, nil
 }
 
 func (f *fakeAPI) RemoveGrant(ctx context.Context, agent, backend string) error {
-	return fmt.Errorf("remove grant: not used by these tests")
+	f.record("ungrant " + agent + " " + backend)
+	return nil
 }
 
 func (f *fakeAPI) MintToken(ctx context.Context, req admin.MintRequest) (*admin.MintedToken, error) {
@@ -252,7 +273,8 @@ func (f *fakeAPI) MintToken(ctx context.Context, req admin.MintRequest) (*admin.
 }
 
 func (f *fakeAPI) RevokeToken(ctx context.Context, id string) (*store.Token, error) {
-	return nil, fmt.Errorf("revoke: not used by these tests")
+	f.record("revoke " + id)
+	return &store.Token{ID: id}, nil
 }
 
 // Audit answers the stored events matching q; with follow it then relays

@@ -163,7 +163,7 @@ func (f *form) view() string {
 	case f.busy:
 		b.WriteString("\n" + st.Muted.Render("sending…"))
 	case f.err != "":
-		b.WriteString("\n" + st.FormError.Render("✗ "+f.err))
+		b.WriteString("\n" + st.FormError.Width(max(20, f.c.width-2)).Render("✗ "+f.err))
 	}
 	return b.String()
 }
