@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/charmbracelet/bubbles/key"
 	"github.com/charmbracelet/bubbles/table"
@@ -53,28 +52,6 @@ const (
 	wantRevoke
 	wantUngrant
 )
-
-// reveal holds a freshly minted token until the user dismisses it. The
-// value is kept as bytes so dismissing can overwrite it.
-type reveal struct {
-	agent string
-	token store.Token
-	value []byte
-}
-
-// wipe overwrites the token value and drops it.
-func (r *reveal) wipe() {
-	clear(r.value)
-	r.value = nil
-}
-
-// mintedMsg carries a new token from the mint command to the screen.
-type mintedMsg struct {
-	agent string
-	token store.Token
-	value []byte
-	err   error
-}
 
 // agentDetailMsg answers a detail request.
 type agentDetailMsg struct {
@@ -432,42 +409,6 @@ func (s *agentsScreen) submit() tea.Cmd {
 	}
 }
 
-// parseTTL reads a Go duration or a number of days ("30d"); empty is none.
-func parseTTL(s string) (time.Duration, error) {
-	if s == "" {
-		return 0, nil
-	}
-	if d, ok := strings.CutSuffix(s, "d"); ok {
-		n, err := strconv.Atoi(d)
-		if err == nil && n > 0 {
-			return time.Duration(n) * 24 * time.Hour, nil
-		}
-	} else if d, err := time.ParseDuration(s); err == nil && d > 0 {
-		return d, nil
-	}
-	return 0, fmt.Errorf("expires in %q: give a duration like 30d, 12h or 90m", s)
-}
-
-// tokenLine describes a token record (never its value).
-func tokenLine(t *store.Token, now time.Time) string {
-	s := t.ID
-	if t.Label != "" {
-		s += " (" + t.Label + ")"
-	}
-	s += "  created " + ago(now, t.CreatedAt)
-	switch {
-	case !t.RevokedAt.IsZero():
-		s += "  revoked " + ago(now, t.RevokedAt)
-	case t.ExpiresAt.IsZero():
-		s += "  never expires"
-	case now.Before(t.ExpiresAt):
-		s += "  expires in " + short(t.ExpiresAt.Sub(now))
-	default:
-		s += "  expired"
-	}
-	return s
-}
-
 func (s *agentsScreen) agentView(d *admin.AgentDetail) string {
 	st := s.c.st
 	now := s.c.now()
@@ -510,18 +451,7 @@ func (s *agentsScreen) view() string {
 	st := s.c.st
 	switch {
 	case s.reveal != nil:
-		r := s.reveal
-		exp := "never expires"
-		if !r.token.ExpiresAt.IsZero() {
-			exp = "expires " + r.token.ExpiresAt.In(s.c.loc).Format("2006-01-02 15:04")
-		}
-		body := st.Title.Render("New token for "+r.agent) + "\n\n" +
-			st.Token.Render(string(r.value)) + "\n\n" +
-			st.Warning.Render("! This is the only time the token is shown.") + "\n" +
-			"Copy it into the agent's configuration now; agw keeps only its hash.\n" +
-			st.Muted.Render("id "+r.token.ID+" · "+exp) + "\n\n" +
-			st.Muted.Render("enter: I saved it, remove it from the screen")
-		return st.Box.Width(max(20, s.c.width-2)).Render(body)
+		return s.reveal.view(s.c)
 	case s.form != nil:
 		return s.form.view()
 	case s.picker != nil:

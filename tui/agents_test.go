@@ -104,3 +104,27 @@ func TestRevealWipe(t *testing.T) {
 		t.Error("token still on screen")
 	}
 }
+
+func TestParseTTL(t *testing.T) {
+	tests := []struct {
+		in      string
+		want    time.Duration
+		wantErr bool
+	}{
+		{"", 0, false},
+		{"30d", 30 * 24 * time.Hour, false},
+		{"12h", 12 * time.Hour, false},
+		{"90m", 90 * time.Minute, false},
+		{"0d", 0, true},
+		{"-1h", 0, true},
+		{"soon", 0, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			got, err := parseTTL(tt.in)
+			if got != tt.want || (err != nil) != tt.wantErr {
+				t.Errorf("parseTTL(%q) = %v, %v; want %v, error %v", tt.in, got, err, tt.want, tt.wantErr)
+			}
+		})
+	}
+}
