@@ -17,11 +17,13 @@ import (
 // app is what the commands depend on: the global flag values and the few
 // outside effects tests replace (environment, daemon entry points, clock).
 type app struct {
-	getenv    func(string) string
-	initDir   func(dataDir string) (created bool, err error)
-	serve     func(ctx context.Context, cfg gateway.Config) error
-	now       func() time.Time
-	clientTTL time.Duration // per-call timeout; zero is the client's default
+	getenv  func(string) string
+	initDir func(dataDir string) (created bool, err error)
+	serve   func(ctx context.Context, cfg gateway.Config) error
+	now     func() time.Time
+	// isTerminal reports whether a person is at the terminal (bare agw → TUI).
+	isTerminal func() bool
+	clientTTL  time.Duration // per-call timeout; zero is the client's default
 
 	// Global flags.
 	socket   string
@@ -33,10 +35,11 @@ type app struct {
 // newApp returns an app wired to the real environment and daemon.
 func newApp() *app {
 	return &app{
-		getenv:  os.Getenv,
-		initDir: gateway.Init,
-		serve:   gateway.Run,
-		now:     time.Now,
+		getenv:     os.Getenv,
+		initDir:    gateway.Init,
+		serve:      gateway.Run,
+		now:        time.Now,
+		isTerminal: onTerminal,
 	}
 }
 
@@ -97,8 +100,11 @@ credential worthless anywhere else, and agw swaps in the real one.
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			// Bare `agw`: the TUI will open here when stdin and stdout are a
-			// terminal (`agw tui`); until then, show what there is.
+			// Bare `agw` opens the TUI for a person at a terminal; a script
+			// or pipe gets the help text.
+			if a.isTerminal != nil && a.isTerminal() {
+				return a.runTUI(cmd, false)
+			}
 			return cmd.Help()
 		},
 	}
@@ -127,6 +133,7 @@ credential worthless anywhere else, and agw swaps in the real one.
 		a.newAuditCmd(),
 		a.newCACmd(),
 		a.newDNSCmd(),
+		a.newTUICmd(),
 	)
 	return root
 }
