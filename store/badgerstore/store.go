@@ -75,7 +75,9 @@ func Open(dir string, opts Options) (*Store, error) {
 	// Sized for a small box: the data is small (config, tokens, audit records
 	// of a few hundred bytes), so the defaults' 64 MiB memtables x5 and
 	// 256 MiB block cache are waste. A 32 MiB memtable still lets one
-	// transaction hold about 50k keys (see cascade limits in DeleteAgent).
+	// transaction hold about 50k keys (see DeleteAgent). The index cache
+	// bounds the memory table indexes and bloom filters take; 64 MiB covers
+	// several million audit records before lookups start reloading them.
 	bopts := badger.DefaultOptions(dir).
 		WithSyncWrites(true).
 		WithNumVersionsToKeep(1).
@@ -86,7 +88,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		WithNumLevelZeroTablesStall(8).
 		WithValueLogFileSize(64 << 20).
 		WithBlockCacheSize(32 << 20).
-		WithIndexCacheSize(16 << 20).
+		WithIndexCacheSize(64 << 20).
 		WithNumCompactors(2).
 		WithNumGoroutines(2).
 		WithMetricsEnabled(false)
