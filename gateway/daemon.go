@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/agw-dev/agw/crypto"
@@ -153,6 +154,9 @@ func (cfg Config) withDefaults() Config {
 // accepting, lets in-flight requests finish, flushes the audit trail and
 // closes the store.
 func Run(ctx context.Context, cfg Config) error {
+	// Everything the daemon creates (Badger's files, the socket, certs) is
+	// for its own user only; the admin group is granted explicitly.
+	syscall.Umask(0o077)
 	cfg = cfg.withDefaults()
 	log := cfg.Logger
 	keys, ca, created, err := initDataDir(cfg.DataDir, time.Now())
