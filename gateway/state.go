@@ -22,11 +22,11 @@ import (
 // only the entries it changes: its cost does not grow with what is stored.
 type state struct {
 	mu        sync.RWMutex
-	backends  map[string]*route        // by backend name
-	hosts     map[string]*route        // exact host → backend
-	wildcards map[string]*route        // base of "*.base" → backend
-	agents    map[string]*store.Agent  // by name
-	subjects  map[subjectKey]string    // (idp, subject) → agent name
+	backends  map[string]*route       // by backend name
+	hosts     map[string]*route       // exact host → backend
+	wildcards map[string]*route       // base of "*.base" → backend
+	agents    map[string]*store.Agent // by name
+	subjects  map[subjectKey]string   // (idp, subject) → agent name
 	grants    map[grantKey]*store.Grant
 	tokens    map[string]*store.Token            // by id
 	byAgent   map[string]map[string]*store.Token // agent → id → token
