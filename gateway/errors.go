@@ -13,8 +13,10 @@ const (
 	errForbidden       = "agw_forbidden"        // 403
 	errBadRequest      = "agw_bad_request"      // 400
 	errMisdirected     = "agw_misdirected"      // 421
+	errRateLimited     = "agw_rate_limited"     // 429, with Retry-After
 	errUpstream        = "agw_upstream_error"   // 502
 	errUpstreamTimeout = "agw_upstream_timeout" // 504
+	errIdPUnavailable  = "agw_idp_unavailable"  // 503: no usable key from the IdP; retry later
 )
 
 // policyNote ends every policy denial, so that an agent (or the model
@@ -34,6 +36,8 @@ type denial struct {
 	typ    string
 	msg    string // for the agent; "" means reason
 	reason string // for the audit record
+	// retryAfter, when positive, is sent as Retry-After (seconds).
+	retryAfter int
 }
 
 func (d *denial) message() string {

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -40,6 +41,8 @@ type proxyConfig struct {
 	Now    func() time.Time // nil → time.Now
 	// IdP verifies JWTs presented by agents; nil refuses them.
 	IdP IdPVerifier
+	// Metrics counts requests; nil counts nothing.
+	Metrics *metrics
 }
 
 // proxy is the TLS-terminating, credential-swapping request pipeline:
@@ -55,6 +58,10 @@ type proxy struct {
 	rp     *httputil.ReverseProxy
 	bufs   bufferPool
 
+	limits    *limits       // grant, agent and backend rates; agent concurrency
+	authFails *authThrottle // failed authentications per client address
+	metrics   *metrics
+
 	stats struct {
 		requests, allowed, denied, tlsRefused, upstreamErrs atomic.Uint64
 	}
@@ -67,6 +74,10 @@ func newProxy(cfg proxyConfig) *proxy {
 		logger: cfg.Logger,
 		now:    cfg.Now,
 		idp:    cfg.IdP,
+
+		limits:    newLimits(cfg.State),
+		authFails: newAuthThrottle(0),
+		metrics:   cfg.Metrics,
 	}
 	if p.now == nil {
 		p.now = time.Now
@@ -118,6 +129,7 @@ func (p *proxy) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ServeTLS(ln, "", "") }()
+	go p.sweepLimits(ctx)
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serve https: %w", err)
@@ -147,6 +159,7 @@ type exchange struct {
 
 	upStart, upEnd time.Time
 	upStatus       int
+	adm            admission // in-flight slot held until finish
 }
 
 type exchangeKey struct{}
@@ -222,7 +235,13 @@ func (p *proxy) serve(ex *exchange, r *http.Request) *denial {
 	ex.ev.Backend = b.Name
 	ex.ev.CredentialVersion = b.CredentialVersion
 
-	// Identify.
+	// Identify, unless this client address failed too often: then before
+	// any token lookup, so guessing tokens stays slow.
+	client := clientKey(r.RemoteAddr)
+	if wait, blocked := p.authFails.blocked(client, ex.start); blocked {
+		p.metrics.rateLimited(limitAuthFailure)
+		return authThrottled(wait)
+	}
 	ident, d := p.identify(r.Context(), r, b, ex.start)
 	ex.ident = ident
 	ex.ev.TokenID = ident.tokenID
@@ -232,6 +251,9 @@ func (p *proxy) serve(ex *exchange, r *http.Request) *denial {
 		ex.ev.Agent = ident.agent.Name
 	}
 	if d != nil {
+		if d.status == http.StatusUnauthorized && ident.authMethod == "" && ident.tokenID == "" {
+			p.authFails.fail(client, ex.start) // nothing presented proved an identity
+		}
 		return d
 	}
 
@@ -246,8 +268,17 @@ func (p *proxy) serve(ex *exchange, r *http.Request) *denial {
 	if c := ident.credential; c != "" && (strings.Contains(raw, c) || strings.Contains(norm, c)) {
 		return deny(http.StatusBadRequest, errBadRequest, "the request path contains the agent credential")
 	}
-	if d := authorize(p.state.grant(ident.agent.Name, b.Name), ident.agent.Name, b.Name, r.Method, norm); d != nil {
+	g := p.state.grant(ident.agent.Name, b.Name)
+	if d := authorize(g, ident.agent.Name, b.Name, r.Method, norm); d != nil {
 		return d
+	}
+	if limited(ident.agent, g, b) {
+		adm, d, kind := p.limits.admit(ident.agent, g, b, ex.start)
+		if d != nil {
+			p.metrics.rateLimited(kind)
+			return d
+		}
+		ex.adm = adm
 	}
 
 	// Swap and forward.
@@ -282,11 +313,15 @@ func (p *proxy) refuse(ex *exchange, d *denial) {
 		ex.ev.Decision = store.Allow
 	}
 	ex.ev.Reason = d.reason
+	if d.retryAfter > 0 {
+		ex.rec.Header().Set("Retry-After", strconv.Itoa(d.retryAfter))
+	}
 	writeError(&ex.rec, d.status, d.typ, d.message(), ex.ev.RequestID)
 }
 
 // finish completes and hands over the audit record.
 func (p *proxy) finish(ex *exchange) {
+	ex.adm.release()
 	end := p.now()
 	ev := &ex.ev
 	switch {
@@ -306,6 +341,7 @@ func (p *proxy) finish(ex *exchange) {
 	if c := ex.ident.credential; c != "" && strings.Contains(ev.Path, c) {
 		ev.Path = "[path withheld: it contained the agent credential]"
 	}
+	p.metrics.observe(ev)
 	p.audit(*ev)
 }
 
@@ -354,6 +390,9 @@ func (p *proxy) rewrite(pr *httputil.ProxyRequest) {
 	stripAgentCredential(out.Header, out.URL, b, ex.ident.credential)
 	stripForwarding(out.Header)
 	ex.up.inj.inject(out.Header, out.URL)
+	if ex.up.scrub != nil {
+		scrubRequest(out.Header)
+	}
 	if t := ex.up.target; t != nil {
 		out.URL.Scheme = t.Scheme
 		out.URL.Host = t.Host
@@ -379,7 +418,7 @@ func (p *proxy) modifyResponse(res *http.Response) error {
 	ex.upStatus = res.StatusCode
 	ex.ev.Redactions += ex.up.inj.scrubHeaders(res.Header)
 	res.Header.Del(requestIDHeader)
-	return nil
+	return ex.up.scrub.scrubResponse(res, &ex.ev.Redactions)
 }
 
 // upstreamError answers a failed forward. The message never holds the
@@ -394,7 +433,10 @@ func (p *proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error)
 	status, typ := http.StatusBadGateway, errUpstream
 	var msg string
 	var ne net.Error
+	var unread *errUninspectable
 	switch {
+	case errors.As(err, &unread):
+		msg = unread.Error()
 	case errors.Is(err, dns.ErrLoopback):
 		msg = "resolution loops back to the gateway: the upstream resolvers answer " + ex.host + " with agw's own address; set an explicit upstream for the backend"
 	case r.Context().Err() != nil:

@@ -28,6 +28,7 @@ const defaultUpstreamTimeout = 60 * time.Second
 type upstream struct {
 	route  *route
 	inj    *injection
+	scrub  *scrubber
 	target *url.URL // explicit upstream; nil: the requested host on :443
 	pool   *pool
 	err    string // configuration error answered as 502 (never holds a secret)
@@ -86,6 +87,7 @@ func (us *upstreams) get(r *route) *upstream {
 	u := &upstream{route: r}
 	b := &r.backend
 	u.inj = newInjection(b, r.secret.Reveal())
+	u.scrub = newScrubber(b, r.secret.Reveal())
 	key := poolKeyOf(b)
 	if b.Upstream != "" {
 		t, err := url.Parse(b.Upstream)

@@ -1,0 +1,266 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/agw-dev/agw/store"
+)
+
+// metrics are the gateway's Prometheus metrics, in a registry of their own
+// (never the global default, so tests and embedders do not collide).
+//
+// Label cardinality is bounded by configuration: backend and agent labels
+// take registered names only ("" when a request was not routed or not
+// identified), decision is allow/deny and status is an HTTP status code.
+type metrics struct {
+	reg        *prometheus.Registry
+	requests   *prometheus.CounterVec
+	total      *prometheus.HistogramVec
+	upstream   *prometheus.HistogramVec
+	limited    *prometheus.CounterVec
+	redactions *prometheus.CounterVec
+
+	// Per-label children are cached by value keys so the request path does
+	// not build label slices or format status codes.
+	reqs sync.Map // requestLabels → prometheus.Counter
+	lats sync.Map // backend → *backendObservers
+}
+
+type requestLabels struct {
+	backend, agent, decision string
+	status                   int
+}
+
+type backendObservers struct {
+	total, upstream prometheus.Observer
+	redactions      prometheus.Counter
+}
+
+// metricSources are the counters kept elsewhere that metrics read on each
+// scrape; a nil function leaves its metric out.
+type metricSources struct {
+	AuditDepth       func() int
+	AuditWritten     func() uint64
+	AuditWriteFails  func() uint64
+	TLSRefused       func() uint64
+	UpstreamErrors   func() uint64
+	DNS              func() (queries, intercepted, forwarded, failures, cacheHits uint64)
+	JWTVerifications func() (verified, rejected, unavailable uint64)
+	OAuth2Fetches    func() uint64
+}
+
+// latencyBuckets span a cached answer (a millisecond) to a long model
+// completion (two minutes).
+var latencyBuckets = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120}
+
+func newMetrics(src metricSources) *metrics {
+	m := &metrics{reg: prometheus.NewRegistry()}
+	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "agw_requests_total",
+		Help: "Requests through the gateway by backend, agent, decision and status.",
+	}, []string{"backend", "agent", "decision", "status"})
+	m.total = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "agw_request_duration_seconds",
+		Help:    "Time from request to the end of the response, by backend.",
+		Buckets: latencyBuckets,
+	}, []string{"backend"})
+	m.upstream = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "agw_upstream_duration_seconds",
+		Help:    "Time from forwarding a request to the backend's response headers, by backend.",
+		Buckets: latencyBuckets,
+	}, []string{"backend"})
+	m.limited = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "agw_rate_limited_total",
+		Help: "Requests refused with 429, by the limit that refused them (grant, agent, backend, concurrency, auth_failure).",
+	}, []string{"limit"})
+	m.redactions = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "agw_redactions_total",
+		Help: "Reflected credentials replaced in responses (headers and bodies), by backend.",
+	}, []string{"backend"})
+	for _, kind := range []string{limitGrant, limitAgent, limitBackend, limitConcurrency, limitAuthFailure} {
+		m.limited.WithLabelValues(kind) // present at zero before the first hit
+	}
+	m.reg.MustRegister(
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		collectors.NewGoCollector(),
+		m.requests, m.total, m.upstream, m.limited, m.redactions,
+	)
+	counter := func(name, help string, f func() uint64) {
+		if f != nil {
+			m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, func() float64 { return float64(f()) }))
+		}
+	}
+	if src.AuditDepth != nil {
+		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "agw_audit_queue_depth",
+			Help: "Audit records waiting to be written.",
+		}, func() float64 { return float64(src.AuditDepth()) }))
+	}
+	counter("agw_audit_records_written_total", "Audit records written to the store.", src.AuditWritten)
+	counter("agw_audit_write_errors_total", "Failed audit batch writes (each is retried).", src.AuditWriteFails)
+	counter("agw_tls_handshakes_refused_total", "TLS handshakes refused (unknown server name).", src.TLSRefused)
+	counter("agw_upstream_errors_total", "Requests the backend could not answer (502/504).", src.UpstreamErrors)
+	if f := src.DNS; f != nil {
+		pick := func(i int) func() uint64 {
+			return func() uint64 {
+				q, in, fw, fl, ch := f()
+				return [5]uint64{q, in, fw, fl, ch}[i]
+			}
+		}
+		counter("agw_dns_queries_total", "DNS queries received.", pick(0))
+		counter("agw_dns_intercepted_total", "DNS queries answered with the gateway's address.", pick(1))
+		counter("agw_dns_forwarded_total", "DNS queries answered with upstream data.", pick(2))
+		counter("agw_dns_failures_total", "DNS queries answered SERVFAIL.", pick(3))
+		counter("agw_dns_cache_hits_total", "Forwarded DNS queries answered from the cache.", pick(4))
+	}
+	if f := src.JWTVerifications; f != nil {
+		counter("agw_jwt_verified_total", "IdP tokens verified that identified an agent.", func() uint64 { v, _, _ := f(); return v })
+		counter("agw_jwt_rejected_total", "IdP tokens rejected.", func() uint64 { _, r, _ := f(); return r })
+		counter("agw_jwt_unavailable_total", "IdP token checks that failed closed (no usable key).", func() uint64 { _, _, u := f(); return u })
+	}
+	counter("agw_oauth2_token_fetches_total", "OAuth2 client-credentials token fetches.", src.OAuth2Fetches)
+	return m
+}
+
+// observe counts one finished request.
+func (m *metrics) observe(ev *store.AuditEvent) {
+	if m == nil {
+		return
+	}
+	k := requestLabels{ev.Backend, ev.Agent, ev.Decision, ev.Status}
+	c, ok := m.reqs.Load(k)
+	if !ok {
+		c, _ = m.reqs.LoadOrStore(k, m.requests.WithLabelValues(k.backend, k.agent, k.decision, strconv.Itoa(k.status)))
+	}
+	c.(prometheus.Counter).Inc()
+	o := m.observers(ev.Backend)
+	o.total.Observe(ev.TotalMillis / 1000)
+	if ev.UpstreamMillis > 0 {
+		o.upstream.Observe(ev.UpstreamMillis / 1000)
+	}
+	if ev.Redactions > 0 {
+		o.redactions.Add(float64(ev.Redactions))
+	}
+}
+
+func (m *metrics) observers(backend string) *backendObservers {
+	if v, ok := m.lats.Load(backend); ok {
+		return v.(*backendObservers)
+	}
+	o := &backendObservers{
+		total:      m.total.WithLabelValues(backend),
+		upstream:   m.upstream.WithLabelValues(backend),
+		redactions: m.redactions.WithLabelValues(backend),
+	}
+	v, _ := m.lats.LoadOrStore(backend, o)
+	return v.(*backendObservers)
+}
+
+// rateLimited counts a 429 by the kind of limit.
+func (m *metrics) rateLimited(kind string) {
+	if m == nil || kind == "" {
+		return
+	}
+	m.limited.WithLabelValues(kind).Inc()
+}
+
+// forget drops the series of backends and agents that no longer exist, so
+// removed names do not stay in every scrape.
+func (m *metrics) forget(st *state) {
+	if m == nil || st == nil {
+		return
+	}
+	m.reqs.Range(func(k, _ any) bool {
+		l := k.(requestLabels)
+		if l.backend != "" && st.backend(l.backend) == nil || l.agent != "" && st.agent(l.agent) == nil {
+			m.requests.DeleteLabelValues(l.backend, l.agent, l.decision, strconv.Itoa(l.status))
+			m.reqs.Delete(k)
+		}
+		return true
+	})
+	m.lats.Range(func(k, _ any) bool {
+		if b := k.(string); b != "" && st.backend(b) == nil {
+			m.total.DeleteLabelValues(b)
+			m.upstream.DeleteLabelValues(b)
+			m.redactions.DeleteLabelValues(b)
+			m.lats.Delete(k)
+		}
+		return true
+	})
+}
+
+// metricsServer serves /metrics, /healthz (the process is alive) and
+// /readyz (ready reports nil when the listeners are up and the store
+// answers).
+type metricsServer struct {
+	m      *metrics
+	ready  func(ctx context.Context) error
+	logger *slog.Logger
+}
+
+func (s *metricsServer) handler() http.Handler {
+	if s.logger == nil {
+		s.logger = slog.New(slog.DiscardHandler)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.m.reg, promhttp.HandlerOpts{
+		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn),
+		ErrorHandling:     promhttp.ContinueOnError,
+		EnableOpenMetrics: true,
+	}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-store")
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if err := s.ready(ctx); err != nil {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write([]byte("not ready: " + err.Error() + "\n"))
+			return
+		}
+		_, _ = w.Write([]byte("ready\n"))
+	})
+	return mux
+}
+
+// Serve serves the metrics endpoints on ln until ctx is done.
+func (s *metricsServer) Serve(ctx context.Context, ln net.Listener) error {
+	h := s.handler()
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelDebug),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		if errors.Is(err, http.ErrServerClosed) {
+			return nil
+		}
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		_ = srv.Close()
+	}
+	<-errc
+	return nil
+}
