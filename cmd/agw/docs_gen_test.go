@@ -5,6 +5,7 @@ import (
 	"flag"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -76,4 +77,29 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	slices.Sort(keys)
 	return keys
+}
+
+// TestManPagesRender formats every committed man page with man-db's man and
+// groff's warnings on; any warning fails the page.
+func TestManPagesRender(t *testing.T) {
+	man := requireTool(t, "man", true)
+	pages, err := filepath.Glob(filepath.Join(repoRoot, "man", "*.1"))
+	if err != nil || len(pages) == 0 {
+		t.Fatalf("no man pages under man/ (%v): run `go generate ./...`", err)
+	}
+	for _, page := range pages {
+		t.Run(filepath.Base(page), func(t *testing.T) {
+			t.Parallel()
+			cmd := exec.Command(man, "-l", "--warnings", page)
+			cmd.Env = append(os.Environ(), "MANWIDTH=80", "MANPAGER=cat", "PAGER=cat")
+			var stdout, stderr bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &stdout, &stderr
+			if err := cmd.Run(); err != nil || stderr.Len() > 0 {
+				t.Errorf("man -l --warnings %s: %v\n%s", page, err, stderr.String())
+			}
+			if stdout.Len() == 0 {
+				t.Errorf("man -l %s rendered nothing", page)
+			}
+		})
+	}
 }
