@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -262,5 +263,55 @@ func (s *metricsServer) Serve(ctx context.Context, ln net.Listener) error {
 		_ = srv.Close()
 	}
 	<-errc
+	return nil
+}
+
+// metricSources reads the daemon's counters. The DNS server and the proxy
+// are created after the metrics, so the functions look them up per scrape.
+func (d *daemon) metricSources() metricSources {
+	src := metricSources{
+		AuditDepth:      d.audit.Depth,
+		AuditWritten:    d.audit.written.Load,
+		AuditWriteFails: d.audit.writeFails.Load,
+		TLSRefused: func() uint64 {
+			if d.proxy == nil {
+				return 0
+			}
+			return d.proxy.stats.tlsRefused.Load()
+		},
+		UpstreamErrors: func() uint64 {
+			if d.proxy == nil {
+				return 0
+			}
+			return d.proxy.stats.upstreamErrs.Load()
+		},
+	}
+	if d.cfg.DNSListen != "off" {
+		src.DNS = func() (q, in, fw, fl, ch uint64) {
+			if d.dns == nil {
+				return
+			}
+			s := d.dns.Stats()
+			return s.Queries, s.Intercepted, s.Forwarded, s.Failures, s.CacheHits
+		}
+	}
+	return src
+}
+
+// ready is /readyz: the listeners are bound (serve binds them all before it
+// starts serving any), the daemon is not shutting down, and the store
+// answers a read.
+func (d *daemon) ready(ctx context.Context) error {
+	select {
+	case <-d.stopping:
+		return errors.New("shutting down")
+	default:
+	}
+	if d.cfg.HTTPSListen != "off" && d.listeners.HTTPS == "" || d.cfg.DNSListen != "off" && d.listeners.DNS == "" {
+		return errors.New("listeners not bound")
+	}
+	if _, err := d.st.LastAuditSeq(ctx); err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
 	return nil
 }
