@@ -3,11 +3,13 @@ package main
 import (
 	"bytes"
 	"flag"
+	"fmt"
 	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"sync"
 	"testing"
 )
 
@@ -80,26 +82,39 @@ func sortedKeys[V any](m map[string]V) []string {
 }
 
 // TestManPagesRender formats every committed man page with man-db's man and
-// groff's warnings on; any warning fails the page.
+// groff's warnings on; any warning fails the page. Pages render eight at a
+// time: each run mostly waits on man's pipeline of processes.
 func TestManPagesRender(t *testing.T) {
 	man := requireTool(t, "man", true)
 	pages, err := filepath.Glob(filepath.Join(repoRoot, "man", "*.1"))
 	if err != nil || len(pages) == 0 {
 		t.Fatalf("no man pages under man/ (%v): run `go generate ./...`", err)
 	}
-	for _, page := range pages {
-		t.Run(filepath.Base(page), func(t *testing.T) {
-			t.Parallel()
+	problems := make([]string, len(pages))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 8)
+	for i, page := range pages {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
 			cmd := exec.Command(man, "-l", "--warnings", page)
 			cmd.Env = append(os.Environ(), "MANWIDTH=80", "MANPAGER=cat", "PAGER=cat")
 			var stdout, stderr bytes.Buffer
 			cmd.Stdout, cmd.Stderr = &stdout, &stderr
-			if err := cmd.Run(); err != nil || stderr.Len() > 0 {
-				t.Errorf("man -l --warnings %s: %v\n%s", page, err, stderr.String())
+			switch err := cmd.Run(); {
+			case err != nil || stderr.Len() > 0:
+				problems[i] = fmt.Sprintf("man -l --warnings %s: %v\n%s", page, err, stderr.String())
+			case stdout.Len() == 0:
+				problems[i] = fmt.Sprintf("man -l %s rendered nothing", page)
 			}
-			if stdout.Len() == 0 {
-				t.Errorf("man -l %s rendered nothing", page)
-			}
-		})
+		}()
+	}
+	wg.Wait()
+	for _, p := range problems {
+		if p != "" {
+			t.Error(p)
+		}
 	}
 }
