@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/agw-dev/agw/crypto"
+	"github.com/agw-dev/agw/gateway/jwtauth"
 	"github.com/agw-dev/agw/store"
 )
 
@@ -157,28 +158,6 @@ func forEachQueryParam(raw string, fn func(k, v string)) {
 	}
 }
 
-// looksLikeJWT reports whether s has the shape of a compact JWS: three
-// non-empty base64url parts.
-func looksLikeJWT(s string) bool {
-	parts := 0
-	start := 0
-	for i := 0; i <= len(s); i++ {
-		if i == len(s) || s[i] == '.' {
-			if i == start {
-				return false
-			}
-			parts++
-			start = i + 1
-			continue
-		}
-		c := s[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
-			return false
-		}
-	}
-	return parts == 3
-}
-
 // identify finds the agent behind a request. It never puts the credential
 // into a denial.
 func (p *proxy) identify(ctx context.Context, r *http.Request, b *store.Backend, now time.Time) (identity, *denial) {
@@ -198,7 +177,7 @@ func (p *proxy) identify(ctx context.Context, r *http.Request, b *store.Backend,
 	switch {
 	case crypto.LooksLikeToken(cred):
 		return p.identifyToken(cred, now)
-	case looksLikeJWT(cred):
+	case jwtauth.LooksLikeJWT(cred):
 		if p.idp == nil {
 			return identity{}, deny(http.StatusUnauthorized, errUnauthenticated,
 				"IdP tokens are not configured for this backend")
@@ -240,15 +219,15 @@ func (p *proxy) identifyToken(tok string, now time.Time) (identity, *denial) {
 
 func (p *proxy) identifyJWT(ctx context.Context, b *store.Backend, raw string) (identity, *denial) {
 	res, err := p.idp.VerifyJWT(ctx, b, raw)
-	if err != nil {
-		msg := "IdP token rejected"
-		var pub interface{ Public() string }
-		if errors.As(err, &pub) {
-			msg += ": " + pub.Public()
-		}
-		return identity{}, deny(http.StatusUnauthorized, errUnauthenticated, msg)
+	ident := identity{idp: res.IdP, subject: res.Subject, jti: res.JTI, credential: raw}
+	if res.Subject != "" {
+		// The token verified (the verifier names a subject only then),
+		// even if it identifies no agent: not a failed authentication.
+		ident.authMethod = "jwt"
 	}
-	ident := identity{authMethod: "jwt", idp: res.IdP, subject: res.Subject, jti: res.JTI, credential: raw}
+	if err != nil {
+		return ident, jwtDenial(ctx, err)
+	}
 	a := p.state.agent(res.Agent)
 	if a == nil {
 		return ident, deny(http.StatusUnauthorized, errUnauthenticated, "the IdP token identifies no agent")
@@ -258,4 +237,42 @@ func (p *proxy) identifyJWT(ctx context.Context, b *store.Backend, raw string) (
 		return ident, policyDenial("agent disabled")
 	}
 	return ident, nil
+}
+
+// jwtDenial answers a refused IdP token with the status the verifier chose
+// (401, or 503 when the IdP's keys cannot be obtained: the token may be
+// fine, so the agent is told to retry rather than to get another), its
+// stable reason in the audit record and its public message to the agent.
+func jwtDenial(ctx context.Context, err error) *denial {
+	d := &denial{status: http.StatusUnauthorized, typ: errUnauthenticated, reason: "jwt_rejected"}
+	var je *jwtauth.Error
+	var jr *jwtRefusal
+	switch {
+	case errors.As(err, &je):
+		d.status, d.reason, d.msg = je.Status, je.Reason, je.Public()
+	case errors.As(err, &jr):
+		d.status, d.reason, d.msg = jr.Status, jr.Reason, jr.Public()
+	case ctx.Err() != nil:
+		d.reason, d.msg = "jwt_verification_cancelled", "the request ended before its IdP token was verified"
+	default:
+		var pub interface{ Public() string }
+		if errors.As(err, &pub) {
+			d.msg = pub.Public()
+		}
+	}
+	prefix := "IdP token rejected"
+	switch d.status {
+	case http.StatusServiceUnavailable:
+		d.typ, prefix = errIdPUnavailable, "IdP token not verified"
+	case http.StatusForbidden:
+		d.typ = errForbidden
+	default:
+		d.status = http.StatusUnauthorized
+	}
+	if d.msg != "" {
+		d.msg = prefix + " (" + d.reason + "): " + d.msg
+	} else {
+		d.msg = prefix + " (" + d.reason + ")"
+	}
+	return d
 }
