@@ -21,6 +21,7 @@ import (
 	"github.com/agw-dev/agw/dns"
 	"github.com/agw-dev/agw/gateway/admin"
 	"github.com/agw-dev/agw/gateway/jwtauth"
+	"github.com/agw-dev/agw/gateway/jwtauth"
 	"github.com/agw-dev/agw/store"
 	"github.com/agw-dev/agw/store/badgerstore"
 )
@@ -238,6 +239,17 @@ func (d *daemon) serve(ctx context.Context) error {
 		d.listeners.DNS = udp.LocalAddr().String()
 	}
 
+	var metricsLn net.Listener
+	var m *metrics
+	if cfg.MetricsListen != "" && cfg.MetricsListen != "off" {
+		if metricsLn, err = net.Listen("tcp", cfg.MetricsListen); err != nil {
+			return fmt.Errorf("listen for metrics on %s: %w (pick another address with --metrics-listen)", cfg.MetricsListen, err)
+		}
+		defer metricsLn.Close()
+		d.listeners.Metrics = metricsLn.Addr().String()
+		m = newMetrics(d.metricSources())
+	}
+
 	upstreams, err := d.upstreamResolvers()
 	if err != nil {
 		return err
@@ -252,6 +264,11 @@ func (d *daemon) serve(ctx context.Context) error {
 		// One verifier for the daemon's lifetime: it keeps the IdPs' keys
 		// (serving them while an IdP is down) and the verified tokens.
 		IdP: newIdPVerifier(d.state, jwtauth.New(jwtauth.Config{Logger: d.log})),
+		// One verifier for the daemon's lifetime: it keeps the IdPs' keys
+		// (serving them while an IdP is down) and the verified tokens.
+		IdP: newIdPVerifier(d.state, jwtauth.New(jwtauth.Config{Logger: d.log})),
+
+		Metrics: m,
 	})
 	if udp != nil {
 		if d.dns, err = dns.New(dns.Config{
@@ -271,7 +288,7 @@ func (d *daemon) serve(ctx context.Context) error {
 		ErrorLog:          slog.NewLogLogger(d.log.Handler(), slog.LevelDebug),
 	}
 
-	errc := make(chan error, 3)
+	errc := make(chan error, 4)
 	var wg sync.WaitGroup
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -297,9 +314,13 @@ func (d *daemon) serve(ctx context.Context) error {
 	if d.dns != nil {
 		start("DNS", func() error { return d.dns.Serve(runCtx, udp, tcp) })
 	}
+	if metricsLn != nil {
+		ms := &metricsServer{m: m, ready: d.ready, logger: d.log}
+		start("metrics", func() error { return ms.Serve(runCtx, metricsLn) })
+	}
 
 	d.log.Info("agw serving", "version", cfg.Version, "data_dir", cfg.DataDir, "admin", d.listeners.Admin,
-		"https", d.listeners.HTTPS, "dns", d.listeners.DNS, "advertise", d.advertise, "upstream_dns", upstreams)
+		"https", d.listeners.HTTPS, "dns", d.listeners.DNS, "metrics", d.listeners.Metrics, "advertise", d.advertise, "upstream_dns", upstreams)
 	if cfg.Ready != nil {
 		cfg.Ready(d.listeners)
 	}
