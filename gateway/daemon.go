@@ -21,7 +21,6 @@ import (
 	"github.com/agw-dev/agw/dns"
 	"github.com/agw-dev/agw/gateway/admin"
 	"github.com/agw-dev/agw/gateway/jwtauth"
-	"github.com/agw-dev/agw/gateway/jwtauth"
 	"github.com/agw-dev/agw/store"
 	"github.com/agw-dev/agw/store/badgerstore"
 )
@@ -261,9 +260,6 @@ func (d *daemon) serve(ctx context.Context) error {
 		Dial:   resolver.DialContext,
 		Audit:  d.audit.Record,
 		Logger: d.log,
-		// One verifier for the daemon's lifetime: it keeps the IdPs' keys
-		// (serving them while an IdP is down) and the verified tokens.
-		IdP: newIdPVerifier(d.state, jwtauth.New(jwtauth.Config{Logger: d.log})),
 		// One verifier for the daemon's lifetime: it keeps the IdPs' keys
 		// (serving them while an IdP is down) and the verified tokens.
 		IdP: newIdPVerifier(d.state, jwtauth.New(jwtauth.Config{Logger: d.log})),
