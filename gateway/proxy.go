@@ -57,6 +57,7 @@ type proxy struct {
 	idp    IdPVerifier
 	rp     *httputil.ReverseProxy
 	bufs   bufferPool
+	oauth  oauth2Sources // client-credentials tokens of oauth2 backends
 
 	limits    *limits       // grant, agent and backend rates; agent concurrency
 	authFails *authThrottle // failed authentications per client address
@@ -288,8 +289,10 @@ func (p *proxy) serve(ex *exchange, r *http.Request) *denial {
 		return deny(http.StatusBadGateway, errUpstream, up.err)
 	}
 	if b.Inject == store.InjectOAuth2 {
-		p.stats.upstreamErrs.Add(1)
-		return deny(http.StatusBadGateway, errUpstream, "backend "+b.Name+" uses oauth2 injection, which this gateway does not support yet")
+		if up, d = p.oauth2Upstream(r, rt, up); d != nil {
+			p.stats.upstreamErrs.Add(1)
+			return d
+		}
 	}
 	ex.up = up
 	ex.rec.inj = up.inj
@@ -300,7 +303,7 @@ func (p *proxy) serve(ex *exchange, r *http.Request) *denial {
 	p.rp.ServeHTTP(&ex.rec, r.WithContext(context.WithValue(r.Context(), exchangeKey{}, ex)))
 	// Trailers are copied into the header map after the body; scrub them
 	// before the server sends them.
-	ex.ev.Redactions += up.inj.scrubHeaders(ex.rec.Header())
+	ex.ev.Redactions += ex.up.inj.scrubHeaders(ex.rec.Header())
 	return nil
 }
 
@@ -434,7 +437,10 @@ func (p *proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error)
 	var msg string
 	var ne net.Error
 	var unread *errUninspectable
+	var oauth *errOAuth2Refresh
 	switch {
+	case errors.As(err, &oauth):
+		msg = oauth.msg
 	case errors.As(err, &unread):
 		msg = unread.Error()
 	case errors.Is(err, dns.ErrLoopback):
