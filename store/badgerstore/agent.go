@@ -2,6 +2,7 @@ package badgerstore
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"strings"
 	"time"
@@ -26,8 +27,12 @@ func (s *Store) CreateAgent(ctx context.Context, a *store.Agent, ev store.AuditE
 		if err := bindSubject(txn, &na); err != nil {
 			return err
 		}
+		gen, err := nextGen(txn)
+		if err != nil {
+			return err
+		}
 		na.CreatedAt, na.UpdatedAt = now, now
-		return setJSON(txn, agentKey(na.Name), &na)
+		return setJSON(txn, agentKey(na.Name), agentRecord{Agent: na, Gen: gen})
 	})
 	if err != nil {
 		return err
@@ -62,8 +67,7 @@ func (s *Store) UpdateAgent(ctx context.Context, a *store.Agent, ev store.AuditE
 		return err
 	}
 	err := s.mutate(ctx, "update agent", ev, func(txn *badger.Txn, now time.Time) error {
-		var old store.Agent
-		found, err := getJSON(txn, agentKey(na.Name), &old)
+		old, found, err := getAgent(txn, na.Name)
 		if err != nil {
 			return err
 		}
@@ -79,7 +83,7 @@ func (s *Store) UpdateAgent(ctx context.Context, a *store.Agent, ev store.AuditE
 			return err
 		}
 		na.CreatedAt, na.UpdatedAt = old.CreatedAt, now
-		return setJSON(txn, agentKey(na.Name), &na)
+		return setJSON(txn, agentKey(na.Name), agentRecord{Agent: na, Gen: old.Gen})
 	})
 	if err != nil {
 		return err
@@ -88,13 +92,15 @@ func (s *Store) UpdateAgent(ctx context.Context, a *store.Agent, ev store.AuditE
 	return nil
 }
 
-// DeleteAgent removes an agent, its subject binding, its grants and its
-// tokens, in one transaction. An agent with more tokens than one transaction
-// holds (tens of thousands) fails with ErrConflict and nothing is removed.
+// DeleteAgent removes an agent, its subject binding and its grants in one
+// transaction, whatever the number of its tokens: the tokens carry the
+// agent's generation, so they are unreachable from the commit on (every read
+// ignores a token whose agent is gone or re-created), and the cleaner
+// removes their keys afterwards in bounded batches (cleanup.go). Grants are
+// bounded by the number of backends.
 func (s *Store) DeleteAgent(ctx context.Context, name string, ev store.AuditEvent) error {
-	return s.mutate(ctx, "delete agent", ev, func(txn *badger.Txn, now time.Time) error {
-		var a store.Agent
-		found, err := getJSON(txn, agentKey(name), &a)
+	err := s.mutate(ctx, "delete agent", ev, func(txn *badger.Txn, now time.Time) error {
+		a, found, err := getAgent(txn, name)
 		if err != nil {
 			return err
 		}
@@ -115,14 +121,13 @@ func (s *Store) DeleteAgent(ctx context.Context, name string, ev store.AuditEven
 				return err
 			}
 		}
-		tp := tokenByAgentPrefix(name)
-		for _, k := range keysWithPrefix(txn, tp) {
-			if err := deleteAll(txn, k, tokenKey(tailOf(k, tp))); err != nil {
-				return err
-			}
-		}
-		return nil
+		return txn.Set(agentGoneKey(name), binary.BigEndian.AppendUint64(nil, a.Gen))
 	})
+	if err != nil {
+		return err
+	}
+	s.kickCleaner()
+	return nil
 }
 
 // CreateIdP adds an identity provider; ErrExists if the name is taken.

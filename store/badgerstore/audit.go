@@ -89,6 +89,9 @@ func appendEvent(txn *badger.Txn, head auditHead, ev *store.AuditEvent, now time
 // zero) and chain hash, and writes them back into evs. A batch commits in one
 // transaction, or in consecutive ones if it is larger than a transaction
 // holds; on error the events before the failing transaction are stored.
+// A returned batch is committed (it survives a process crash) but not yet
+// synced: the background syncer makes it durable against power loss within
+// the store's SyncInterval.
 func (s *Store) AppendAudit(ctx context.Context, evs []store.AuditEvent) error {
 	leave, err := s.enter(ctx)
 	if err != nil {
@@ -140,6 +143,7 @@ func (s *Store) AppendAudit(ctx context.Context, evs []store.AuditEvent) error {
 		if err := txn.Commit(); err != nil {
 			return s.translate("append audit", err)
 		}
+		s.dirty.Store(true) // synced by syncLoop, not per batch
 		s.head = head
 		start = end
 	}

@@ -165,5 +165,6 @@ func (s *Store) pruneBatch(before time.Time) (n int, done bool, err error) {
 	if err != nil {
 		return 0, true, err
 	}
+	s.dirty.Store(true)
 	return n, done, nil
 }

@@ -2,6 +2,7 @@ package badgerstore
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"slices"
 	"time"
@@ -32,13 +33,17 @@ func (s *Store) CreateBackend(ctx context.Context, b *store.Backend, c *store.Cr
 		if err := claimHosts(txn, nb.Name, nb.Hosts); err != nil {
 			return err
 		}
+		gen, err := nextGen(txn)
+		if err != nil {
+			return err
+		}
 		nb.CreatedAt, nb.UpdatedAt, nb.CredentialSetAt = now, now, now
 		nb.CredentialVersion = 1
 		nc.Version, nc.CreatedAt = 1, now
-		if err := setJSON(txn, backendKey(nb.Name), &nb); err != nil {
+		if err := setJSON(txn, backendKey(nb.Name), backendRecord{Backend: nb, Gen: gen}); err != nil {
 			return err
 		}
-		return setJSON(txn, credKey(nb.Name, 1), credRecord{Backend: nc.Backend, Version: 1, Sealed: nc.Sealed, CreatedAt: now})
+		return setJSON(txn, credKey(nb.Name, 1), credRecord{Backend: nc.Backend, Version: 1, Sealed: nc.Sealed, CreatedAt: now, Gen: gen})
 	})
 	if err != nil {
 		return err
@@ -86,8 +91,7 @@ func (s *Store) UpdateBackend(ctx context.Context, b *store.Backend, ev store.Au
 		return err
 	}
 	err := s.mutate(ctx, "update backend", ev, func(txn *badger.Txn, now time.Time) error {
-		var old store.Backend
-		found, err := getJSON(txn, backendKey(nb.Name), &old)
+		old, found, err := getBackend(txn, nb.Name)
 		if err != nil {
 			return err
 		}
@@ -106,7 +110,7 @@ func (s *Store) UpdateBackend(ctx context.Context, b *store.Backend, ev store.Au
 		}
 		nb.CreatedAt, nb.UpdatedAt = old.CreatedAt, now
 		nb.CredentialVersion, nb.CredentialSetAt = old.CredentialVersion, old.CredentialSetAt
-		return setJSON(txn, backendKey(nb.Name), &nb)
+		return setJSON(txn, backendKey(nb.Name), backendRecord{Backend: nb, Gen: old.Gen})
 	})
 	if err != nil {
 		return err
@@ -131,20 +135,23 @@ func (s *Store) RotateCredential(ctx context.Context, c *store.Credential, ev st
 	nc := *c
 	var b store.Backend
 	err := s.mutate(ctx, "rotate credential", ev, func(txn *badger.Txn, now time.Time) error {
-		found, err := getJSON(txn, backendKey(nc.Backend), &b)
+		rec, found, err := getBackend(txn, nc.Backend)
 		if err != nil {
 			return err
 		}
 		if !found {
 			return notFound("backend", nc.Backend)
 		}
+		b = rec.Backend
 		b.CredentialVersion++
 		b.CredentialSetAt, b.UpdatedAt = now, now
 		nc.Version, nc.CreatedAt = b.CredentialVersion, now
-		if err := setJSON(txn, credKey(b.Name, nc.Version), credRecord{Backend: b.Name, Version: nc.Version, Sealed: nc.Sealed, CreatedAt: now}); err != nil {
+		// The version key may hold an orphan of a deleted backend of the
+		// same name; this overwrites it with the current generation.
+		if err := setJSON(txn, credKey(b.Name, nc.Version), credRecord{Backend: b.Name, Version: nc.Version, Sealed: nc.Sealed, CreatedAt: now, Gen: rec.Gen}); err != nil {
 			return err
 		}
-		return setJSON(txn, backendKey(b.Name), &b)
+		return setJSON(txn, backendKey(b.Name), backendRecord{Backend: b, Gen: rec.Gen})
 	})
 	if err != nil {
 		return nil, err
@@ -153,12 +160,16 @@ func (s *Store) RotateCredential(ctx context.Context, c *store.Credential, ev st
 	return &b, nil
 }
 
-// DeleteBackend removes a backend, its host index entries, every credential
-// version and every grant to it (found through the gb/ index).
+// DeleteBackend removes a backend, its host index entries and every grant
+// to it (found through the gb/ index) in one transaction. Its credential
+// versions, one per rotation and so unbounded, carry the backend's
+// generation: they are unreachable from the commit on and the cleaner
+// removes them afterwards (cleanup.go). Grants are bounded by the number of
+// agents granted this backend; past about 20,000 of them the delete fails
+// with ErrConflict and removes nothing.
 func (s *Store) DeleteBackend(ctx context.Context, name string, ev store.AuditEvent) error {
-	return s.mutate(ctx, "delete backend", ev, func(txn *badger.Txn, now time.Time) error {
-		var b store.Backend
-		found, err := getJSON(txn, backendKey(name), &b)
+	err := s.mutate(ctx, "delete backend", ev, func(txn *badger.Txn, now time.Time) error {
+		b, found, err := getBackend(txn, name)
 		if err != nil {
 			return err
 		}
@@ -173,15 +184,17 @@ func (s *Store) DeleteBackend(ctx context.Context, name string, ev store.AuditEv
 				return err
 			}
 		}
-		if err := deleteAll(txn, keysWithPrefix(txn, credPrefix(name))...); err != nil {
-			return err
-		}
 		prefix := grantByBackendPrefix(name)
 		for _, k := range keysWithPrefix(txn, prefix) {
 			if err := deleteAll(txn, k, grantKey(tailOf(k, prefix), name)); err != nil {
 				return err
 			}
 		}
-		return nil
+		return txn.Set(backendGoneKey(name), binary.BigEndian.AppendUint64(nil, b.Gen))
 	})
+	if err != nil {
+		return err
+	}
+	s.kickCleaner()
+	return nil
 }

@@ -200,32 +200,135 @@ func TestSealedRoundTrip(t *testing.T) {
 	}
 }
 
-// TestDeleteAgentTooBig: a cascade larger than one transaction fails with
-// ErrConflict and removes nothing.
-func TestDeleteAgentTooBig(t *testing.T) {
+// waitFor polls cond until it holds; the test fails after a minute.
+func waitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.After(time.Minute)
+	for !cond() {
+		select {
+		case <-tick.C:
+		case <-deadline:
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
+}
+
+func countPrefix(t testing.TB, s *badgerstore.Store, prefix string) int {
+	t.Helper()
+	n, err := s.CountPrefix(prefix)
+	must(t, err)
+	return n
+}
+
+// TestDeleteAgentManyTokens: an agent with more tokens than one transaction
+// holds is deleted at once; its tokens are gone from every read at the
+// commit, a re-created agent of the same name does not get them back, and
+// the cleaner removes their keys in the background.
+func TestDeleteAgentManyTokens(t *testing.T) {
 	t.Parallel()
 	if testing.Short() {
-		t.Skip("writes 40k tokens")
+		t.Skip("writes 60k tokens")
 	}
 	s := openTemp(t)
 	ctx := t.Context()
 	must(t, s.CreateAgent(ctx, &store.Agent{Name: "bot"}, admin("agent.add", "bot")))
-	tokens := make([]store.Token, 40000)
+	must(t, s.CreateAgent(ctx, &store.Agent{Name: "other"}, admin("agent.add", "other")))
+	must(t, s.CreateToken(ctx, &store.Token{ID: "keep", Agent: "other", Hash: []byte("h")}, admin("token.mint", "keep")))
+	tokens := make([]store.Token, 60000)
 	for i := range tokens {
 		tokens[i] = store.Token{ID: fmt.Sprintf("tok%06d", i), Agent: "bot", Hash: []byte("h")}
 	}
 	must(t, s.BulkTokens(tokens))
-	seq, _ := s.LastAuditSeq(ctx)
-	err := s.DeleteAgent(ctx, "bot", admin("agent.remove", "bot"))
-	if !errors.Is(err, store.ErrConflict) || !strings.Contains(err.Error(), "nothing was written") {
-		t.Fatalf("DeleteAgent = %v, want ErrConflict saying nothing was written", err)
+	if n := s.MaxBatchCount(); int64(len(tokens))*2 <= n {
+		t.Fatalf("fixture too small: %d tokens fit one transaction of %d keys", len(tokens), n)
 	}
+	cleaned := s.Cleaned()
+	seq, _ := s.LastAuditSeq(ctx)
+	must(t, s.DeleteAgent(ctx, "bot", admin("agent.remove", "bot")))
+	if seq2, _ := s.LastAuditSeq(ctx); seq2 != seq+1 {
+		t.Errorf("seq moved from %d to %d, want one admin event", seq, seq2)
+	}
+	// Re-created at once, before the cleaner is done: the old tokens stay dead.
+	must(t, s.CreateAgent(ctx, &store.Agent{Name: "bot"}, admin("agent.add", "bot")))
+	must(t, s.CreateToken(ctx, &store.Token{ID: "fresh", Agent: "bot", Hash: []byte("h")}, admin("token.mint", "fresh")))
 	snap, err := s.Load(ctx)
 	must(t, err)
-	if len(snap.Agents) != 1 || len(snap.Tokens) != len(tokens) {
-		t.Errorf("after refused delete: %d agents, %d tokens", len(snap.Agents), len(snap.Tokens))
+	var ids []string
+	for _, tk := range snap.Tokens {
+		ids = append(ids, tk.ID)
 	}
-	if seq2, _ := s.LastAuditSeq(ctx); seq2 != seq {
-		t.Errorf("seq moved from %d to %d", seq, seq2)
+	if !reflect.DeepEqual(ids, []string{"fresh", "keep"}) {
+		t.Errorf("tokens after delete and re-create = %d (%.5v), want [fresh keep]", len(ids), ids)
 	}
+	_, err = s.RevokeToken(ctx, "tok000001", time.Time{}, admin("token.revoke", "tok000001"))
+	if !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("revoking a deleted agent's token = %v, want ErrNotFound", err)
+	}
+	waitFor(t, "the cleaner", func() bool { return s.Cleaned() > cleaned })
+	if n := countPrefix(t, s, "t/"); n != 2 {
+		t.Errorf("%d token records left, want 2 (fresh, keep)", n)
+	}
+	if n := countPrefix(t, s, "ta/bot/"); n != 1 {
+		t.Errorf("%d index entries left for bot, want 1 (fresh)", n)
+	}
+	if n := countPrefix(t, s, "xa/"); n != 0 {
+		t.Errorf("%d cleanup markers left", n)
+	}
+	if _, err := s.VerifyAudit(ctx); err != nil {
+		t.Error(err)
+	}
+}
+
+// TestCleanupResumesAtOpen: a cleanup cut short by Close (or a crash) is
+// finished by the next Open, and nothing is reachable in between.
+func TestCleanupResumesAtOpen(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	ctx := t.Context()
+	s, err := badgerstore.Open(dir, badgerstore.Options{})
+	must(t, err)
+	must(t, s.CreateAgent(ctx, &store.Agent{Name: "bot"}, admin("agent.add", "bot")))
+	tokens := make([]store.Token, 3000)
+	for i := range tokens {
+		tokens[i] = store.Token{ID: fmt.Sprintf("tok%06d", i), Agent: "bot", Hash: []byte("h")}
+	}
+	must(t, s.BulkTokens(tokens))
+	must(t, s.CreateBackend(ctx, &store.Backend{Name: "crm", Hosts: []string{"crm.example.com"}}, &store.Credential{Sealed: []byte("v1")}, admin("backend.add", "crm")))
+	must(t, s.BulkCredentials("crm", 3000))
+	s.PauseCleaner()
+	must(t, s.DeleteAgent(ctx, "bot", admin("agent.remove", "bot")))
+	must(t, s.DeleteBackend(ctx, "crm", admin("backend.remove", "crm")))
+	snap, err := s.Load(ctx)
+	must(t, err)
+	if len(snap.Tokens) != 0 || len(snap.Backends) != 0 || len(snap.Credentials) != 0 {
+		t.Errorf("after delete: %d tokens, %d backends, %d credentials loaded", len(snap.Tokens), len(snap.Backends), len(snap.Credentials))
+	}
+	if n := countPrefix(t, s, "t/"); n != len(tokens) {
+		t.Fatalf("%d token keys before reopen, want the paused cleaner to have left %d", n, len(tokens))
+	}
+	must(t, s.Close())
+
+	s = openDir(t, dir, badgerstore.Options{})
+	waitFor(t, "both cleanups", func() bool { return s.Cleaned() == 2 })
+	for _, p := range []string{"t/", "ta/", "c/", "xa/", "xb/"} {
+		if n := countPrefix(t, s, p); n != 0 {
+			t.Errorf("%d keys under %s after the cleanup", n, p)
+		}
+	}
+	// The re-created backend starts at version 1 and sees none of the old ones.
+	must(t, s.CreateBackend(ctx, &store.Backend{Name: "crm", Hosts: []string{"crm.example.com"}}, &store.Credential{Sealed: []byte("new")}, admin("backend.add", "crm")))
+	if _, found, _ := s.CredentialVersion("crm", 2); found {
+		t.Error("version 2 of the deleted backend survived")
+	}
+}
+
+// TestAuditSyncedInBackground: audit appends leave the syncing to the
+// background loop, which catches up within the interval.
+func TestAuditSyncedInBackground(t *testing.T) {
+	t.Parallel()
+	s := openDir(t, t.TempDir(), badgerstore.Options{SyncInterval: 20 * time.Millisecond})
+	must(t, s.AppendAudit(t.Context(), []store.AuditEvent{{Kind: store.KindRequest}}))
+	waitFor(t, "the background sync", func() bool { return !s.Dirty() })
 }

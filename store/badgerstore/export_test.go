@@ -67,12 +67,30 @@ func (s *Store) CredentialVersion(backend string, version int) (store.Credential
 
 // BulkTokens writes tokens with their index entries, unchecked and without
 // audit events, through a write batch: fixtures for large stores.
+// The tokens get their agent's current generation.
 func (s *Store) BulkTokens(tokens []store.Token) error {
+	gens := map[string]uint64{}
+	err := s.db.View(func(txn *badger.Txn) error {
+		for _, t := range tokens {
+			if _, ok := gens[t.Agent]; ok {
+				continue
+			}
+			a, _, err := getAgent(txn, t.Agent)
+			if err != nil {
+				return err
+			}
+			gens[t.Agent] = a.Gen
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
 	wb := s.db.NewWriteBatch()
 	defer wb.Cancel()
 	for i := range tokens {
 		t := &tokens[i]
-		if err := setBatchJSON(wb, tokenKey(t.ID), tokenRecordOf(t)); err != nil {
+		if err := setBatchJSON(wb, tokenKey(t.ID), tokenRecordOf(t, gens[t.Agent])); err != nil {
 			return err
 		}
 		if err := wb.Set(tokenByAgentKey(t.Agent, t.ID), nil); err != nil {
@@ -88,4 +106,39 @@ func setBatchJSON(wb *badger.WriteBatch, k []byte, v any) error {
 		return err
 	}
 	return wb.Set(k, b)
+}
+
+// PauseCleaner holds the cleaner back from now on, so a test can leave a
+// cleanup unfinished.
+func (s *Store) PauseCleaner() { s.cleanPaused.Store(true) }
+
+// Cleaned is how many cleanups of deleted agents and backends finished.
+func (s *Store) Cleaned() uint64 { return s.cleaned.Load() }
+
+// Dirty reports audit records committed but not yet synced.
+func (s *Store) Dirty() bool { return s.dirty.Load() }
+
+// MaxBatchCount is how many keys one transaction holds.
+func (s *Store) MaxBatchCount() int64 { return s.db.MaxBatchCount() }
+
+// BulkCredentials writes credential versions 2..n+1 of backend behind the
+// store's back (the backend record still names its current version).
+func (s *Store) BulkCredentials(backend string, n int) error {
+	var gen uint64
+	err := s.db.View(func(txn *badger.Txn) error {
+		b, _, err := getBackend(txn, backend)
+		gen = b.Gen
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	wb := s.db.NewWriteBatch()
+	defer wb.Cancel()
+	for v := 2; v <= n+1; v++ {
+		if err := setBatchJSON(wb, credKey(backend, v), credRecord{Backend: backend, Version: v, Sealed: []byte("old"), Gen: gen}); err != nil {
+			return err
+		}
+	}
+	return wb.Flush()
 }

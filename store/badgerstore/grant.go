@@ -72,14 +72,22 @@ func (s *Store) CreateToken(ctx context.Context, t *store.Token, ev store.AuditE
 		return err
 	}
 	err := s.mutate(ctx, "create token", ev, func(txn *badger.Txn, now time.Time) error {
-		if err := mustExist(txn, agentKey(nt.Agent), "agent", nt.Agent); err != nil {
+		a, found, err := getAgent(txn, nt.Agent)
+		if err != nil {
 			return err
 		}
-		if err := mustNotExist(txn, tokenKey(nt.ID), "token", nt.ID); err != nil {
+		if !found {
+			return notFound("agent", nt.Agent)
+		}
+		// An orphan of a deleted agent does not hold its id: it is
+		// overwritten, and the cleaner drops only its stale index entry.
+		if _, live, err := liveToken(txn, nt.ID); err != nil {
 			return err
+		} else if live {
+			return alreadyExists("token", nt.ID)
 		}
 		nt.CreatedAt = now
-		if err := setJSON(txn, tokenKey(nt.ID), tokenRecordOf(&nt)); err != nil {
+		if err := setJSON(txn, tokenKey(nt.ID), tokenRecordOf(&nt, a.Gen)); err != nil {
 			return err
 		}
 		return txn.Set(tokenByAgentKey(nt.Agent, nt.ID), nil)
@@ -96,11 +104,12 @@ func (s *Store) CreateToken(ctx context.Context, t *store.Token, ev store.AuditE
 func (s *Store) RevokeToken(ctx context.Context, id string, at time.Time, ev store.AuditEvent) (*store.Token, error) {
 	var rec tokenRecord
 	err := s.mutate(ctx, "revoke token", ev, func(txn *badger.Txn, now time.Time) error {
-		found, err := getJSON(txn, tokenKey(id), &rec)
-		if err != nil {
+		var live bool
+		var err error
+		if rec, live, err = liveToken(txn, id); err != nil {
 			return err
 		}
-		if !found {
+		if !live {
 			return notFound("token", id)
 		}
 		if !rec.RevokedAt.IsZero() {

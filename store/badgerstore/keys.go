@@ -12,15 +12,18 @@ import (
 //
 //	meta/schema                 schema version (decimal)
 //	meta/audit-anchor           seq and hash of the last pruned audit record
-//	b/<backend>                 Backend
+//	meta/gen                    last generation given to an agent or backend (8 bytes)
+//	b/<backend>                 backendRecord (Backend and its generation)
 //	h/<host>                    backend name owning the host
-//	c/<backend>/<version>       credRecord (sealed bytes)
-//	a/<agent>                   Agent
+//	c/<backend>/<version>       credRecord (sealed bytes, backend generation)
+//	a/<agent>                   agentRecord (Agent and its generation)
 //	s/<idp>/<subject>           agent name bound to the IdP subject
 //	g/<agent>/<backend>         Grant
 //	gb/<backend>/<agent>        empty: reverse grant index
-//	t/<id>                      tokenRecord
+//	t/<id>                      tokenRecord (with the agent's generation)
 //	ta/<agent>/<id>             empty: tokens by agent
+//	xa/<agent>                  generation of a deleted agent whose tokens await cleanup
+//	xb/<backend>                generation of a deleted backend whose credentials await cleanup
 //	i/<idp>                     IdP
 //	e/<seq>                     AuditEvent
 //	ea/<agent>/<seq>            empty: audit by agent
@@ -29,14 +32,17 @@ import (
 var (
 	keySchema      = []byte("meta/schema")
 	keyAuditAnchor = []byte("meta/audit-anchor")
+	keyGen         = []byte("meta/gen")
 
-	prefixBackend    = []byte("b/")
-	prefixCredential = []byte("c/")
-	prefixAgent      = []byte("a/")
-	prefixGrant      = []byte("g/")
-	prefixToken      = []byte("t/")
-	prefixIdP        = []byte("i/")
-	prefixAudit      = []byte("e/")
+	prefixBackend     = []byte("b/")
+	prefixCredential  = []byte("c/")
+	prefixAgent       = []byte("a/")
+	prefixGrant       = []byte("g/")
+	prefixToken       = []byte("t/")
+	prefixIdP         = []byte("i/")
+	prefixAudit       = []byte("e/")
+	prefixAgentGone   = []byte("xa/")
+	prefixBackendGone = []byte("xb/")
 )
 
 func key(parts ...string) []byte {
@@ -89,6 +95,8 @@ func tokenKey(id string) []byte                      { return key("t", id) }
 func tokenByAgentPrefix(agent string) []byte         { return key("ta", agent, "") }
 func tokenByAgentKey(agent, id string) []byte        { return key("ta", agent, id) }
 func idpKey(name string) []byte                      { return key("i", name) }
+func agentGoneKey(name string) []byte                { return key("xa", name) }
+func backendGoneKey(name string) []byte              { return key("xb", name) }
 func auditKey(seq uint64) []byte                     { return withSeq(prefixAudit, seq) }
 func auditByAgentPrefix(agent string) []byte         { return key("ea", agent, "") }
 func auditByBackendPrefix(backend string) []byte     { return key("eb", backend, "") }

@@ -10,7 +10,8 @@ import (
 )
 
 // Load reads every backend with its current credential, and every agent,
-// grant, token and IdP, from one consistent read transaction.
+// grant, token and IdP, from one consistent read transaction. Tokens of
+// deleted agents that still await cleanup are left out.
 func (s *Store) Load(ctx context.Context) (*store.Snapshot, error) {
 	leave, err := s.enter(ctx)
 	if err != nil {
@@ -19,8 +20,10 @@ func (s *Store) Load(ctx context.Context) (*store.Snapshot, error) {
 	defer leave()
 	snap := &store.Snapshot{}
 	err = s.db.View(func(txn *badger.Txn) error {
-		if err := eachJSON(txn, prefixBackend, func(_ []byte, b *store.Backend) error {
-			snap.Backends = append(snap.Backends, *b)
+		backendGens := map[string]uint64{}
+		if err := eachJSON(txn, prefixBackend, func(_ []byte, b *backendRecord) error {
+			snap.Backends = append(snap.Backends, b.Backend)
+			backendGens[b.Name] = b.Gen
 			return nil
 		}); err != nil {
 			return err
@@ -31,13 +34,15 @@ func (s *Store) Load(ctx context.Context) (*store.Snapshot, error) {
 			if err != nil {
 				return err
 			}
-			if !found {
+			if !found || rec.Gen != backendGens[b.Name] {
 				return fmt.Errorf("backend %q: credential version %d is missing from the store", b.Name, b.CredentialVersion)
 			}
 			snap.Credentials = append(snap.Credentials, rec.credential())
 		}
-		if err := eachJSON(txn, prefixAgent, func(_ []byte, a *store.Agent) error {
-			snap.Agents = append(snap.Agents, *a)
+		agentGens := map[string]uint64{}
+		if err := eachJSON(txn, prefixAgent, func(_ []byte, a *agentRecord) error {
+			snap.Agents = append(snap.Agents, a.Agent)
+			agentGens[a.Name] = a.Gen
 			return nil
 		}); err != nil {
 			return err
@@ -49,7 +54,11 @@ func (s *Store) Load(ctx context.Context) (*store.Snapshot, error) {
 			return err
 		}
 		if err := eachJSON(txn, prefixToken, func(_ []byte, r *tokenRecord) error {
-			snap.Tokens = append(snap.Tokens, r.token())
+			// Orphans of a deleted agent wait for the cleaner; they are
+			// not tokens any more.
+			if gen, ok := agentGens[r.Agent]; ok && gen == r.AgentGen {
+				snap.Tokens = append(snap.Tokens, r.token())
+			}
 			return nil
 		}); err != nil {
 			return err

@@ -1,6 +1,7 @@
 package badgerstore
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +12,80 @@ import (
 	"github.com/agw-dev/agw/store"
 )
 
+// Generations. Deleting an agent or backend must not cost time (or one
+// transaction's worth of keys) proportional to its tokens or credential
+// versions. So every agent and backend carries a generation, unique across
+// the store's life, that its tokens and credential versions copy; a token or
+// credential whose owner is missing or has another generation is an orphan.
+// Every read ignores orphans, so a delete makes them unreachable the moment
+// it commits, and a re-created agent or backend of the same name never sees
+// its predecessor's. The cleaner (cleanup.go) removes them afterwards.
+// Records written before generations existed have generation 0 throughout.
+
+// agentRecord is an Agent as stored, with its generation.
+type agentRecord struct {
+	store.Agent
+	Gen uint64 `json:"gen,omitempty"`
+}
+
+// backendRecord is a Backend as stored, with its generation.
+type backendRecord struct {
+	store.Backend
+	Gen uint64 `json:"gen,omitempty"`
+}
+
+// nextGen takes the next generation number.
+func nextGen(txn *badger.Txn) (uint64, error) {
+	var last uint64
+	item, err := txn.Get(keyGen)
+	switch {
+	case errors.Is(err, badger.ErrKeyNotFound):
+	case err != nil:
+		return 0, err
+	default:
+		if err := item.Value(func(b []byte) error {
+			if len(b) != 8 {
+				return fmt.Errorf("decode %q: want 8 bytes, have %d", keyGen, len(b))
+			}
+			last = binary.BigEndian.Uint64(b)
+			return nil
+		}); err != nil {
+			return 0, err
+		}
+	}
+	last++
+	return last, txn.Set(keyGen, binary.BigEndian.AppendUint64(nil, last))
+}
+
+// getAgent reads an agent record; found is false if there is none.
+func getAgent(txn *badger.Txn, name string) (agentRecord, bool, error) {
+	var r agentRecord
+	found, err := getJSON(txn, agentKey(name), &r)
+	return r, found, err
+}
+
+// getBackend reads a backend record; found is false if there is none.
+func getBackend(txn *badger.Txn, name string) (backendRecord, bool, error) {
+	var r backendRecord
+	found, err := getJSON(txn, backendKey(name), &r)
+	return r, found, err
+}
+
+// liveToken reads token id and reports whether it exists and belongs to a
+// live agent of the generation it was minted for.
+func liveToken(txn *badger.Txn, id string) (tokenRecord, bool, error) {
+	var rec tokenRecord
+	found, err := getJSON(txn, tokenKey(id), &rec)
+	if err != nil || !found {
+		return rec, false, err
+	}
+	a, found, err := getAgent(txn, rec.Agent)
+	if err != nil || !found {
+		return rec, false, err
+	}
+	return rec, a.Gen == rec.AgentGen, nil
+}
+
 // credRecord is a Credential as stored: the domain type hides Sealed from
 // JSON so it never reaches the admin API, but it must reach the disk.
 type credRecord struct {
@@ -18,6 +93,7 @@ type credRecord struct {
 	Version   int       `json:"version"`
 	Sealed    []byte    `json:"sealed"`
 	CreatedAt time.Time `json:"created_at"`
+	Gen       uint64    `json:"gen,omitempty"` // the backend's generation
 }
 
 func (r credRecord) credential() store.Credential {
@@ -33,11 +109,12 @@ type tokenRecord struct {
 	CreatedAt time.Time `json:"created_at"`
 	ExpiresAt time.Time `json:"expires_at,omitzero"`
 	RevokedAt time.Time `json:"revoked_at,omitzero"`
+	AgentGen  uint64    `json:"agent_gen,omitempty"`
 }
 
-func tokenRecordOf(t *store.Token) tokenRecord {
+func tokenRecordOf(t *store.Token, agentGen uint64) tokenRecord {
 	return tokenRecord{ID: t.ID, Agent: t.Agent, Label: t.Label, Hash: t.Hash,
-		CreatedAt: t.CreatedAt, ExpiresAt: t.ExpiresAt, RevokedAt: t.RevokedAt}
+		CreatedAt: t.CreatedAt, ExpiresAt: t.ExpiresAt, RevokedAt: t.RevokedAt, AgentGen: agentGen}
 }
 
 func (r tokenRecord) token() store.Token {

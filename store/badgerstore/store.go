@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -31,15 +32,44 @@ type Options struct {
 	Logger *slog.Logger
 	// Now stamps server-side times; nil means time.Now.
 	Now func() time.Time
+	// SyncInterval is how often audit appends are synced to stable storage;
+	// zero means DefaultSyncInterval. See Store for what it bounds.
+	SyncInterval time.Duration
 }
+
+// DefaultSyncInterval is how often the background syncer makes audit
+// appends durable against power loss.
+const DefaultSyncInterval = 500 * time.Millisecond
 
 // Store is a store.Store kept in a Badger directory. It is safe for
 // concurrent use. All writes (admin mutations and audit batches) are
 // serialised so audit sequence numbers form one total order.
+//
+// Durability. Badger runs without SyncWrites: a committed transaction has
+// been copied into Badger's memory-mapped files (the memtable's write-ahead
+// log, and the value log for large values), which lives in the kernel's page
+// cache until written back.
+//
+//   - Process crash (kill -9, panic, OOM kill): nothing committed is lost,
+//     for configuration, credentials and audit alike. The dirty pages belong
+//     to the kernel, not the process, and Badger replays the log at the next
+//     Open. e2e/crash_test.go checks this by killing a daemon under load.
+//   - Power loss or kernel crash: every configuration and credential
+//     mutation is synced (db.Sync) after its commit and before it returns
+//     success, so an acknowledged change survives. Audit appends are not
+//     synced per batch; a background syncer syncs them every SyncInterval
+//     (default 500ms), so at most the audit records committed in the last
+//     SyncInterval plus one sync's duration can be lost. Close syncs.
+//     One caveat from Badger itself: when a memtable fills, it moves to the
+//     flush queue without a sync of its log; its contents become durable when
+//     it is written out as a (synced) table moments later. A mutation
+//     committed as the very last write into a full memtable is exposed to a
+//     power loss during that flush (tens of milliseconds).
 type Store struct {
 	db  *badger.DB
 	dir string
 	now func() time.Time
+	log *slog.Logger
 
 	// life guards closed: every method holds it for reading, Close for writing.
 	life   sync.RWMutex
@@ -48,6 +78,19 @@ type Store struct {
 	// mu serialises writes and guards head, the newest audit record.
 	mu   sync.Mutex
 	head auditHead
+
+	// dirty says audit records were committed since the last sync.
+	dirty atomic.Bool
+	// stop ends the background goroutines (syncer, cleaner); bg waits for them.
+	stop     chan struct{}
+	stopOnce sync.Once
+	bg       sync.WaitGroup
+	// kick wakes the cleaner after a delete left orphans (cleanup.go).
+	kick chan struct{}
+	// cleaned counts finished cleanups and cleanPaused holds the cleaner
+	// back, for tests.
+	cleaned     atomic.Uint64
+	cleanPaused atomic.Bool
 }
 
 var _ store.Store = (*Store)(nil)
@@ -75,11 +118,14 @@ func Open(dir string, opts Options) (*Store, error) {
 	// Sized for a small box: the data is small (config, tokens, audit records
 	// of a few hundred bytes), so the defaults' 64 MiB memtables x5 and
 	// 256 MiB block cache are waste. A 32 MiB memtable still lets one
-	// transaction hold about 50k keys (see DeleteAgent). The index cache
+	// transaction hold about 50k keys; no mutation needs that many, since
+	// deletes leave bulk cleanup to the background (cleanup.go). The index cache
 	// bounds the memory table indexes and bloom filters take; 64 MiB covers
 	// several million audit records before lookups start reloading them.
+	// SyncWrites is off: mutations sync explicitly, audit appends in the
+	// background (see Store).
 	bopts := badger.DefaultOptions(dir).
-		WithSyncWrites(true).
+		WithSyncWrites(false).
 		WithNumVersionsToKeep(1).
 		WithLogger(slogAdapter{opts.Logger}).
 		WithMemTableSize(32 << 20).
@@ -99,12 +145,54 @@ func Open(dir string, opts Options) (*Store, error) {
 		}
 		return nil, fmt.Errorf("open store %s: %w", dir, err)
 	}
-	s := &Store{db: db, dir: dir, now: now}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Store{db: db, dir: dir, now: now, log: log, stop: make(chan struct{}), kick: make(chan struct{}, 1)}
 	if err := s.init(); err != nil {
 		db.Close()
 		return nil, err
 	}
+	every := opts.SyncInterval
+	if every <= 0 {
+		every = DefaultSyncInterval
+	}
+	s.bg.Add(2)
+	go s.syncLoop(every)
+	// The cleaner starts by finishing any cleanup a previous run left.
+	go s.cleanLoop()
 	return s, nil
+}
+
+// syncLoop syncs committed audit records to stable storage every interval.
+func (s *Store) syncLoop(every time.Duration) {
+	defer s.bg.Done()
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+			if !s.dirty.Swap(false) {
+				continue
+			}
+			if err := s.db.Sync(); err != nil {
+				s.dirty.Store(true)
+				s.log.Error("sync audit records to disk", "err", err)
+			}
+		}
+	}
+}
+
+// syncAfterCommit makes a committed mutation durable before it is reported
+// done. The commit already happened, so a failure here is reported as such.
+func (s *Store) syncAfterCommit(op string) error {
+	if err := s.db.Sync(); err != nil {
+		return fmt.Errorf("%s: the change was committed but could not be synced to disk (check the disk under %s): %w", op, s.dir, err)
+	}
+	return nil
 }
 
 // init checks or writes the schema version and loads the audit head.
@@ -134,6 +222,9 @@ func (s *Store) init() error {
 	if err != nil {
 		return fmt.Errorf("open store: %w", err)
 	}
+	if err := s.db.Sync(); err != nil {
+		return fmt.Errorf("open store: %w", err)
+	}
 	return s.db.View(func(txn *badger.Txn) error {
 		h, err := readHead(txn)
 		if err != nil {
@@ -144,17 +235,24 @@ func (s *Store) init() error {
 	})
 }
 
-// Close flushes and closes the store. It is idempotent; every other method
-// returns store.ErrClosed afterwards.
+// Close stops the background syncer and cleaner, syncs and closes the
+// store. It is idempotent; every other method returns store.ErrClosed
+// afterwards. An unfinished cleanup resumes at the next Open.
 func (s *Store) Close() error {
+	s.stopOnce.Do(func() { close(s.stop) })
+	s.bg.Wait()
 	s.life.Lock()
 	defer s.life.Unlock()
 	if s.closed {
 		return nil
 	}
 	s.closed = true
+	syncErr := s.db.Sync()
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("close store: %w", err)
+	}
+	if syncErr != nil {
+		return fmt.Errorf("close store: sync: %w", syncErr)
 	}
 	return nil
 }
@@ -180,13 +278,22 @@ func (s *Store) stamp() time.Time { return s.now().UTC() }
 // mutate runs one admin change: fn validates and writes inside a single
 // transaction, ev is appended to the audit trail in the same transaction,
 // and either all of it commits or none of it does. The write lock is held
-// throughout, so a failed change consumes no audit sequence number.
+// throughout, so a failed change consumes no audit sequence number. The
+// commit is synced to disk before mutate returns.
 func (s *Store) mutate(ctx context.Context, op string, ev store.AuditEvent, fn func(txn *badger.Txn, now time.Time) error) error {
 	leave, err := s.enter(ctx)
 	if err != nil {
 		return err
 	}
 	defer leave()
+	if err := s.commitMutation(op, ev, fn); err != nil {
+		return err
+	}
+	// Outside the write lock: audit appends go on while the disk syncs.
+	return s.syncAfterCommit(op)
+}
+
+func (s *Store) commitMutation(op string, ev store.AuditEvent, fn func(txn *badger.Txn, now time.Time) error) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.stamp()
@@ -194,7 +301,7 @@ func (s *Store) mutate(ctx context.Context, op string, ev store.AuditEvent, fn f
 		ev.Kind = store.KindAdmin
 	}
 	var head auditHead
-	err = s.db.Update(func(txn *badger.Txn) error {
+	err := s.db.Update(func(txn *badger.Txn) error {
 		if err := fn(txn, now); err != nil {
 			return err
 		}

@@ -326,6 +326,42 @@ func testAgents(t *testing.T, open func(t *testing.T) store.Store) {
 		}
 		must(t, s.CreateToken(ctx, newToken(tokenSSO, agentSSO), ev("token.mint", tokenSSO)))
 	})
+
+	t.Run("re-created agent and backend do not revive the old ones' tokens and credentials", func(t *testing.T) {
+		t.Parallel()
+		s := open(t)
+		ctx := seed(t, s)
+		must(t, s.DeleteAgent(ctx, agentBot, ev("agent.remove", agentBot)))
+		must(t, s.CreateAgent(ctx, &store.Agent{Name: agentBot}, ev("agent.add", agentBot)))
+		if _, ok := tokenIn(mustLoad(t, s), tokenBot); ok {
+			t.Errorf("token %s of the deleted agent is back with the re-created one", tokenBot)
+		}
+		_, err := s.RevokeToken(ctx, tokenBot, time.Time{}, ev("token.revoke", tokenBot))
+		wantErr(t, err, store.ErrNotFound, tokenBot)
+		must(t, s.CreateToken(ctx, newToken("tok-bot-2", agentBot), ev("token.mint", "tok-bot-2")))
+		if tk, ok := tokenIn(mustLoad(t, s), "tok-bot-2"); !ok || tk.Agent != agentBot {
+			t.Errorf("the re-created agent's own token is missing")
+		}
+
+		for i := range 3 {
+			_, err := s.RotateCredential(ctx, &store.Credential{Backend: backendHR, Sealed: []byte{'v', byte('2' + i)}}, ev("backend.rotate", backendHR))
+			must(t, err)
+		}
+		must(t, s.DeleteBackend(ctx, backendHR, ev("backend.remove", backendHR)))
+		must(t, s.CreateBackend(ctx, newBackend(backendHR, "hr.corp.net"), sealed("hr-new-1"), ev("backend.add", backendHR)))
+		c, ok := credentialIn(mustLoad(t, s), backendHR)
+		if !ok || c.Version != 1 || string(c.Sealed) != "age-sealed:hr-new-1" {
+			t.Errorf("re-created backend's credential = %+v, want its own version 1", c)
+		}
+		next := sealed("hr-new-2")
+		next.Backend = backendHR
+		_, err = s.RotateCredential(ctx, next, ev("backend.rotate", backendHR))
+		must(t, err)
+		c, ok = credentialIn(mustLoad(t, s), backendHR)
+		if !ok || c.Version != 2 || string(c.Sealed) != "age-sealed:hr-new-2" {
+			t.Errorf("after rotating the re-created backend: %+v, want version 2 with the new secret", c)
+		}
+	})
 }
 
 func testGrantsAndTokens(t *testing.T, open func(t *testing.T) store.Store) {
