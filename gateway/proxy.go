@@ -160,7 +160,8 @@ type exchange struct {
 
 	upStart, upEnd time.Time
 	upStatus       int
-	adm            admission // in-flight slot held until finish
+	adm            admission   // in-flight slot held until finish
+	scrub          scrubReader // the response body's scrubber, allocated with the exchange
 }
 
 type exchangeKey struct{}
@@ -421,7 +422,7 @@ func (p *proxy) modifyResponse(res *http.Response) error {
 	ex.upStatus = res.StatusCode
 	ex.ev.Redactions += ex.up.inj.scrubHeaders(res.Header)
 	res.Header.Del(requestIDHeader)
-	return ex.up.scrub.scrubResponse(res, &ex.ev.Redactions)
+	return ex.up.scrub.scrubResponse(res, &ex.scrub, &ex.ev.Redactions)
 }
 
 // upstreamError answers a failed forward. The message never holds the

@@ -136,10 +136,11 @@ func acceptsGzip(values []string) bool {
 	return false
 }
 
-// scrubResponse wraps a response body in the scrubber, counting redactions
-// in *count. It leaves upgrades (101) and bodiless responses alone and
-// refuses encodings it cannot read.
-func (sc *scrubber) scrubResponse(res *http.Response, count *int) error {
+// scrubResponse wraps a response body in the scrubber, using sr (so the
+// request path allocates none) and counting redactions in *count. It leaves
+// upgrades (101) and bodiless responses alone and refuses encodings it
+// cannot read.
+func (sc *scrubber) scrubResponse(res *http.Response, sr *scrubReader, count *int) error {
 	if sc == nil || res.StatusCode == http.StatusSwitchingProtocols || res.Body == nil || res.Body == http.NoBody {
 		return nil
 	}
@@ -155,7 +156,8 @@ func (sc *scrubber) scrubResponse(res *http.Response, count *int) error {
 	default:
 		return &errUninspectable{encoding: enc}
 	}
-	res.Body = &scrubReader{src: res.Body, sc: sc, count: count, gunzip: gz}
+	*sr = scrubReader{src: res.Body, sc: sc, count: count, gunzip: gz}
+	res.Body = sr
 	res.Header.Del("Content-Encoding")
 	res.Header.Del("Content-Length")
 	res.ContentLength = -1

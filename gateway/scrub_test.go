@@ -230,7 +230,7 @@ func TestScrubResponse(t *testing.T) {
 				res.Header.Set("Content-Encoding", tc.enc)
 			}
 			n := 0
-			err := sc.scrubResponse(res, &n)
+			err := sc.scrubResponse(res, new(scrubReader), &n)
 			if (err != nil) != tc.err {
 				t.Fatalf("err = %v", err)
 			}
@@ -255,7 +255,7 @@ func TestScrubResponse(t *testing.T) {
 		})
 	}
 	var nilSc *scrubber
-	if err := nilSc.scrubResponse(&http.Response{StatusCode: 200, Body: io.NopCloser(strings.NewReader(canary))}, new(int)); err != nil {
+	if err := nilSc.scrubResponse(&http.Response{StatusCode: 200, Body: io.NopCloser(strings.NewReader(canary))}, new(scrubReader), new(int)); err != nil {
 		t.Error(err)
 	}
 }
