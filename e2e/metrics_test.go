@@ -51,6 +51,8 @@ func TestMetricsEndpoint(t *testing.T) {
 		`agw_rate_limited_total{limit="grant"} 0`,
 		`agw_audit_queue_depth`,
 		`agw_dns_queries_total`,
+		`agw_jwt_verified_total 0`,
+		`agw_oauth2_token_fetches_total 0`,
 		`process_resident_memory_bytes`,
 		`go_goroutines`,
 	}

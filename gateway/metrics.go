@@ -58,7 +58,7 @@ type metricSources struct {
 	UpstreamErrors   func() uint64
 	DNS              func() (queries, intercepted, forwarded, failures, cacheHits uint64)
 	JWTVerifications func() (verified, rejected, unavailable uint64)
-	OAuth2Fetches    func() uint64
+	OAuth2           func() (fetches, failures, refused, retried uint64)
 }
 
 // latencyBuckets span a cached answer (a millisecond) to a long model
@@ -130,7 +130,12 @@ func newMetrics(src metricSources) *metrics {
 		counter("agw_jwt_rejected_total", "IdP tokens rejected.", func() uint64 { _, r, _ := f(); return r })
 		counter("agw_jwt_unavailable_total", "IdP token checks that failed closed (no usable key).", func() uint64 { _, _, u := f(); return u })
 	}
-	counter("agw_oauth2_token_fetches_total", "OAuth2 client-credentials token fetches.", src.OAuth2Fetches)
+	if f := src.OAuth2; f != nil {
+		counter("agw_oauth2_token_fetches_total", "OAuth2 client-credentials token requests to token endpoints.", func() uint64 { v, _, _, _ := f(); return v })
+		counter("agw_oauth2_token_failures_total", "Requests answered 502 for want of an OAuth2 token.", func() uint64 { _, v, _, _ := f(); return v })
+		counter("agw_oauth2_token_refused_total", "Upstream 401s to an injected OAuth2 token.", func() uint64 { _, _, v, _ := f(); return v })
+		counter("agw_oauth2_retries_total", "Requests sent again with a fresh OAuth2 token.", func() uint64 { _, _, _, v := f(); return v })
+	}
 	return m
 }
 
@@ -285,6 +290,20 @@ func (d *daemon) metricSources() metricSources {
 			}
 			return d.proxy.stats.upstreamErrs.Load()
 		},
+	}
+	src.JWTVerifications = func() (verified, rejected, unavailable uint64) {
+		if d.proxy == nil {
+			return
+		}
+		s := d.proxy.idpStats()
+		return s.Verified, s.Rejected, s.Unavailable
+	}
+	src.OAuth2 = func() (fetches, failures, refused, retried uint64) {
+		if d.proxy == nil {
+			return
+		}
+		s := d.proxy.oauth2Stats()
+		return s.Fetches, s.Failures, s.Refused, s.Retried
 	}
 	if d.cfg.DNSListen != "off" {
 		src.DNS = func() (q, in, fw, fl, ch uint64) {

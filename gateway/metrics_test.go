@@ -30,7 +30,7 @@ func TestMetricsHandler(t *testing.T) {
 		JWTVerifications: func() (uint64, uint64, uint64) {
 			return 6, 1, 0
 		},
-		OAuth2Fetches: func() uint64 { return 9 },
+		OAuth2: func() (uint64, uint64, uint64, uint64) { return 9, 1, 2, 2 },
 	})
 	m.observe(&store.AuditEvent{Backend: "api", Agent: "bot", Decision: store.Allow, Status: 200, TotalMillis: 12, UpstreamMillis: 10, Redactions: 2})
 	m.observe(&store.AuditEvent{Backend: "api", Agent: "bot", Decision: store.Allow, Status: 200, TotalMillis: 3})
@@ -59,6 +59,7 @@ func TestMetricsHandler(t *testing.T) {
 		`agw_dns_cache_hits_total 3`,
 		`agw_jwt_verified_total 6`,
 		`agw_oauth2_token_fetches_total 9`,
+		`agw_oauth2_token_refused_total 2`,
 		`process_start_time_seconds`,
 		`go_goroutines`,
 	} {
