@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -342,5 +343,32 @@ func TestIdPKeyRotationAndOutage(t *testing.T) {
 	}
 	if got := s.p.idpStats(); got.Verified != 4 || got.Unavailable != 1 {
 		t.Errorf("idpStats = %+v, want 4 verified and 1 unavailable", got)
+	}
+}
+
+// BenchmarkProxyJWT is BenchmarkProxyOverhead with the agent identified by
+// an IdP token instead of a gateway token: after the first request the
+// token is verified from jwtauth's cache (a SHA-256, no RSA), and the agent
+// is looked up per request.
+func BenchmarkProxyJWT(b *testing.B) {
+	p, gatewayToken := benchProxy(b)
+	iss := newOIDCIssuer(b, "/oauth2/default")
+	iss.publish("k1", oidcKeys()[0])
+	p.state.putIdP(iss.idp("corp", gatewayAudience, "cid"))
+	p.state.putAgent(store.Agent{Name: "jwt-bot", IdP: "corp", Subject: "app-1"})
+	p.state.putGrant(store.Grant{Agent: "jwt-bot", Backend: "api", Methods: []string{"POST"}, Paths: []string{"/v1/**"}})
+	p.idp = newIdPVerifier(p.state, jwtauth.New(jwtauth.Config{}))
+	jwt := mintJWT(b, oidcKeys()[0], "k1", iss.claims(gatewayAudience, time.Now(), "cid", "app-1", "exp", time.Now().Add(time.Hour).Unix()))
+	for _, bc := range []struct{ name, token string }{{"gateway-token", gatewayToken}, {"jwt", jwt}} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				w := httptest.NewRecorder()
+				p.ServeHTTP(w, benchRequest(bc.token))
+				if w.Code != 200 {
+					b.Fatalf("status %d: %s", w.Code, w.Body)
+				}
+			}
+		})
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -304,5 +305,28 @@ func TestOAuth2LargeBodyStreams(t *testing.T) {
 	defer s.mu.Unlock()
 	if len(s.bodies) != 1 || len(s.bodies[0]) != len(big) {
 		t.Errorf("backend got %d bodies", len(s.bodies))
+	}
+}
+
+// BenchmarkProxyOAuth2 is BenchmarkProxyOverhead for an oauth2 backend with
+// its token cached: the token lookup and the per-token upstream reuse.
+func BenchmarkProxyOAuth2(b *testing.B) {
+	p, token := benchProxy(b)
+	te := newTokenEndpoint(b)
+	rt := p.state.backend("api")
+	be := rt.backend
+	be.Inject, be.Header = store.InjectOAuth2, ""
+	be.OAuth2 = &store.OAuth2{TokenURL: te.url(), ClientID: "agw"}
+	p.state.putBackend(be, rt.secret)
+	b.ReportAllocs()
+	for b.Loop() {
+		w := httptest.NewRecorder()
+		p.ServeHTTP(w, benchRequest(token))
+		if w.Code != 200 {
+			b.Fatalf("status %d: %s", w.Code, w.Body)
+		}
+	}
+	if n := te.calls.Load(); n != 1 {
+		b.Errorf("token endpoint called %d times", n)
 	}
 }
