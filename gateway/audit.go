@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"os"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -29,20 +31,32 @@ type auditLog struct {
 
 	written    atomic.Uint64
 	writeFails atomic.Uint64
+
+	// followMaxLag is how many records a follow stream may fall behind the
+	// newest before it is skipped ahead (see adminServer.audit).
+	followMaxLag uint64
 }
 
 const (
 	auditQueueSize = 8192
 	auditBatchMax  = 512
+	// auditFollowMaxLag is the default follow lag limit: about a second of
+	// heavy traffic, and a few MiB of NDJSON a reader must take in one go to
+	// keep up. AGW_AUDIT_FOLLOW_MAX_LAG overrides it, for tests.
+	auditFollowMaxLag = 10_000
 )
 
 func newAuditLog(st store.Store, log *slog.Logger) *auditLog {
 	a := &auditLog{
-		st:      st,
-		log:     log,
-		queue:   make(chan store.AuditEvent, auditQueueSize),
-		done:    make(chan struct{}),
-		changed: make(chan struct{}),
+		st:           st,
+		log:          log,
+		queue:        make(chan store.AuditEvent, auditQueueSize),
+		done:         make(chan struct{}),
+		changed:      make(chan struct{}),
+		followMaxLag: auditFollowMaxLag,
+	}
+	if v, err := strconv.ParseUint(os.Getenv("AGW_AUDIT_FOLLOW_MAX_LAG"), 10, 64); err == nil && v > 0 {
+		a.followMaxLag = v
 	}
 	go a.run()
 	return a

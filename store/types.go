@@ -207,6 +207,9 @@ type AuditQuery struct {
 	Last int `json:"last,omitempty"`
 	// Limit, when positive, stops after Limit events.
 	Limit int `json:"limit,omitempty"`
+	// BeforeSeq, when positive, keeps only events with Seq < BeforeSeq;
+	// with AfterSeq it re-reads a range of sequence numbers.
+	BeforeSeq uint64 `json:"before_seq,omitempty"`
 }
 
 // Match reports whether ev passes the query's field filters (not Last/Limit).
@@ -217,6 +220,8 @@ func (q *AuditQuery) Match(ev *AuditEvent) bool {
 	case !q.Until.IsZero() && !ev.Time.Before(q.Until):
 		return false
 	case q.AfterSeq != 0 && ev.Seq <= q.AfterSeq:
+		return false
+	case q.BeforeSeq != 0 && ev.Seq >= q.BeforeSeq:
 		return false
 	case q.Agent != "" && ev.Agent != q.Agent:
 		return false

@@ -75,23 +75,32 @@ interrupted. With -o json, each event is one JSON object on its own line.`,
 
 func (a *app) newAuditQueryCmd() *cobra.Command {
 	var (
-		f            auditFilter
-		since, until string
-		kind         string
-		status       int
-		limit        int
+		f                  auditFilter
+		since, until       string
+		kind               string
+		status             int
+		limit              int
+		afterSeq, beforeSq uint64
 	)
 	cmd := &cobra.Command{
-		Use:   "query [--since T] [--until T] [--agent A] [--backend B] [--decision D] [--status N] [--limit N]",
+		Use:   "query [--since T] [--until T] [--agent A] [--backend B] [--decision D] [--status N] [--kind K] [--after-seq S] [--before-seq S] [--limit N]",
 		Short: "Search the audit trail",
 		Long: `Search the audit trail, oldest first. T is an RFC 3339 time, a date, or a
-duration meaning that long ago (24h, 7d). With -o json, each event is one JSON
-object on its own line.`,
+duration meaning that long ago (24h, 7d). --after-seq and --before-seq bound
+the records' sequence numbers (both exclusive), as in the command tail -f
+prints when a slow reader missed records. With -o json, each event is one
+JSON object on its own line.`,
 		Example: `  agw audit query --since 24h --decision deny
-  agw audit query --since 2026-01-01 --until 2026-01-02 --backend openai -o json`,
+  agw audit query --since 2026-01-01 --until 2026-01-02 --backend openai -o json
+  agw audit query --kind admin --agent hr-bot
+  agw audit query --after-seq 41000 --before-seq 52001`,
 		Args: exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			q := store.AuditQuery{Agent: f.agent, Backend: f.backend, Decision: f.decision, Kind: kind, Status: status, Limit: limit}
+			q := store.AuditQuery{Agent: f.agent, Backend: f.backend, Decision: f.decision, Kind: kind, Status: status, Limit: limit,
+				AfterSeq: afterSeq, BeforeSeq: beforeSq}
+			if beforeSq != 0 && beforeSq <= afterSeq+1 {
+				return usagef(cmd, "--before-seq must be more than --after-seq plus 1, or nothing can match")
+			}
 			var err error
 			if q.Since, q.Until, err = a.timeRange(cmd, since, until); err != nil {
 				return err
@@ -108,6 +117,8 @@ object on its own line.`,
 	fl.Var(newEnumValue(&kind, "", store.KindRequest, store.KindTLS, store.KindAdmin), "kind", "only events of one kind: request, tls or admin")
 	fl.IntVar(&status, "status", 0, "only requests answered with HTTP status `N`")
 	fl.IntVar(&limit, "limit", 0, "stop after `N` events (default all)")
+	fl.Uint64Var(&afterSeq, "after-seq", 0, "only events with a sequence number above `S`")
+	fl.Uint64Var(&beforeSq, "before-seq", 0, "only events with a sequence number below `S`")
 	a.addAuditFilterFlags(cmd, &f)
 	_ = cmd.RegisterFlagCompletionFunc("kind", fixedCompletion(store.KindRequest, store.KindTLS, store.KindAdmin))
 	return cmd
@@ -191,7 +202,7 @@ func (a *app) streamAudit(cmd *cobra.Command, q store.AuditQuery, follow, asJSON
 	var last uint64
 	err := a.client().Audit(ctx, q, follow, func(m admin.StreamMessage) error {
 		if m.Missed > 0 {
-			fmt.Fprintf(errOut, "agw: warning: this reader fell behind and %d events were skipped; read them with agw audit query --since (last seen seq %d)\n", m.Missed, last)
+			fmt.Fprint(errOut, missedWarning(m, q, last, asJSON))
 		}
 		if m.Event == nil {
 			return nil
@@ -207,6 +218,36 @@ func (a *app) streamAudit(cmd *cobra.Command, q store.AuditQuery, follow, asJSON
 		return nil // interrupted while following: a normal end
 	}
 	return err
+}
+
+// missedWarning tells a follower that the daemon skipped it ahead, and gives
+// the exact command that re-reads what it skipped. last is the newest seq
+// the reader saw, for a daemon that does not send the skipped range.
+func missedWarning(m admin.StreamMessage, q store.AuditQuery, last uint64, asJSON bool) string {
+	after, before := last, uint64(0)
+	if m.MissedFrom > 0 && m.MissedTo >= m.MissedFrom {
+		after, before = m.MissedFrom-1, m.MissedTo+1
+	}
+	cmd := "agw audit query --after-seq " + strconv.FormatUint(after, 10)
+	if before != 0 {
+		cmd += " --before-seq " + strconv.FormatUint(before, 10)
+	}
+	for _, f := range []struct{ flag, v string }{{"--agent", q.Agent}, {"--backend", q.Backend}, {"--decision", q.Decision}, {"--kind", q.Kind}} {
+		if f.v != "" {
+			cmd += " " + f.flag + " " + f.v
+		}
+	}
+	if q.Status != 0 {
+		cmd += " --status " + strconv.Itoa(q.Status)
+	}
+	if asJSON {
+		cmd += " -o json"
+	}
+	what := fmt.Sprintf("%d records", m.Missed)
+	if before != 0 {
+		what += fmt.Sprintf(" (seq %d to %d)", m.MissedFrom, m.MissedTo)
+	}
+	return fmt.Sprintf("agw: warning: this reader fell behind, so the daemon skipped it past %s; they are stored. Read them with:\n  %s\n", what, cmd)
 }
 
 // formatEvent renders one audit event as a line of text.

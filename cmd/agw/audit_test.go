@@ -16,7 +16,7 @@ var auditFixture = []admin.StreamMessage{
 	{Event: &store.AuditEvent{Seq: 7, Time: time.Date(2026, 3, 1, 11, 0, 0, 0, time.UTC), Kind: store.KindRequest,
 		Agent: "bot", Backend: "openai", Method: "POST", Host: "api.openai.com", Path: "/v1/chat/completions",
 		Status: 200, Decision: store.Allow, TotalMillis: 812.4}},
-	{Missed: 3},
+	{Missed: 3, MissedFrom: 8, MissedTo: 10},
 	{Event: &store.AuditEvent{Seq: 11, Time: time.Date(2026, 3, 1, 11, 0, 1, 0, time.UTC), Kind: store.KindRequest,
 		Agent: "bot", Backend: "crm", Method: "DELETE", Host: "crm.example.com", Path: "/v1/tickets/9",
 		Status: 403, Decision: store.Deny, Reason: "no grant allows DELETE /v1/tickets/9"}},
@@ -60,8 +60,9 @@ func TestAuditTailTable(t *testing.T) {
 			}
 		}
 	}
-	if !strings.Contains(r.stderr, "3 events were skipped") {
-		t.Errorf("no warning on stderr for the missed events: %q", r.stderr)
+	if !strings.Contains(r.stderr, "3 records (seq 8 to 10)") ||
+		!strings.Contains(r.stderr, "\n  agw audit query --after-seq 7 --before-seq 11 --agent bot --decision deny\n") {
+		t.Errorf("stderr does not name the missed records and the command that re-reads them: %q", r.stderr)
 	}
 }
 
@@ -89,8 +90,17 @@ func TestAuditTailJSONLines(t *testing.T) {
 			t.Errorf("line %d seq %d, want %d", i, ev.Seq, seq)
 		}
 	}
-	if !strings.Contains(r.stderr, "skipped") {
-		t.Errorf("no missed warning on stderr: %q", r.stderr)
+	if !strings.Contains(r.stderr, "agw audit query --after-seq 7 --before-seq 11 -o json\n") {
+		t.Errorf("no missed warning with the re-read command on stderr: %q", r.stderr)
+	}
+}
+
+func TestMissedWarningWithoutRange(t *testing.T) {
+	// An older daemon sends only the count: the command starts after the
+	// last event seen.
+	got := missedWarning(admin.StreamMessage{Missed: 5}, store.AuditQuery{}, 41, false)
+	if !strings.Contains(got, "5 records;") || !strings.Contains(got, "\n  agw audit query --after-seq 41\n") {
+		t.Errorf("warning = %q", got)
 	}
 }
 
@@ -125,6 +135,22 @@ func TestAuditQuery(t *testing.T) {
 	}
 	if q.Encode() != want.Encode() {
 		t.Errorf("query\n got %v\nwant %v", q, want)
+	}
+
+	d2 := newFakeDaemon(t)
+	d2.replyAudit(nil)
+	r = newCLI(t, d2.socket).run("", "audit", "query", "--after-seq", "7", "--before-seq", "11", "--kind", "admin")
+	if r.code != 0 {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	q, _ = url.ParseQuery(d2.only().Query)
+	want = url.Values{"after_seq": {"7"}, "before_seq": {"11"}, "kind": {"admin"}}
+	if q.Encode() != want.Encode() {
+		t.Errorf("query\n got %v\nwant %v", q, want)
+	}
+	r = cl.run("", "audit", "query", "--after-seq", "7", "--before-seq", "8")
+	if r.code != exitUsage || !strings.Contains(r.stderr, "--before-seq") {
+		t.Errorf("empty seq range: exit %d, stderr %q", r.code, r.stderr)
 	}
 
 	r = cl.run("", "audit", "query", "--since", "2026-03-02T00:00:00Z", "--until", "1h")

@@ -373,6 +373,9 @@ func EncodeAuditQuery(q store.AuditQuery, follow bool) url.Values {
 	if q.AfterSeq != 0 {
 		v.Set("after_seq", strconv.FormatUint(q.AfterSeq, 10))
 	}
+	if q.BeforeSeq != 0 {
+		v.Set("before_seq", strconv.FormatUint(q.BeforeSeq, 10))
+	}
 	set("agent", q.Agent)
 	set("backend", q.Backend)
 	set("decision", q.Decision)
@@ -425,6 +428,11 @@ func DecodeAuditQuery(v url.Values) (q store.AuditQuery, follow bool, err error)
 	if s := v.Get("after_seq"); s != "" {
 		if q.AfterSeq, err = strconv.ParseUint(s, 10, 64); err != nil {
 			return q, false, &store.FieldError{Field: "after_seq", Value: s, Reason: "must be a whole number"}
+		}
+	}
+	if s := v.Get("before_seq"); s != "" {
+		if q.BeforeSeq, err = strconv.ParseUint(s, 10, 64); err != nil {
+			return q, false, &store.FieldError{Field: "before_seq", Value: s, Reason: "must be a whole number"}
 		}
 	}
 	q.Agent, q.Backend, q.Decision, q.Kind = v.Get("agent"), v.Get("backend"), v.Get("decision"), v.Get("kind")

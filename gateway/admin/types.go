@@ -160,11 +160,16 @@ type AuditVerifyResult struct {
 }
 
 // StreamMessage is one line of the audit stream: an event, or a notice that
-// the reader fell behind and Missed events were skipped (re-read them with
-// AfterSeq from the last event it saw).
+// the reader fell too far behind and the stream skipped ahead. The skipped
+// records, Missed of them (counted by sequence number, before the stream's
+// filters), are exactly those with MissedFrom <= Seq <= MissedTo; they stay
+// stored, and a query with AfterSeq MissedFrom-1 and BeforeSeq MissedTo+1
+// and the same filters re-reads the ones the stream would have sent.
 type StreamMessage struct {
-	Event  *store.AuditEvent `json:"event,omitempty"`
-	Missed uint64            `json:"missed,omitempty"`
+	Event      *store.AuditEvent `json:"event,omitempty"`
+	Missed     uint64            `json:"missed,omitempty"`
+	MissedFrom uint64            `json:"missed_from,omitempty"`
+	MissedTo   uint64            `json:"missed_to,omitempty"`
 }
 
 // ErrorBody is every error response: {"error":{"code":...,"message":...}}.

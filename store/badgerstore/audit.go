@@ -213,7 +213,7 @@ func eventAt(txn *badger.Txn, seq uint64) (store.AuditEvent, bool, error) {
 // QueryAudit calls fn for each event matching q, in ascending Seq order,
 // until fn returns false. Agent and Backend filters scan their index; Since
 // and Until seek through the per-minute time index (audittime.go) and
-// AfterSeq seeks directly, instead of scanning from the start; Last scans
+// AfterSeq and BeforeSeq bound the walk directly, instead of scanning from the start; Last scans
 // backwards from the newest match. fn runs inside a read transaction and must not
 // call Close.
 func (s *Store) QueryAudit(ctx context.Context, q store.AuditQuery, fn func(store.AuditEvent) bool) error {
@@ -229,6 +229,9 @@ func (s *Store) QueryAudit(ctx context.Context, q store.AuditQuery, fn func(stor
 			return nil
 		}
 		lo, hi := max(q.AfterSeq, first-1), last // lo exclusive, hi inclusive
+		if q.BeforeSeq > 0 {
+			hi = min(hi, q.BeforeSeq-1)
+		}
 		if !q.Since.IsZero() {
 			seq, ok := firstSeqSince(txn, q.Since)
 			if !ok {

@@ -242,6 +242,11 @@ func testQueryFilters(t *testing.T, open func(t *testing.T) store.Store) {
 		{"agent limit", store.AuditQuery{Agent: "a2", Limit: 4}, 4},
 		{"last and limit", store.AuditQuery{Last: 10, Limit: 3}, 3},
 		{"after seq and agent", store.AuditQuery{AfterSeq: 280, Agent: "a1"}, 4},
+		{"before seq", store.AuditQuery{BeforeSeq: 11}, 10},
+		{"seq range", store.AuditQuery{AfterSeq: 120, BeforeSeq: 181}, 60},
+		{"seq range with agent", store.AuditQuery{AfterSeq: 120, BeforeSeq: 181, Agent: "a2"}, 14},
+		{"seq range last", store.AuditQuery{AfterSeq: 120, BeforeSeq: 181, Last: 5}, 5},
+		{"before seq one", store.AuditQuery{BeforeSeq: 1}, 0},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
