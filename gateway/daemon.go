@@ -314,6 +314,7 @@ func (d *daemon) serve(ctx context.Context) error {
 		ms := &metricsServer{m: m, ready: d.ready, logger: d.log}
 		start("metrics", func() error { return ms.Serve(runCtx, metricsLn) })
 	}
+	start("audit retention", func() error { return d.runRetention(runCtx) })
 
 	d.log.Info("agw serving", "version", cfg.Version, "data_dir", cfg.DataDir, "admin", d.listeners.Admin,
 		"https", d.listeners.HTTPS, "dns", d.listeners.DNS, "metrics", d.listeners.Metrics, "advertise", d.advertise, "upstream_dns", upstreams)
