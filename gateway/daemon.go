@@ -262,7 +262,7 @@ func (d *daemon) serve(ctx context.Context) error {
 		Logger: d.log,
 		// One verifier for the daemon's lifetime: it keeps the IdPs' keys
 		// (serving them while an IdP is down) and the verified tokens.
-		IdP: newIdPVerifier(d.state, jwtauth.New(jwtauth.Config{Logger: d.log})),
+		IdP: newIdPVerifier(d.state, jwtauth.New(jwtauth.Config{Logger: d.log, Dial: resolver.DialContext})),
 
 		Metrics: m,
 	})

@@ -1,6 +1,7 @@
 package jwtauth
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -17,12 +18,21 @@ const maxDocBytes = 1 << 20
 // use http.DefaultClient, which never times out: a black-holed IdP would
 // hold a request (and, through the library's cache lock, every request for
 // that issuer) forever.
-func defaultHTTPClient() *http.Client {
+func defaultHTTPClient(dial func(ctx context.Context, network, addr string) (net.Conn, error)) *http.Client {
+	proxy := http.ProxyFromEnvironment
+	if dial == nil {
+		dial = (&net.Dialer{Timeout: 3 * time.Second, KeepAlive: 30 * time.Second}).DialContext
+	} else {
+		// A caller-supplied dialer decides where the IdP is reached; an
+		// environment proxy would bypass it.
+		proxy = nil
+		dial = dialWithTimeout(dial, 3*time.Second)
+	}
 	return &http.Client{
 		Timeout: 5 * time.Second,
 		Transport: &http.Transport{
-			Proxy:                 http.ProxyFromEnvironment,
-			DialContext:           (&net.Dialer{Timeout: 3 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			Proxy:                 proxy,
+			DialContext:           dial,
 			TLSHandshakeTimeout:   3 * time.Second,
 			ResponseHeaderTimeout: 5 * time.Second,
 			IdleConnTimeout:       90 * time.Second,
@@ -30,6 +40,14 @@ func defaultHTTPClient() *http.Client {
 			ForceAttemptHTTP2:     true,
 		},
 		CheckRedirect: noDowngrade,
+	}
+}
+
+func dialWithTimeout(dial func(ctx context.Context, network, addr string) (net.Conn, error), d time.Duration) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		ctx, cancel := context.WithTimeout(ctx, d)
+		defer cancel()
+		return dial(ctx, network, addr)
 	}
 }
 

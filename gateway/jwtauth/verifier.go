@@ -33,6 +33,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -48,6 +49,10 @@ type Config struct {
 	// 5s overall and 3s dial timeout. Either way responses of HTTP 400 and
 	// above, and bodies over 1 MiB, are refused.
 	HTTPClient *http.Client
+	// Dial, when set and HTTPClient is nil, is the default client's dialer:
+	// the daemon passes its upstream resolver so IdP hosts are never
+	// resolved through agw's own DNS answers.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 	// Logger receives fetch failures; nil discards.
 	Logger *slog.Logger
 	// Now is the clock; nil is time.Now.
@@ -87,7 +92,7 @@ func New(cfg Config) *Verifier {
 	}
 	client := cfg.HTTPClient
 	if client == nil {
-		client = defaultHTTPClient()
+		client = defaultHTTPClient(cfg.Dial)
 	}
 	v.client = guardClient(client)
 	if v.log == nil {
