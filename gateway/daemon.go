@@ -488,4 +488,3 @@ func (d *daemon) exportDNS(w io.Writer, format string) error {
 	}
 	return nil
 }
-
