@@ -78,10 +78,10 @@ func readmeBlocks(t *testing.T, path string) []readmeBlock {
 	return blocks
 }
 
-// classify sorts README blocks into those to run and those marked not to,
+// classifyReadmeBlocks sorts README blocks into those to run and those marked not to,
 // and fails on blocks whose marking is missing or unknown, so no command in
 // the README escapes the test unnoticed.
-func classify(t *testing.T, blocks []readmeBlock) (run []readmeBlock, pending []string) {
+func classifyReadmeBlocks(t *testing.T, blocks []readmeBlock) (run []readmeBlock, pending []string) {
 	t.Helper()
 	for _, b := range blocks {
 		lang, _, _ := strings.Cut(b.info, " ")
@@ -157,7 +157,7 @@ var readmeSecrets = map[string]string{
 // proxy (HTTPS_PROXY) that sends every connection to agw's listener, as DNS
 // pointing at agw would, trusting agw's CA as an agent host would.
 func TestREADME(t *testing.T) {
-	run, pending := classify(t, readmeBlocks(t, "../README.md"))
+	run, pending := classifyReadmeBlocks(t, readmeBlocks(t, "../README.md"))
 	for _, p := range pending {
 		t.Logf("not run until its feature lands: %s", p)
 	}
@@ -225,7 +225,7 @@ agw() {
 	})
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		t.Fatalf("README.md commands failed (%v); the last block printed its line:\n%s", err, tail(string(out), 60))
+		t.Fatalf("README.md commands failed (%v); the last block printed its line:\n%s", err, lastLines(string(out), 60))
 	}
 	for name, secret := range readmeSecrets {
 		if strings.Contains(string(out), secret) {
@@ -315,7 +315,7 @@ func readmeEnv(set map[string]string) []string {
 	return env
 }
 
-func tail(s string, lines int) string {
+func lastLines(s string, lines int) string {
 	l := strings.Split(strings.TrimRight(s, "\n"), "\n")
 	if len(l) > lines {
 		l = l[len(l)-lines:]
@@ -427,7 +427,7 @@ func newConnectProxy(t *testing.T, target string) string {
 		}
 		done := make(chan struct{}, 2)
 		go func() {
-			_, _ = io.Copy(up, io.MultiReader(bytes.NewReader(peek(buf.Reader)), down))
+			_, _ = io.Copy(up, io.MultiReader(bytes.NewReader(buffered(buf.Reader)), down))
 			done <- struct{}{}
 		}()
 		go func() { _, _ = io.Copy(down, up); done <- struct{}{} }()
@@ -438,8 +438,8 @@ func newConnectProxy(t *testing.T, target string) string {
 	return ln.Addr().String()
 }
 
-// peek returns what the server already read past the CONNECT request.
-func peek(r *bufio.Reader) []byte {
+// buffered returns what the server already read past the CONNECT request.
+func buffered(r *bufio.Reader) []byte {
 	b, _ := r.Peek(r.Buffered())
 	return b
 }
