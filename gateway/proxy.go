@@ -422,7 +422,19 @@ func (p *proxy) modifyResponse(res *http.Response) error {
 	ex.upStatus = res.StatusCode
 	ex.ev.Redactions += ex.up.inj.scrubHeaders(res.Header)
 	res.Header.Del(requestIDHeader)
+	// Decide before scrubbing drops Content-Length: an answer of known
+	// length that is not an event stream goes out through the server's
+	// buffer (one write for a small body), while streams are flushed on
+	// every write so events reach the agent as the backend sends them.
+	ex.rec.hold = res.StatusCode >= 200 && res.StatusCode != http.StatusSwitchingProtocols &&
+		res.ContentLength >= 0 && !isEventStream(res.Header)
 	return ex.up.scrub.scrubResponse(res, &ex.scrub, &ex.ev.Redactions)
+}
+
+// isEventStream reports whether the response is Server-Sent Events.
+func isEventStream(h http.Header) bool {
+	base, _, _ := strings.Cut(h.Get("Content-Type"), ";")
+	return strings.EqualFold(strings.TrimSpace(base), "text/event-stream")
 }
 
 // upstreamError answers a failed forward. The message never holds the
@@ -507,6 +519,9 @@ type recorder struct {
 	status int
 	n      int64
 	inj    *injection
+	// hold skips ReverseProxy's per-write flushes for answers that are not
+	// streams; the server flushes its buffer when full and at the end.
+	hold bool
 }
 
 func (w *recorder) WriteHeader(code int) {
@@ -534,6 +549,9 @@ func (w *recorder) Write(b []byte) (int, error) {
 // write (FlushInterval -1), so this avoids NewResponseController's
 // allocation on the common paths.
 func (w *recorder) Flush() {
+	if w.hold {
+		return
+	}
 	switch f := w.ResponseWriter.(type) {
 	case interface{ FlushError() error }:
 		_ = f.FlushError()
@@ -546,6 +564,9 @@ func (w *recorder) Flush() {
 
 // FlushError is what http.ResponseController calls first.
 func (w *recorder) FlushError() error {
+	if w.hold {
+		return nil
+	}
 	if f, ok := w.ResponseWriter.(interface{ FlushError() error }); ok {
 		return f.FlushError()
 	}
