@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/rand"
+	"crypto/rsa"
 	"encoding/pem"
 	"fmt"
 	"io"
@@ -152,10 +154,12 @@ var readmeSecrets = map[string]string{
 // TestREADME runs every sh block of README.md, in order, in one bash, against
 // a real daemon, as an operator following it would. What differs from an
 // operator's machine is only where the network goes: every backend the README
-// registers forwards to a local TLS backend (a shell function adds --upstream
-// to `agw backend add`), and curl and git reach agw through a local HTTPS
-// proxy (HTTPS_PROXY) that sends every connection to agw's listener, as DNS
-// pointing at agw would, trusting agw's CA as an agent host would.
+// registers forwards to a local TLS backend, which is also the CRM's OAuth2
+// token endpoint, and the Okta IdP is a local issuer (a shell function adds
+// --upstream to `agw backend add` and swaps --token-url and Okta's --issuer);
+// curl and git reach agw through a local HTTPS proxy (HTTPS_PROXY) that sends
+// every connection to agw's listener, as DNS pointing at agw would, trusting
+// agw's CA as an agent host would.
 func TestREADME(t *testing.T) {
 	run, pending := classifyReadmeBlocks(t, readmeBlocks(t, "../README.md"))
 	for _, p := range pending {
@@ -172,6 +176,14 @@ func TestREADME(t *testing.T) {
 	e := newEnv(t)
 	e.start()
 	be := newReadmeBackend(t)
+	okta := newE2EIssuer(t)
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	okta.publish("k1", key)
+	const crmSyncClient = "0oa9x8y7z6w5v4u3t2s1" // the README's crm-sync agent
+	oktaToken := mintRS256(key, "k1", oktaClaims(okta.issuer(), "cid", crmSyncClient, "sub", crmSyncClient))
 	proxy := newConnectProxy(t, e.status.Listeners.HTTPS)
 
 	work := t.TempDir()
@@ -194,11 +206,19 @@ func TestREADME(t *testing.T) {
 	var script strings.Builder
 	script.WriteString(`set -euo pipefail
 agw() {
+	local args=() prev=
+	for a in "$@"; do
+		case "$prev" in
+		--token-url) a=$README_UPSTREAM/oauth2/token ;;
+		--issuer) [ "${2-}" = add ] && [ "${3-}" = okta ] && a=$README_OKTA_ISSUER ;;
+		esac
+		args+=("$a")
+		prev=$a
+	done
 	if [ "${1-}" = backend ] && [ "${2-}" = add ]; then
-		command agw "$@" --upstream "$README_UPSTREAM" --upstream-ca "$README_UPSTREAM_CA"
-	else
-		command agw "$@"
+		args+=(--upstream "$README_UPSTREAM" --upstream-ca "$README_UPSTREAM_CA")
 	fi
+	command agw "${args[@]}"
 }
 `)
 	for _, b := range run {
@@ -222,6 +242,8 @@ agw() {
 		"GIT_CONFIG_NOSYSTEM": "1",
 		"README_UPSTREAM":     be.srv.URL,
 		"README_UPSTREAM_CA":  be.caFile,
+		"README_OKTA_ISSUER":  okta.issuer(),
+		"OKTA_ACCESS_TOKEN":   oktaToken,
 	})
 	out, err := cmd.CombinedOutput()
 	if err != nil {
@@ -251,6 +273,7 @@ agw() {
 				q, _ := url.ParseQuery(r.RawQuery)
 				return q.Get("key")
 			}, readmeSecrets["MAPS_API_KEY"]},
+			{"/v2/accounts", func(r seenRequest) string { return r.Header.Get("Authorization") }, "Bearer " + crmAccessToken},
 		}
 		seen := be.requests()
 		for _, c := range checks {
@@ -269,6 +292,9 @@ agw() {
 			}
 		}
 		for _, r := range seen {
+			if r.Path == "/v2/accounts" && strings.Contains(r.Header.Get("Authorization"), oktaToken) {
+				t.Errorf("the agent's Okta token reached the CRM")
+			}
 			if strings.Contains(r.RawQuery, "agw_") || strings.Contains(r.Path, "agw_") {
 				t.Errorf("%s: an agw token reached the backend in the URL", r.Path)
 			}
@@ -377,6 +403,23 @@ func (b *readmeBackend) serve(w http.ResponseWriter, r *http.Request) {
 	b.mu.Lock()
 	b.seen = append(b.seen, seenRequest{Method: r.Method, Path: r.URL.Path, RawQuery: r.URL.RawQuery, Host: r.Host, Header: r.Header.Clone()})
 	b.mu.Unlock()
+	if r.URL.Path == "/oauth2/token" {
+		// The CRM's token endpoint: client credentials in Basic auth or the form.
+		_ = r.ParseForm()
+		id, secret, ok := r.BasicAuth()
+		if !ok {
+			id, secret = r.PostForm.Get("client_id"), r.PostForm.Get("client_secret")
+		}
+		if r.PostForm.Get("grant_type") != "client_credentials" || id != "agw-gateway" || secret != readmeSecrets["CRM_CLIENT_SECRET"] {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusUnauthorized)
+			fmt.Fprintln(w, `{"error":"invalid_client"}`)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"access_token":%q,"token_type":"Bearer","expires_in":3600}`+"\n", crmAccessToken)
+		return
+	}
 	if strings.HasPrefix(r.URL.Path, "/acme/agent-tools.git/") {
 		u, p, ok := parseBasic(r.Header.Get("Authorization"))
 		if !ok || u != "x-access-token" || p != readmeSecrets["GITHUB_TOKEN"] {
@@ -390,6 +433,9 @@ func (b *readmeBackend) serve(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	fmt.Fprintf(w, `{"path":%q}`+"\n", r.URL.Path)
 }
+
+// crmAccessToken is what the README's CRM token endpoint issues.
+const crmAccessToken = "crm-access-token-7f3a"
 
 func (b *readmeBackend) requests() []seenRequest {
 	b.mu.Lock()
