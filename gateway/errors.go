@@ -82,7 +82,7 @@ func writeError(w http.ResponseWriter, status int, typ, msg, requestID string) {
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set(requestIDHeader, requestID)
 	if status == http.StatusUnauthorized {
-		h.Set("WWW-Authenticate", `Bearer realm="agw"`)
+		h.Add("WWW-Authenticate", `Bearer realm="agw"`)
 	}
 	w.WriteHeader(status)
 	_, _ = w.Write(body)

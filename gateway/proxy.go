@@ -256,6 +256,11 @@ func (p *proxy) serve(ex *exchange, r *http.Request) *denial {
 		if d.status == http.StatusUnauthorized && ident.authMethod == "" && ident.tokenID == "" {
 			p.authFails.fail(client, ex.start) // nothing presented proved an identity
 		}
+		if d.status == http.StatusUnauthorized && b.Inject == store.InjectBasic {
+			// Git and other Basic clients send credentials (from a helper)
+			// only when the challenge offers Basic.
+			ex.rec.Header().Add("WWW-Authenticate", `Basic realm="agw"`)
+		}
 		return d
 	}
 

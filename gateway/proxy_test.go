@@ -309,3 +309,21 @@ func TestRotationTakesEffectOnNextRequest(t *testing.T) {
 		t.Errorf("audit credential version %d, want 2", ev.CredentialVersion)
 	}
 }
+
+// TestBasicChallenge: git sends credentials from its helper only when the
+// 401 offers Basic, so basic-mode backends offer it beside Bearer.
+func TestBasicChallenge(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, withBackend(func(b *store.Backend) {
+		b.Inject, b.Header, b.BasicUser = store.InjectBasic, "", "x-access-token"
+	}))
+	res, body := h.get("/v1/repo.git/info/refs")
+	if res.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("status %d, want 401: %s", res.StatusCode, body)
+	}
+	got := res.Header.Values("WWW-Authenticate")
+	if len(got) != 2 || got[0] != `Basic realm="agw"` || got[1] != `Bearer realm="agw"` {
+		t.Errorf("WWW-Authenticate = %q; want Basic then Bearer", got)
+	}
+	h.nextAudit()
+}
