@@ -315,12 +315,17 @@ func (s *state) listBackends() []store.Backend {
 
 func (s *state) listAgents() []store.Agent {
 	s.mu.RLock()
-	out := make([]store.Agent, 0, len(s.agents))
-	for _, a := range s.agents {
-		out = append(out, *a)
+	defer s.mu.RUnlock()
+	return sortedByName(s.agents, func(a *store.Agent) string { return a.Name })
+}
+
+// sortedByName copies a name-keyed map's entries, sorted by name.
+func sortedByName[T any](m map[string]*T, name func(*T) string) []T {
+	out := make([]T, 0, len(m))
+	for _, v := range m {
+		out = append(out, *v)
 	}
-	s.mu.RUnlock()
-	slices.SortFunc(out, func(a, b store.Agent) int { return cmp.Compare(a.Name, b.Name) })
+	slices.SortFunc(out, func(a, b T) int { return cmp.Compare(name(&a), name(&b)) })
 	return out
 }
 
@@ -375,13 +380,8 @@ func (s *state) activeTokenCount(agent string, now time.Time) int {
 
 func (s *state) listIdPs() []store.IdP {
 	s.mu.RLock()
-	out := make([]store.IdP, 0, len(s.idps))
-	for _, p := range s.idps {
-		out = append(out, *p)
-	}
-	s.mu.RUnlock()
-	slices.SortFunc(out, func(a, b store.IdP) int { return cmp.Compare(a.Name, b.Name) })
-	return out
+	defer s.mu.RUnlock()
+	return sortedByName(s.idps, func(p *store.IdP) string { return p.Name })
 }
 
 // hostList returns every registered host pattern, sorted.
