@@ -17,7 +17,7 @@ import (
 // backend_deny_last100 scans a tenth of the store:
 //
 //	AGW_BENCH_AUDIT_EVENTS=10000000 go test -run '^$' -timeout 60m \
-//	  -bench 'QueryAudit/(agent_last100|last100|after_seq_tail|since_last_minute)' ./store/badgerstore
+//	  -bench 'QueryAudit/^(agent_last100|last100|after_seq_tail|since_last_minute)$' ./store/badgerstore
 
 const benchTokens = 100_000
 
