@@ -98,7 +98,7 @@ func TestRateLimits(t *testing.T) {
 	})
 
 	t.Run("agent rate across backends", func(t *testing.T) {
-		e.ok("", "agent", "update", "bot", "--rate", "1/h")
+		e.ok("", "agent", "update", "bot", "--rate", "1/h", "--burst", "1")
 		getWithToken(t, c, url, tok)
 		st, _, body := getWithToken(t, c, url, tok)
 		if st != 429 || !strings.Contains(body, "agent rate 1/h") {

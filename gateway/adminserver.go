@@ -246,6 +246,9 @@ func (s *adminServer) updateBackend(w http.ResponseWriter, r *http.Request) erro
 		b.Hosts = append([]string(nil), b.Hosts...)
 		if req.Rate != nil {
 			b.Rate = *req.Rate
+			if b.Rate == "" {
+				b.Burst = 0 // removing the limit removes its burst too
+			}
 		}
 		if req.Burst != nil {
 			b.Burst = *req.Burst
@@ -400,6 +403,9 @@ func (s *adminServer) updateAgent(w http.ResponseWriter, r *http.Request) error 
 		}
 		if req.Rate != nil {
 			a.Rate = *req.Rate
+			if a.Rate == "" {
+				a.Burst = 0 // removing the limit removes its burst too
+			}
 		}
 		if req.Burst != nil {
 			a.Burst = *req.Burst
