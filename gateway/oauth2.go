@@ -199,7 +199,7 @@ func (s *oauth2Source) upstreamFor(p *proxy, base *upstream, tok string) *upstre
 		}
 		cp.scrub = newScrubberOf(forms...)
 	}
-	cp.pool = &pool{key: base.pool.key, transport: base.pool.transport, h1: base.pool.h1,
+	cp.pool = &pool{key: base.pool.key, transport: base.pool.transport,
 		rt: &oauth2Transport{p: p, s: s, base: base, tok: tok}}
 	s.last.Store(&oauth2Upstream{base: base, tok: tok, up: &cp})
 	return &cp
@@ -227,7 +227,7 @@ func (e *errOAuth2Refresh) Error() string { return e.msg }
 var _ http.RoundTripper = (*oauth2Transport)(nil)
 
 func (t *oauth2Transport) RoundTrip(req *http.Request) (*http.Response, error) {
-	res, err := t.base.pool.RoundTrip(req)
+	res, err := t.base.pool.rt.RoundTrip(req)
 	if err != nil || res.StatusCode != http.StatusUnauthorized {
 		return res, err
 	}
@@ -272,7 +272,7 @@ func (t *oauth2Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	up.inj.inject(again.Header, again.URL)
 	again.Body = body
 	t.p.oauth.retried.Add(1)
-	res, err = t.base.pool.RoundTrip(again)
+	res, err = t.base.pool.rt.RoundTrip(again)
 	if err == nil && res.StatusCode == http.StatusUnauthorized {
 		t.p.oauth.refused.Add(1)
 	}

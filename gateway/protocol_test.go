@@ -208,34 +208,6 @@ func TestHTTP2EndToEnd(t *testing.T) {
 	}
 }
 
-// TestUpstreamProtocolFollowsAgent: an HTTP/1.1 agent is forwarded over the
-// HTTP/1.1 keep-alive pool even though the backend offers HTTP/2, and an
-// HTTP/2 agent of the same backend still gets HTTP/2 upstream.
-func TestUpstreamProtocolFollowsAgent(t *testing.T) {
-	t.Parallel()
-	h := newHarness(t)
-	for _, tc := range []struct {
-		agentH2   bool
-		wantProto string
-	}{{false, "HTTP/1.1"}, {true, "HTTP/2.0"}, {false, "HTTP/1.1"}} {
-		req, _ := http.NewRequest("GET", "https://"+testHost+"/v1/models", nil)
-		req.Header.Set("Authorization", "Bearer "+h.token)
-		res, err := h.client(tc.agentH2).Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, _ = io.Copy(io.Discard, res.Body)
-		res.Body.Close()
-		if res.StatusCode != 200 {
-			t.Fatalf("agent HTTP/2 %v: status %d", tc.agentH2, res.StatusCode)
-		}
-		if s := h.lastSeen(); s.Proto != tc.wantProto {
-			t.Errorf("agent HTTP/2 %v: backend saw %s, want %s", tc.agentH2, s.Proto, tc.wantProto)
-		}
-		h.nextAudit()
-	}
-}
-
 func TestResponseHeadersDoNotEchoSecret(t *testing.T) {
 	t.Parallel()
 	for _, mode := range []store.InjectMode{store.InjectHeader, store.InjectBasic, store.InjectQuery} {

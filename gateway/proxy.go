@@ -157,8 +157,6 @@ type exchange struct {
 	ident identity
 	host  string
 	start time.Time
-	// agentH2: the agent spoke HTTP/2, so the upstream may too (pool.RoundTrip).
-	agentH2 bool
 
 	upStart, upEnd time.Time
 	upStatus       int
@@ -177,7 +175,7 @@ func exchangeOf(ctx context.Context) *exchange {
 // audit event for it, however it ends.
 func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p.stats.requests.Add(1)
-	ex := &exchange{start: p.now(), agentH2: r.ProtoMajor == 2}
+	ex := &exchange{start: p.now()}
 	ex.rec.ResponseWriter = w
 	ex.ev = store.AuditEvent{
 		Time:      ex.start,
@@ -486,7 +484,7 @@ func (upstreamTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if ex == nil || ex.up == nil || ex.up.pool == nil {
 		return nil, errUpstreamConfig
 	}
-	return ex.up.pool.RoundTrip(req)
+	return ex.up.pool.rt.RoundTrip(req)
 }
 
 // stripForwarding removes forwarding headers the agent may have set

@@ -38,40 +38,10 @@ type upstream struct {
 // connections). It is shared by successive routes of the backend as long as
 // the settings it was built from are unchanged, so a credential rotation
 // keeps the warm connections.
-//
-// It holds two transports to the same backend. The protocol upstream follows
-// the agent's: a request that came over HTTP/2 (gRPC among them) goes out over
-// HTTP/2 when the backend offers it, so interception never downgrades it; a
-// request that came over HTTP/1.1 goes out over a keep-alive HTTP/1.1 pool,
-// as nginx does, which serves such agents about 1.6 times the requests per
-// second of multiplexing them all onto one HTTP/2 connection
-// (gateway/bench/loadtest.sh).
 type pool struct {
 	key       poolKey
-	transport *http.Transport // HTTP/2 when offered, else HTTP/1.1
-	h1        *http.Transport // HTTP/1.1 only
-	// rt, when set, replaces both: upstreams.roundTripper in benchmarks, or
-	// the oauth2 wrapper around a backend's pool.
-	rt http.RoundTripper
-}
-
-// RoundTrip sends req over the transport that matches the agent's protocol.
-func (p *pool) RoundTrip(req *http.Request) (*http.Response, error) {
-	if p.rt != nil {
-		return p.rt.RoundTrip(req)
-	}
-	if ex := exchangeOf(req.Context()); ex != nil && !ex.agentH2 && p.h1 != nil {
-		return p.h1.RoundTrip(req)
-	}
-	return p.transport.RoundTrip(req)
-}
-
-// closeIdle closes both transports' idle connections.
-func (p *pool) closeIdle() {
-	p.transport.CloseIdleConnections()
-	if p.h1 != nil {
-		p.h1.CloseIdleConnections()
-	}
+	transport *http.Transport
+	rt        http.RoundTripper // transport, or upstreams.roundTripper in benchmarks
 }
 
 type poolKey struct {
@@ -141,7 +111,7 @@ func (us *upstreams) get(r *route) *upstream {
 		}
 		u.pool = p
 		if old != nil && old.pool != nil {
-			old.pool.closeIdle()
+			old.pool.transport.CloseIdleConnections()
 		}
 	}
 	us.m.Store(name, u)
@@ -185,13 +155,7 @@ func (us *upstreams) newPool(b *store.Backend, key poolKey) (*pool, error) {
 		// Forward the agent's Accept-Encoding as is and the body as it comes.
 		DisableCompression: true,
 	}
-	// Clone copies the TLS config after it was given "h2" in its ALPN list;
-	// the HTTP/1.1 pool must offer only http/1.1.
-	h1 := tr.Clone()
-	h1.ForceAttemptHTTP2 = false
-	h1.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{}
-	h1.TLSClientConfig.NextProtos = []string{"http/1.1"}
-	p := &pool{key: key, transport: tr, h1: h1}
+	p := &pool{key: key, transport: tr, rt: tr}
 	if us.roundTripper != nil {
 		p.rt = us.roundTripper
 	}
@@ -202,7 +166,7 @@ func (us *upstreams) newPool(b *store.Backend, key poolKey) (*pool, error) {
 func (us *upstreams) closeAll() {
 	us.m.Range(func(_, v any) bool {
 		if p := v.(*upstream).pool; p != nil {
-			p.closeIdle()
+			p.transport.CloseIdleConnections()
 		}
 		return true
 	})
