@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log"
 	"log/slog"
 	"net"
@@ -580,18 +581,34 @@ func (w *recorder) FlushError() error {
 
 func (w *recorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-// countingBody counts the request body bytes read.
+// countingBody counts the request body bytes read, and keeps answering
+// io.EOF once the body has ended.
+//
+// The second half matters for HTTP/1.1 upstreams. Having sent Content-Length
+// bytes, the transport reads the body once more to check it was not longer
+// than declared. By then the upstream may have answered and the proxy written
+// the response headers, and writing them makes net/http's server close the
+// agent's request body; that late read would then fail with "invalid Read on
+// closed Body", and the transport would tear down the upstream connection
+// with the response still streaming (golang/go#40747).
 type countingBody struct {
 	rc interface {
 		Read([]byte) (int, error)
 		Close() error
 	}
-	n int64
+	n   int64
+	eof bool
 }
 
 func (b *countingBody) Read(p []byte) (int, error) {
+	if b.eof {
+		return 0, io.EOF
+	}
 	n, err := b.rc.Read(p)
 	b.n += int64(n)
+	if err == io.EOF {
+		b.eof = true
+	}
 	return n, err
 }
 

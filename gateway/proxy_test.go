@@ -2,7 +2,9 @@ package gateway
 
 import (
 	"encoding/base64"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -326,4 +328,44 @@ func TestBasicChallenge(t *testing.T) {
 		t.Errorf("WWW-Authenticate = %q; want Basic then Bearer", got)
 	}
 	h.nextAudit()
+}
+
+// TestRequestBodyEOFOutlivesResponseHeaders: once the agent's request body
+// has ended, reading it again answers io.EOF even after writing the response
+// headers made net/http close it. The HTTP/1.1 transport makes exactly that
+// late read; an error there tore down the upstream connection mid-response.
+func TestRequestBodyEOFOutlivesResponseHeaders(t *testing.T) {
+	t.Parallel()
+	type result struct {
+		raw, counted error
+		n            int64
+	}
+	got := make(chan result, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b := &countingBody{rc: r.Body}
+		if _, err := io.ReadAll(b); err != nil {
+			t.Errorf("reading the body: %v", err)
+		}
+		w.WriteHeader(http.StatusOK)
+		w.(http.Flusher).Flush()
+		_, raw := r.Body.Read(make([]byte, 1))
+		_, counted := b.Read(make([]byte, 1))
+		got <- result{raw, counted, b.n}
+	}))
+	defer srv.Close()
+	res, err := http.Post(srv.URL, "application/json", strings.NewReader(`{"model":"m"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	r := <-got
+	if r.raw == nil || r.raw == io.EOF {
+		t.Logf("net/http no longer closes the body on writing headers (raw read: %v)", r.raw)
+	}
+	if r.counted != io.EOF {
+		t.Errorf("read after the response headers: %v, want io.EOF", r.counted)
+	}
+	if r.n != int64(len(`{"model":"m"}`)) {
+		t.Errorf("counted %d bytes, want %d", r.n, len(`{"model":"m"}`))
+	}
 }
