@@ -93,9 +93,13 @@ func newProxy(cfg proxyConfig) *proxy {
 	p.certs = newCertCache(cfg.CA, p.now)
 	p.ups.dial = cfg.Dial
 	p.rp = &httputil.ReverseProxy{
-		Rewrite:        p.rewrite,
-		Transport:      upstreamTransport{},
-		FlushInterval:  -1, // every write reaches the agent as sent: SSE, chunked streams
+		Rewrite:   p.rewrite,
+		Transport: upstreamTransport{},
+		// FlushInterval 0: ReverseProxy flushes every write of an event
+		// stream or of a body of unknown length (chunked streams), and lets an
+		// answer of known length go out through the server's buffer (one
+		// write for a small body) without arming its flush timer.
+		FlushInterval:  0,
 		ErrorHandler:   p.upstreamError,
 		ModifyResponse: p.modifyResponse,
 		BufferPool:     &p.bufs,
@@ -428,19 +432,20 @@ func (p *proxy) modifyResponse(res *http.Response) error {
 	ex.upStatus = res.StatusCode
 	ex.ev.Redactions += ex.up.inj.scrubHeaders(res.Header)
 	res.Header.Del(requestIDHeader)
-	// Decide before scrubbing drops Content-Length: an answer of known
-	// length that is not an event stream goes out through the server's
-	// buffer (one write for a small body), while streams are flushed on
-	// every write so events reach the agent as the backend sends them.
-	ex.rec.hold = res.StatusCode >= 200 && res.StatusCode != http.StatusSwitchingProtocols &&
-		res.ContentLength >= 0 && !isEventStream(res.Header)
-	return ex.up.scrub.scrubResponse(res, &ex.scrub, &ex.ev.Redactions)
-}
-
-// isEventStream reports whether the response is Server-Sent Events.
-func isEventStream(h http.Header) bool {
-	base, _, _ := strings.Cut(h.Get("Content-Type"), ";")
-	return strings.EqualFold(strings.TrimSpace(base), "text/event-stream")
+	length := res.ContentLength
+	if err := ex.up.scrub.scrubResponse(res, &ex.scrub, &ex.ev.Redactions); err != nil {
+		return err
+	}
+	// Scrubbing may change the body's length, so it dropped the
+	// Content-Length header (the agent gets the answer chunked or measured
+	// by the server). ReverseProxy reads res.ContentLength only to choose
+	// how to flush: keep it, so an answer the backend sent with a known
+	// length is still written through the server's buffer instead of being
+	// flushed write by write like a stream.
+	if length >= 0 {
+		res.ContentLength = length
+	}
+	return nil
 }
 
 // upstreamError answers a failed forward. The message never holds the
@@ -525,9 +530,6 @@ type recorder struct {
 	status int
 	n      int64
 	inj    *injection
-	// hold skips ReverseProxy's per-write flushes for answers that are not
-	// streams; the server flushes its buffer when full and at the end.
-	hold bool
 }
 
 func (w *recorder) WriteHeader(code int) {
@@ -552,12 +554,9 @@ func (w *recorder) Write(b []byte) (int, error) {
 }
 
 // Flush flushes the agent connection. ReverseProxy flushes after every
-// write (FlushInterval -1), so this avoids NewResponseController's
-// allocation on the common paths.
+// write of a stream, so this avoids NewResponseController's allocation on
+// that path.
 func (w *recorder) Flush() {
-	if w.hold {
-		return
-	}
 	switch f := w.ResponseWriter.(type) {
 	case interface{ FlushError() error }:
 		_ = f.FlushError()
@@ -570,9 +569,6 @@ func (w *recorder) Flush() {
 
 // FlushError is what http.ResponseController calls first.
 func (w *recorder) FlushError() error {
-	if w.hold {
-		return nil
-	}
 	if f, ok := w.ResponseWriter.(interface{ FlushError() error }); ok {
 		return f.FlushError()
 	}
