@@ -94,7 +94,8 @@ func (s *Store) VerifyAudit(ctx context.Context) (checked int, err error) {
 // kept records stay one unbroken chain. Each batch of up to pruneBatch
 // records commits in its own transaction together with the anchor
 // (meta/audit-anchor: seq and hash of the last removed record) that
-// VerifyAudit starts from.
+// VerifyAudit starts from. The records' disk space comes back as compaction
+// and the value log collector get to it (valuelog.go), not at once.
 func (s *Store) PruneAudit(ctx context.Context, before time.Time) (removed int, err error) {
 	leave, err := s.enter(ctx)
 	if err != nil {
@@ -111,6 +112,9 @@ func (s *Store) PruneAudit(ctx context.Context, before time.Time) (removed int, 
 			return removed, s.translate("prune audit", err)
 		}
 		if done {
+			if removed > 0 {
+				s.kickCollector()
+			}
 			return removed, nil
 		}
 	}

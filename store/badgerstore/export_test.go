@@ -142,3 +142,38 @@ func (s *Store) BulkCredentials(backend string, n int) error {
 	}
 	return wb.Flush()
 }
+
+// WithSmallValueLog makes Badger's value log files 1 MiB, so a test fills
+// several quickly, and has any second level-0 table compacted, so Compact
+// has work to do on a small store.
+func WithSmallValueLog(o Options) Options {
+	return withTune(o, func(b badger.Options) badger.Options {
+		return b.WithValueLogFileSize(1 << 20).WithNumLevelZeroTables(1)
+	})
+}
+
+// WithInlineValues keeps every value in the LSM tree, as stores written
+// before valueThreshold did.
+func WithInlineValues(o Options) Options {
+	return withTune(o, func(b badger.Options) badger.Options { return b.WithValueThreshold(1 << 20) })
+}
+
+func withTune(o Options, fn func(badger.Options) badger.Options) Options {
+	prev := o.tune
+	o.tune = func(b badger.Options) badger.Options {
+		if prev != nil {
+			b = prev(b)
+		}
+		return fn(b)
+	}
+	return o
+}
+
+// Compact pushes every table of the LSM tree into one level, so deletes
+// meet what they delete and the value log learns what is dead. It does not
+// flush the memtable; Close does.
+func (s *Store) Compact() error { return s.db.Flatten(2) }
+
+// CollectValueLog runs the value log collector once and returns how many
+// files it rewrote.
+func (s *Store) CollectValueLog() int { return s.collectValueLog() }

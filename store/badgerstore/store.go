@@ -35,6 +35,9 @@ type Options struct {
 	// SyncInterval is how often audit appends are synced to stable storage;
 	// zero means DefaultSyncInterval. See Store for what it bounds.
 	SyncInterval time.Duration
+
+	// tune adjusts Badger's options last; tests use it to shrink files.
+	tune func(badger.Options) badger.Options
 }
 
 // DefaultSyncInterval is how often the background syncer makes audit
@@ -81,12 +84,15 @@ type Store struct {
 
 	// dirty says audit records were committed since the last sync.
 	dirty atomic.Bool
-	// stop ends the background goroutines (syncer, cleaner); bg waits for them.
+	// stop ends the background goroutines (syncer, cleaner, value log
+	// collector); bg waits for them.
 	stop     chan struct{}
 	stopOnce sync.Once
 	bg       sync.WaitGroup
 	// kick wakes the cleaner after a delete left orphans (cleanup.go).
 	kick chan struct{}
+	// gcKick wakes the value log collector after a prune (valuelog.go).
+	gcKick chan struct{}
 	// cleaned counts finished cleanups and cleanPaused holds the cleaner
 	// back, for tests.
 	cleaned     atomic.Uint64
@@ -123,7 +129,8 @@ func Open(dir string, opts Options) (*Store, error) {
 	// bounds the memory table indexes and bloom filters take; 64 MiB covers
 	// several million audit records before lookups start reloading them.
 	// SyncWrites is off: mutations sync explicitly, audit appends in the
-	// background (see Store).
+	// background (see Store). Values from valueThreshold bytes go to the
+	// value log (valuelog.go).
 	bopts := badger.DefaultOptions(dir).
 		WithSyncWrites(false).
 		WithNumVersionsToKeep(1).
@@ -133,11 +140,15 @@ func Open(dir string, opts Options) (*Store, error) {
 		WithNumLevelZeroTables(3).
 		WithNumLevelZeroTablesStall(8).
 		WithValueLogFileSize(64 << 20).
+		WithValueThreshold(valueThreshold).
 		WithBlockCacheSize(32 << 20).
 		WithIndexCacheSize(64 << 20).
 		WithNumCompactors(2).
 		WithNumGoroutines(2).
 		WithMetricsEnabled(false)
+	if opts.tune != nil {
+		bopts = opts.tune(bopts)
+	}
 	db, err := badger.Open(bopts)
 	if err != nil {
 		if strings.Contains(err.Error(), "Another process is using this Badger database") {
@@ -149,7 +160,8 @@ func Open(dir string, opts Options) (*Store, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Store{db: db, dir: dir, now: now, log: log, stop: make(chan struct{}), kick: make(chan struct{}, 1)}
+	s := &Store{db: db, dir: dir, now: now, log: log, stop: make(chan struct{}),
+		kick: make(chan struct{}, 1), gcKick: make(chan struct{}, 1)}
 	if err := s.init(); err != nil {
 		db.Close()
 		return nil, err
@@ -158,10 +170,11 @@ func Open(dir string, opts Options) (*Store, error) {
 	if every <= 0 {
 		every = DefaultSyncInterval
 	}
-	s.bg.Add(2)
+	s.bg.Add(3)
 	go s.syncLoop(every)
 	// The cleaner starts by finishing any cleanup a previous run left.
 	go s.cleanLoop()
+	go s.gcLoop()
 	return s, nil
 }
 
@@ -235,9 +248,9 @@ func (s *Store) init() error {
 	})
 }
 
-// Close stops the background syncer and cleaner, syncs and closes the
-// store. It is idempotent; every other method returns store.ErrClosed
-// afterwards. An unfinished cleanup resumes at the next Open.
+// Close stops the background syncer, cleaner and collector, syncs and
+// closes the store. It is idempotent; every other method returns
+// store.ErrClosed afterwards. An unfinished cleanup resumes at the next Open.
 func (s *Store) Close() error {
 	s.stopOnce.Do(func() { close(s.stop) })
 	s.bg.Wait()
