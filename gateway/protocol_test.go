@@ -331,17 +331,23 @@ func TestUpstreamTimeout(t *testing.T) {
 	}
 }
 
-// SSE events reach the agent one at a time: the backend writes the next
-// event only after the client has read the previous one, so buffering
-// anywhere in the gateway would deadlock the test instead of passing it.
+// Streamed events reach the agent one at a time, for Server-Sent Events and
+// for any other body of unknown length (a chunked NDJSON stream), over
+// HTTP/1.1 and HTTP/2: the backend writes the next event only after the
+// client has read the previous one, so buffering anywhere in the gateway
+// would deadlock the test instead of passing it.
 func TestSSEStreamsEventByEvent(t *testing.T) {
 	t.Parallel()
-	for _, h2 := range []bool{false, true} {
-		t.Run(fmt.Sprintf("http2=%v", h2), func(t *testing.T) {
+	for _, tc := range []struct {
+		contentType string
+		h2          bool
+	}{{"text/event-stream", false}, {"text/event-stream", true}, {"application/x-ndjson", false}, {"application/x-ndjson", true}} {
+		t.Run(fmt.Sprintf("%s/http2=%v", tc.contentType, tc.h2), func(t *testing.T) {
 			t.Parallel()
+			h2 := tc.h2
 			next := make(chan struct{})
 			h := newHarness(t, withHandler(func(w http.ResponseWriter, r *http.Request) {
-				w.Header().Set("Content-Type", "text/event-stream")
+				w.Header().Set("Content-Type", tc.contentType)
 				for i := range 5 {
 					fmt.Fprintf(w, "data: event %d\n\n", i)
 					http.NewResponseController(w).Flush()
