@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -22,7 +23,8 @@ type auditHead struct {
 }
 
 // chainHash is hex(SHA-256(prevHash || canonical)), canonical being the
-// event's JSON with Hash empty.
+// event's JSON with Hash empty. sealEvent computes the same without the
+// allocations.
 func chainHash(prevHash string, canonical []byte) string {
 	h := sha256.New()
 	h.Write([]byte(prevHash))
@@ -39,16 +41,24 @@ func sealEvent(head auditHead, ev *store.AuditEvent, now time.Time) ([]byte, err
 	}
 	ev.Time = ev.Time.UTC()
 	ev.PrevHash, ev.Hash = head.Hash, ""
-	canonical, err := json.Marshal(ev)
-	if err != nil {
+	// The hash covers PrevHash then the canonical JSON, so both go in one
+	// buffer; the stored JSON is the canonical JSON after PrevHash.
+	buf := make([]byte, 0, 1024)
+	buf = append(buf, ev.PrevHash...)
+	buf, ok := appendEventJSON(buf, ev)
+	if !ok {
+		_, err := json.Marshal(ev)
+		if err == nil {
+			err = errors.New("unsupported value")
+		}
 		return nil, fmt.Errorf("encode audit event: %w", err)
 	}
-	ev.Hash = chainHash(ev.PrevHash, canonical)
+	sum := sha256.Sum256(buf)
+	ev.Hash = hex.EncodeToString(sum[:])
 	// Hash is the last field and was omitted (empty), so the stored JSON is
-	// the canonical JSON with it appended: one Marshal instead of two.
+	// the canonical JSON with it appended: one encoding instead of two.
 	// TestHashIsDocumentedFormula checks this equals a plain Marshal.
-	stored := make([]byte, 0, len(canonical)+len(ev.Hash)+10)
-	stored = append(stored, canonical[:len(canonical)-1]...)
+	stored := buf[len(ev.PrevHash) : len(buf)-1]
 	stored = append(stored, `,"hash":"`...)
 	stored = append(stored, ev.Hash...)
 	return append(stored, `"}`...), nil
