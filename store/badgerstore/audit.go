@@ -64,28 +64,41 @@ func sealEvent(head auditHead, ev *store.AuditEvent, now time.Time) ([]byte, err
 	return append(stored, `"}`...), nil
 }
 
-// auditEntries are the keys one event writes: the record and its indexes.
-func auditEntries(ev *store.AuditEvent, val []byte) []*badger.Entry {
-	es := []*badger.Entry{badger.NewEntry(auditKey(ev.Seq), val)}
-	if indexable(ev.Agent) {
-		es = append(es, badger.NewEntry(withSeq(auditByAgentPrefix(ev.Agent), ev.Seq), nil))
+// auditEntries are the entries one event writes: the record (value val),
+// then an index entry for its agent and one for its backend where names
+// says they are indexable. The keys are carved from kb.
+func auditEntries(kb *keyBuf, names nameCache, ev *store.AuditEvent, val []byte) []badger.Entry {
+	es := make([]badger.Entry, 1, 3)
+	es[0] = badger.Entry{Key: kb.key(ev.Seq, "e/"), Value: val}
+	if names.indexable(ev.Agent) {
+		es = append(es, badger.Entry{Key: kb.key(ev.Seq, "ea/", ev.Agent, "/")})
 	}
-	if indexable(ev.Backend) {
-		es = append(es, badger.NewEntry(withSeq(auditByBackendPrefix(ev.Backend), ev.Seq), nil))
+	if names.indexable(ev.Backend) {
+		es = append(es, badger.Entry{Key: kb.key(ev.Seq, "eb/", ev.Backend, "/")})
 	}
 	return es
 }
 
+// setEntries sets es in txn. Badger keeps the pointers until the commit;
+// es must not be written again.
+func setEntries(txn *badger.Txn, es []badger.Entry) error {
+	for i := range es {
+		if err := txn.SetEntry(&es[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // appendEvent writes ev after head inside txn and returns the new head.
-func appendEvent(txn *badger.Txn, head auditHead, ev *store.AuditEvent, now time.Time) (auditHead, error) {
+func appendEvent(txn *badger.Txn, names nameCache, head auditHead, ev *store.AuditEvent, now time.Time) (auditHead, error) {
 	val, err := sealEvent(head, ev, now)
 	if err != nil {
 		return head, err
 	}
-	for _, e := range auditEntries(ev, val) {
-		if err := txn.SetEntry(e); err != nil {
-			return head, err
-		}
+	var kb keyBuf
+	if err := setEntries(txn, auditEntries(&kb, names, ev, val)); err != nil {
+		return head, err
 	}
 	ti := timeIndex{}
 	ti.add(ev.Time, ev.Seq)
@@ -118,6 +131,7 @@ func (s *Store) AppendAudit(ctx context.Context, evs []store.AuditEvent) error {
 		var size, count int64
 		txn := s.db.NewTransaction(true)
 		ti := timeIndex{}
+		var kb keyBuf
 		end := start
 		for ; end < len(evs); end++ {
 			ev := evs[end]
@@ -126,7 +140,7 @@ func (s *Store) AppendAudit(ctx context.Context, evs []store.AuditEvent) error {
 				txn.Discard()
 				return err
 			}
-			es := auditEntries(&ev, val)
+			es := auditEntries(&kb, s.names, &ev, val)
 			var esize int64
 			for _, e := range es {
 				esize += int64(len(e.Key) + len(e.Value) + 32)
@@ -135,11 +149,9 @@ func (s *Store) AppendAudit(ctx context.Context, evs []store.AuditEvent) error {
 			if end > start && (size+esize > maxSize || count+int64(2*len(es)) > maxCount) {
 				break
 			}
-			for _, e := range es {
-				if err := txn.SetEntry(e); err != nil {
-					txn.Discard()
-					return s.translate("append audit", err)
-				}
+			if err := setEntries(txn, es); err != nil {
+				txn.Discard()
+				return s.translate("append audit", err)
 			}
 			size, count = size+esize+48, count+int64(len(es))+1
 			ti.add(ev.Time, ev.Seq)

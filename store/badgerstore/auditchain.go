@@ -126,6 +126,7 @@ func (s *Store) pruneBatch(before time.Time) (n int, done bool, err error) {
 	defer s.mu.Unlock()
 	err = s.db.Update(func(txn *badger.Txn) error {
 		var dead [][]byte
+		var kb keyBuf
 		var anchor auditHead
 		opts := badger.DefaultIteratorOptions
 		opts.Prefix = prefixAudit
@@ -145,7 +146,7 @@ func (s *Store) pruneBatch(before time.Time) (n int, done bool, err error) {
 				break
 			}
 			dead = append(dead, item.KeyCopy(nil))
-			for _, e := range auditEntries(&ev, nil)[1:] {
+			for _, e := range auditEntries(&kb, s.names, &ev, nil)[1:] {
 				dead = append(dead, e.Key)
 			}
 			anchor = auditHead{Seq: seqOf(item.Key()), Hash: ev.Hash}

@@ -106,3 +106,50 @@ func auditByBackendPrefix(backend string) []byte     { return key("eb", backend,
 // are indexed, so a name holding '/' cannot land inside another name's range.
 // Queries for other values fall back to the full scan.
 func indexable(name string) bool { return name != "" && store.ValidateName("name", name) == nil }
+
+// nameCache remembers indexable's answers for audit appends, which repeat a
+// few names per batch and would otherwise run the name pattern twice per
+// event. Names longer than any valid one are not kept, and the cache is
+// emptied when full, so request-supplied names cannot grow it without bound.
+// Store.mu guards it.
+type nameCache map[string]bool
+
+const maxCachedNames = 4096
+
+func (c nameCache) indexable(name string) bool {
+	if len(name) > 64 {
+		return indexable(name)
+	}
+	ok, seen := c[name]
+	if !seen {
+		if len(c) >= maxCachedNames {
+			clear(c)
+		}
+		ok = indexable(name)
+		c[name] = ok
+	}
+	return ok
+}
+
+// keyBuf carves keys from shared blocks, so the keys of an audit batch cost
+// a few allocations rather than several per event. A carved key is never
+// written again, so it may be handed to Badger.
+type keyBuf []byte
+
+// key returns the concatenation of parts followed by seq (8 bytes,
+// big-endian): the layout withSeq gives.
+func (b *keyBuf) key(seq uint64, parts ...string) []byte {
+	n := 8
+	for _, p := range parts {
+		n += len(p)
+	}
+	if cap(*b)-len(*b) < n {
+		*b = make([]byte, 0, max(n, 16<<10))
+	}
+	start := len(*b)
+	for _, p := range parts {
+		*b = append(*b, p...)
+	}
+	*b = binary.BigEndian.AppendUint64(*b, seq)
+	return (*b)[start:len(*b):len(*b)]
+}

@@ -78,9 +78,11 @@ type Store struct {
 	life   sync.RWMutex
 	closed bool
 
-	// mu serialises writes and guards head, the newest audit record.
-	mu   sync.Mutex
-	head auditHead
+	// mu serialises writes and guards head, the newest audit record, and
+	// names.
+	mu    sync.Mutex
+	head  auditHead
+	names nameCache
 
 	// dirty says audit records were committed since the last sync.
 	dirty atomic.Bool
@@ -160,7 +162,7 @@ func Open(dir string, opts Options) (*Store, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Store{db: db, dir: dir, now: now, log: log, stop: make(chan struct{}),
+	s := &Store{db: db, dir: dir, now: now, log: log, names: nameCache{}, stop: make(chan struct{}),
 		kick: make(chan struct{}, 1), gcKick: make(chan struct{}, 1)}
 	if err := s.init(); err != nil {
 		db.Close()
@@ -319,7 +321,7 @@ func (s *Store) commitMutation(op string, ev store.AuditEvent, fn func(txn *badg
 			return err
 		}
 		var err error
-		head, err = appendEvent(txn, s.head, &ev, now)
+		head, err = appendEvent(txn, s.names, s.head, &ev, now)
 		return err
 	})
 	if err != nil {
