@@ -14,6 +14,7 @@ import (
 	"github.com/dgraph-io/badger/v4"
 
 	"github.com/agw-dev/agw/store"
+	"github.com/agw-dev/agw/store/badgerstore/internal/auditvalue"
 )
 
 // auditHead is the newest audit record: the next one chains from it.
@@ -33,7 +34,7 @@ func chainHash(prevHash string, canonical []byte) string {
 }
 
 // sealEvent assigns ev its place after head and its hash, and returns its
-// stored JSON.
+// stored value: the JSON compressed (internal/auditvalue).
 func sealEvent(head auditHead, ev *store.AuditEvent, now time.Time) ([]byte, error) {
 	ev.Seq = head.Seq + 1
 	if ev.Time.IsZero() {
@@ -61,7 +62,18 @@ func sealEvent(head auditHead, ev *store.AuditEvent, now time.Time) ([]byte, err
 	stored := buf[len(ev.PrevHash) : len(buf)-1]
 	stored = append(stored, `,"hash":"`...)
 	stored = append(stored, ev.Hash...)
-	return append(stored, `"}`...), nil
+	stored = append(stored, `"}`...)
+	return auditvalue.Append(nil, stored), nil
+}
+
+// decodeEvent decodes the stored audit record v at k, compressed or written
+// before compression. Every read of an audit record goes through it.
+func decodeEvent(k, v []byte, ev *store.AuditEvent) error {
+	js, err := auditvalue.Decode(nil, v)
+	if err != nil {
+		return fmt.Errorf("decode %q: %w", k, err)
+	}
+	return decode(k, js, ev)
 }
 
 // auditEntries are the entries one event writes: the record (value val),
@@ -195,7 +207,7 @@ func readHead(txn *badger.Txn) (auditHead, error) {
 	it.Seek(auditKey(math.MaxUint64))
 	if it.Valid() {
 		var ev store.AuditEvent
-		if err := it.Item().Value(func(b []byte) error { return decode(it.Item().Key(), b, &ev) }); err != nil {
+		if err := it.Item().Value(func(b []byte) error { return decodeEvent(it.Item().Key(), b, &ev) }); err != nil {
 			return auditHead{}, err
 		}
 		return auditHead{Seq: seqOf(it.Item().Key()), Hash: ev.Hash}, nil
@@ -226,10 +238,18 @@ func auditRange(txn *badger.Txn) (first, last uint64) {
 	return first, last
 }
 
-func eventAt(txn *badger.Txn, seq uint64) (store.AuditEvent, bool, error) {
-	var ev store.AuditEvent
-	found, err := getJSON(txn, auditKey(seq), &ev)
-	return ev, found, err
+// eventAt reads the record of seq; found is false if there is none.
+func eventAt(txn *badger.Txn, seq uint64) (ev store.AuditEvent, found bool, err error) {
+	k := auditKey(seq)
+	item, err := txn.Get(k)
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return ev, false, nil
+	}
+	if err != nil {
+		return ev, false, err
+	}
+	err = item.Value(func(b []byte) error { return decodeEvent(k, b, &ev) })
+	return ev, true, err
 }
 
 // QueryAudit calls fn for each event matching q, in ascending Seq order,
@@ -323,7 +343,7 @@ func (sc *scan) iterator(reverse bool) *badger.Iterator {
 func (sc *scan) event(item *badger.Item, seq uint64) (store.AuditEvent, error) {
 	if !sc.indexed {
 		var ev store.AuditEvent
-		err := item.Value(func(b []byte) error { return decode(item.Key(), b, &ev) })
+		err := item.Value(func(b []byte) error { return decodeEvent(item.Key(), b, &ev) })
 		return ev, err
 	}
 	ev, found, err := eventAt(sc.txn, seq)

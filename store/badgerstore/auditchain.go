@@ -59,7 +59,7 @@ func (s *Store) VerifyAudit(ctx context.Context) (checked int, err error) {
 			return checked, tampered(want, "record missing (next stored record is seq %d)", seq)
 		}
 		var ev store.AuditEvent
-		if err := item.Value(func(b []byte) error { return json.Unmarshal(b, &ev) }); err != nil {
+		if err := item.Value(func(b []byte) error { return decodeEvent(item.Key(), b, &ev) }); err != nil {
 			return checked, tampered(seq, "record unreadable: %v", err)
 		}
 		if ev.Seq != seq {
@@ -137,7 +137,7 @@ func (s *Store) pruneBatch(before time.Time) (n int, done bool, err error) {
 			}
 			item := it.Item()
 			var ev store.AuditEvent
-			if err := item.Value(func(b []byte) error { return decode(item.Key(), b, &ev) }); err != nil {
+			if err := item.Value(func(b []byte) error { return decodeEvent(item.Key(), b, &ev) }); err != nil {
 				it.Close()
 				return err
 			}

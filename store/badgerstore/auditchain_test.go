@@ -3,6 +3,7 @@ package badgerstore_test
 import (
 	"bytes"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -33,6 +34,11 @@ func TestVerifyAudit(t *testing.T) {
 		must(t, err)
 		return v
 	}
+	js := func(t *testing.T, s *badgerstore.Store, seq uint64) []byte {
+		v, err := s.AuditJSON(seq)
+		must(t, err)
+		return v
+	}
 	cases := []struct {
 		name    string
 		tamper  func(t *testing.T, s *badgerstore.Store)
@@ -40,14 +46,21 @@ func TestVerifyAudit(t *testing.T) {
 	}{
 		{"intact", func(*testing.T, *badgerstore.Store) {}, ""},
 		{"edited record", func(t *testing.T, s *badgerstore.Store) {
-			v := bytes.Replace(raw(t, s, 5), []byte(`"status":200`), []byte(`"status":500`), 1)
-			must(t, s.RawSet(badgerstore.AuditKey(5), v))
+			v := bytes.Replace(js(t, s, 5), []byte(`"status":200`), []byte(`"status":500`), 1)
+			must(t, s.SetAuditJSON(5, v, false))
 		}, "audit seq 5: hash mismatch"},
+		{"edited record stored uncompressed", func(t *testing.T, s *badgerstore.Store) {
+			v := bytes.Replace(js(t, s, 5), []byte(`"status":200`), []byte(`"status":500`), 1)
+			must(t, s.SetAuditJSON(5, v, true))
+		}, "audit seq 5: hash mismatch"},
+		{"damaged compressed record", func(t *testing.T, s *badgerstore.Store) {
+			v := raw(t, s, 5)
+			must(t, s.RawSet(badgerstore.AuditKey(5), v[:len(v)-10]))
+		}, "audit seq 5: record unreadable"},
 		{"edited record with recomputed hash", func(t *testing.T, s *badgerstore.Store) {
 			// A forger who rewrites one record consistently still breaks the next link.
-			v := bytes.Replace(raw(t, s, 5), []byte(`"agent":"a1"`), []byte(`"agent":"a9"`), 1)
-			v = rehash(t, v)
-			must(t, s.RawSet(badgerstore.AuditKey(5), v))
+			v := bytes.Replace(js(t, s, 5), []byte(`"agent":"a1"`), []byte(`"agent":"a9"`), 1)
+			must(t, s.SetAuditJSON(5, rehash(t, v), false))
 		}, "audit seq 6: previous-hash link broken"},
 		{"deleted record", func(t *testing.T, s *badgerstore.Store) {
 			must(t, s.RawDelete(badgerstore.AuditKey(5)))
@@ -149,11 +162,80 @@ func TestPruneThenTamper(t *testing.T) {
 	s := withEvents(t, 10)
 	_, err := s.PruneAudit(t.Context(), base.Add(4*time.Minute))
 	must(t, err)
-	v, err := s.RawGet(badgerstore.AuditKey(5))
+	v, err := s.AuditJSON(5)
 	must(t, err)
 	v = bytes.Replace(v, []byte(`"prev_hash":"`), []byte(`"prev_hash":"0`), 1)
-	must(t, s.RawSet(badgerstore.AuditKey(5), v))
+	must(t, s.SetAuditJSON(5, v, false))
 	if _, err := s.VerifyAudit(t.Context()); !errors.Is(err, store.ErrAuditTampered) || !strings.Contains(err.Error(), "audit seq 5") {
 		t.Errorf("VerifyAudit = %v, want tampering at seq 5", err)
+	}
+}
+
+// TestUncompressedRecords: records stored as plain JSON, as stores wrote
+// them before compression, read, verify, anchor a reopen and prune
+// alongside compressed ones.
+func TestUncompressedRecords(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	dir := t.TempDir()
+	s, err := badgerstore.Open(dir, badgerstore.Options{})
+	must(t, err)
+	const total = 10
+	evs := make([]store.AuditEvent, total)
+	for i := range evs {
+		evs[i] = store.AuditEvent{Time: base.Add(time.Duration(i) * time.Minute), Kind: store.KindRequest, Agent: []string{"a1", "a2"}[i%2], Backend: "b1", Status: 200}
+	}
+	must(t, s.AppendAudit(ctx, evs))
+	// The odd records and the newest go back to plain JSON.
+	for seq := uint64(1); seq <= total; seq++ {
+		if seq%2 == 0 && seq != total {
+			continue
+		}
+		js, err := s.AuditJSON(seq)
+		must(t, err)
+		must(t, s.SetAuditJSON(seq, js, true))
+		if v, _ := s.RawGet(badgerstore.AuditKey(seq)); len(v) == 0 || v[0] != '{' {
+			t.Fatalf("seq %d not stored as plain JSON: %q", seq, v)
+		}
+	}
+	must(t, s.Close())
+
+	s = openDir(t, dir, badgerstore.Options{})
+	if seq, err := s.LastAuditSeq(ctx); err != nil || seq != total {
+		t.Fatalf("LastAuditSeq = %d, %v; want %d (head read from a plain JSON record)", seq, err, total)
+	}
+	must(t, s.AppendAudit(ctx, []store.AuditEvent{{Time: base.Add(total * time.Minute), Kind: store.KindRequest, Agent: "a1", Backend: "b1"}}))
+	if n, err := s.VerifyAudit(ctx); err != nil || n != total+1 {
+		t.Fatalf("VerifyAudit = %d, %v; want %d, nil", n, err, total+1)
+	}
+	queries := []struct {
+		name string
+		q    store.AuditQuery
+		want []uint64
+	}{
+		{"all", store.AuditQuery{}, []uint64{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11}},
+		{"agent index", store.AuditQuery{Agent: "a1"}, []uint64{1, 3, 5, 7, 9, 11}},
+		{"last", store.AuditQuery{Last: 3}, []uint64{9, 10, 11}},
+		{"after seq", store.AuditQuery{AfterSeq: 8}, []uint64{9, 10, 11}},
+	}
+	for _, qc := range queries {
+		var got []uint64
+		must(t, s.QueryAudit(ctx, qc.q, func(ev store.AuditEvent) bool {
+			if ev.Hash == "" || ev.Agent == "" {
+				t.Errorf("%s: seq %d decoded incompletely: %+v", qc.name, ev.Seq, ev)
+			}
+			got = append(got, ev.Seq)
+			return true
+		}))
+		if !slices.Equal(got, qc.want) {
+			t.Errorf("%s: seqs %v, want %v", qc.name, got, qc.want)
+		}
+	}
+	removed, err := s.PruneAudit(ctx, base.Add(5*time.Minute))
+	if err != nil || removed != 5 {
+		t.Fatalf("PruneAudit = %d, %v; want 5, nil", removed, err)
+	}
+	if n, err := s.VerifyAudit(ctx); err != nil || n != total+1-5 {
+		t.Errorf("VerifyAudit after prune = %d, %v; want %d, nil", n, err, total+1-5)
 	}
 }

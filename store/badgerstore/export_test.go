@@ -7,6 +7,7 @@ import (
 	"github.com/dgraph-io/badger/v4"
 
 	"github.com/agw-dev/agw/store"
+	"github.com/agw-dev/agw/store/badgerstore/internal/auditvalue"
 )
 
 // Test-only access to the raw keys, for tampering and bulk loading.
@@ -32,6 +33,24 @@ func (s *Store) RawGet(k []byte) ([]byte, error) {
 		return err
 	})
 	return v, err
+}
+
+// AuditJSON returns the canonical JSON of record seq, nil if absent.
+func (s *Store) AuditJSON(seq uint64) ([]byte, error) {
+	v, err := s.RawGet(auditKey(seq))
+	if err != nil || v == nil {
+		return nil, err
+	}
+	return auditvalue.Decode(nil, v)
+}
+
+// SetAuditJSON stores js as record seq behind the store's back, compressed
+// as the store writes it or, if uncompressed, as stores wrote it before.
+func (s *Store) SetAuditJSON(seq uint64, js []byte, uncompressed bool) error {
+	if !uncompressed {
+		js = auditvalue.Append(nil, js)
+	}
+	return s.RawSet(auditKey(seq), js)
 }
 
 // RawSet writes k behind the store's back.

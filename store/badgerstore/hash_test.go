@@ -7,7 +7,6 @@ import (
 	"testing"
 
 	"github.com/agw-dev/agw/store"
-	"github.com/agw-dev/agw/store/badgerstore"
 )
 
 // rehash recomputes a stored record's hash the documented way:
@@ -32,7 +31,7 @@ func TestHashIsDocumentedFormula(t *testing.T) {
 	t.Parallel()
 	s := withEvents(t, 3)
 	for seq := uint64(1); seq <= 3; seq++ {
-		v, err := s.RawGet(badgerstore.AuditKey(seq))
+		v, err := s.AuditJSON(seq)
 		must(t, err)
 		if got := rehash(t, v); string(got) != string(v) {
 			t.Errorf("seq %d: stored %s\nrecomputed %s", seq, v, got)

@@ -25,7 +25,7 @@ import (
 //	xa/<agent>                  generation of a deleted agent whose tokens await cleanup
 //	xb/<backend>                generation of a deleted backend whose credentials await cleanup
 //	i/<idp>                     IdP
-//	e/<seq>                     AuditEvent
+//	e/<seq>                     AuditEvent, JSON compressed (internal/auditvalue) or, if older, plain
 //	ea/<agent>/<seq>            empty: audit by agent
 //	eb/<backend>/<seq>          empty: audit by backend
 //	et/<minute>                 min and max seq of the minute's events (audittime.go)

@@ -2,7 +2,8 @@
 // behind the store's back, so tests can prove that agw audit verify notices.
 // It is built only by tests (e2e) and is no part of the agw binary. It
 // knows the audit key layout of store/badgerstore (keys.go): e/<seq> with
-// seq as 8 big-endian bytes.
+// seq as 8 big-endian bytes; values are read and written through
+// internal/auditvalue, as the store does.
 //
 //	tamper -dir DATA/db -edit SEQ     rewrite the record's reason field
 //	tamper -dir DATA/db -delete SEQ   remove the record
@@ -17,6 +18,8 @@ import (
 	"os"
 
 	"github.com/dgraph-io/badger/v4"
+
+	"github.com/agw-dev/agw/store/badgerstore/internal/auditvalue"
 )
 
 func main() {
@@ -55,8 +58,12 @@ func run(dir string, edit, del uint64) error {
 		if err != nil {
 			return err
 		}
+		js, err := auditvalue.Decode(nil, raw)
+		if err != nil {
+			return err
+		}
 		var rec map[string]any
-		if err := json.Unmarshal(raw, &rec); err != nil {
+		if err := json.Unmarshal(js, &rec); err != nil {
 			return err
 		}
 		rec["reason"] = "edited behind agw's back"
@@ -64,7 +71,7 @@ func run(dir string, edit, del uint64) error {
 		if err != nil {
 			return err
 		}
-		return txn.Set(auditKey(edit), out)
+		return txn.Set(auditKey(edit), auditvalue.Append(nil, out))
 	})
 	return errors.Join(err, db.Close())
 }
