@@ -115,19 +115,36 @@ func TestOpenLocked(t *testing.T) {
 	must(t, second.Close())
 }
 
+// TestOpenOlderSchema: a version 1 store (plain JSON audit records) opens
+// and is marked as version 2, so an older agw refuses it from then on.
+func TestOpenOlderSchema(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	s, err := badgerstore.Open(dir, badgerstore.Options{})
+	must(t, err)
+	must(t, s.RawSet(badgerstore.SchemaKey, []byte("1")))
+	must(t, s.Close())
+	s, err = badgerstore.Open(dir, badgerstore.Options{})
+	must(t, err)
+	if v, _ := s.RawGet(badgerstore.SchemaKey); string(v) != "2" {
+		t.Errorf("schema after opening a version 1 store = %q, want 2", v)
+	}
+	must(t, s.Close())
+}
+
 func TestOpenNewerSchema(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	s, err := badgerstore.Open(dir, badgerstore.Options{})
 	must(t, err)
-	if v, _ := s.RawGet(badgerstore.SchemaKey); string(v) != "1" {
-		t.Errorf("schema written as %q, want 1", v)
+	if v, _ := s.RawGet(badgerstore.SchemaKey); string(v) != "2" {
+		t.Errorf("schema written as %q, want 2", v)
 	}
-	must(t, s.RawSet(badgerstore.SchemaKey, []byte("2")))
+	must(t, s.RawSet(badgerstore.SchemaKey, []byte("3")))
 	must(t, s.Close())
 	_, err = badgerstore.Open(dir, badgerstore.Options{})
-	if !errors.Is(err, badgerstore.ErrNewerSchema) || !strings.Contains(err.Error(), "version 2") {
-		t.Fatalf("Open = %v, want ErrNewerSchema naming version 2", err)
+	if !errors.Is(err, badgerstore.ErrNewerSchema) || !strings.Contains(err.Error(), "version 3") {
+		t.Fatalf("Open = %v, want ErrNewerSchema naming version 3", err)
 	}
 	// The refused open released the directory.
 	_, err = badgerstore.Open(dir, badgerstore.Options{})

@@ -20,7 +20,11 @@ import (
 )
 
 // schemaVersion is the layout this package reads and writes (see keys.go).
-const schemaVersion = 1
+// Version 2 stores audit records compressed (internal/auditvalue); it still
+// reads version 1's plain JSON records, so a version 1 store is upgraded in
+// place on open, and an older agw refuses the upgraded directory by name
+// instead of failing on the first compressed record.
+const schemaVersion = 2
 
 // ErrNewerSchema is returned by Open when the directory was written by a newer
 // agw whose layout this one does not understand.
@@ -231,6 +235,9 @@ func (s *Store) init() error {
 		if v > schemaVersion {
 			return fmt.Errorf("%s was written with schema version %d, this agw understands up to %d; run the newer agw: %w",
 				s.dir, v, schemaVersion, ErrNewerSchema)
+		}
+		if v < schemaVersion {
+			return txn.Set(keySchema, []byte(strconv.Itoa(schemaVersion)))
 		}
 		return nil
 	})
