@@ -454,7 +454,9 @@ func TestWebSocketEcho(t *testing.T) {
 		t.Error("handshake carried the gateway token")
 	}
 	c.Close()
-	if ev := h.nextAudit(); ev.Status != 101 || ev.Decision != store.Allow {
-		t.Errorf("audit %+v", ev)
+	// The audit record counts the frames each way, not only the handshake.
+	if ev := h.nextAudit(); ev.Status != 101 || ev.Decision != store.Allow ||
+		ev.BytesIn != int64(len(frame)) || ev.BytesOut != int64(len(got)) {
+		t.Errorf("audit %+v, want status 101, allow, %d bytes in and %d out", ev, len(frame), len(got))
 	}
 }

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -346,8 +347,8 @@ func (p *proxy) finish(ex *exchange) {
 	default:
 		ev.Status = http.StatusOK
 	}
-	ev.BytesIn = ex.body.n
-	ev.BytesOut = ex.rec.n
+	ev.BytesIn = ex.body.n + ex.rec.upIn.Load()
+	ev.BytesOut = ex.rec.n + ex.rec.upOut.Load()
 	ev.TotalMillis = millis(end.Sub(ex.start))
 	if !ex.upEnd.IsZero() {
 		ev.UpstreamMillis = millis(ex.upEnd.Sub(ex.upStart))
@@ -530,6 +531,10 @@ type recorder struct {
 	status int
 	n      int64
 	inj    *injection
+	// upIn and upOut count the bytes each way after a protocol upgrade
+	// (WebSocket), when the connection is no longer HTTP. Atomic: the two
+	// copy goroutines may still be finishing as the record is written.
+	upIn, upOut atomic.Int64
 }
 
 func (w *recorder) WriteHeader(code int) {
@@ -576,6 +581,35 @@ func (w *recorder) FlushError() error {
 }
 
 func (w *recorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// Hijack hands the agent's connection to ReverseProxy for an upgraded
+// protocol, wrapped so the bytes each way still reach the audit record.
+func (w *recorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	conn, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	return &countingConn{Conn: conn, in: &w.upIn, out: &w.upOut}, brw, nil
+}
+
+// countingConn counts the bytes read from and written to an upgraded
+// agent connection.
+type countingConn struct {
+	net.Conn
+	in, out *atomic.Int64
+}
+
+func (c *countingConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.in.Add(int64(n))
+	return n, err
+}
+
+func (c *countingConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	c.out.Add(int64(n))
+	return n, err
+}
 
 // countingBody counts the request body bytes read, and keeps answering
 // io.EOF once the body has ended.
