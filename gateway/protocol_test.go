@@ -460,3 +460,168 @@ func TestWebSocketEcho(t *testing.T) {
 		t.Errorf("audit %+v, want status 101, allow, %d bytes in and %d out", ev, len(frame), len(got))
 	}
 }
+
+// Requests Go's HTTP server refuses while reading them never reach the
+// pipeline; each still gets exactly one audit record, and a request that
+// does reach it gets only its own.
+func TestRefusedByServerAudited(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	auth := "Authorization: Bearer " + h.token + "\r\n"
+	good := "GET /v1/models HTTP/1.1\r\nHost: " + testHost + "\r\n" + auth + "\r\n"
+	tests := []struct {
+		name, req string
+		status    int  // 0: the client hangs up without an answer
+		reset     bool // the client resets the connection after sending req
+	}{
+		{"duplicate Host", "GET /v1/models HTTP/1.1\r\nHost: " + testHost + "\r\nHost: other.example.com\r\n" + auth + "\r\n", 400, false},
+		{"two Content-Lengths", "POST /v1/x HTTP/1.1\r\nHost: " + testHost + "\r\n" + auth + "Content-Length: 4\r\nContent-Length: 5\r\n\r\nhello", 400, false},
+		{"unknown transfer coding", "POST /v1/x HTTP/1.1\r\nHost: " + testHost + "\r\n" + auth + "Transfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n", 501, false},
+		{"unsupported Expect", "GET /v1/models HTTP/1.1\r\nHost: " + testHost + "\r\n" + auth + "Expect: 200-ok\r\n\r\n", 417, false},
+		{"header block over the limit", "GET /v1/models HTTP/1.1\r\nHost: " + testHost + "\r\n" + auth + "X-Big: " + strings.Repeat("a", 2<<20) + "\r\n\r\n", 431, false},
+		{"garbage request line", "GET\x00/ HTTP/9\r\n\r\n", 400, false},
+		// A closed half-request gets a 400 from Go's server; a reset one
+		// gets nothing.
+		{"closed mid-headers", "GET /v1/models HTTP/1.1\r\nHost: " + testHost + "\r\nAuthorization: Bea", 400, false},
+		{"reset mid-headers", "GET /v1/models HTTP/1.1\r\nHost: " + testHost + "\r\nAuthorization: Bea", 0, true},
+	}
+	for _, tt := range tests {
+		c, err := h.tlsConn(testHost)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// A served request first: the refused one that follows on the same
+		// connection must get its own record, not be taken for this one.
+		br := bufio.NewReader(c)
+		if _, err := io.WriteString(c, good); err != nil {
+			t.Fatal(err)
+		}
+		res, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		if ev := h.nextAudit(); ev.Decision != store.Allow || ev.Status != 200 {
+			t.Fatalf("%s: record of the served request: %+v", tt.name, ev)
+		}
+		if strings.HasSuffix(tt.req, "Bea") {
+			if _, err := io.WriteString(c, tt.req); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(50 * time.Millisecond) // let the partial request arrive
+			if tt.reset {                     // no close_notify, and an RST
+				_ = c.NetConn().(*net.TCPConn).SetLinger(0)
+				c.NetConn().Close()
+			}
+			c.Close()
+		} else {
+			go func() { _, _ = io.WriteString(c, tt.req) }() // the server may answer before reading it all
+		}
+		if tt.status != 0 && !strings.HasSuffix(tt.req, "Bea") {
+			res, err := http.ReadResponse(br, nil)
+			if err != nil {
+				t.Fatalf("%s: %v", tt.name, err)
+			}
+			res.Body.Close()
+			if res.StatusCode != tt.status {
+				t.Errorf("%s: status %d, want %d", tt.name, res.StatusCode, tt.status)
+			}
+		}
+		c.Close()
+		ev := h.nextAudit()
+		reason := reasonRefusedByServer
+		if tt.status == 0 {
+			reason = reasonCutOff
+		}
+		if tt.reset && ev.Status == 400 {
+			// The reset can reach the server as a plain end of stream,
+			// which it answers 400 (unsent).
+			tt.status, reason = 400, reasonRefusedByServer
+		}
+		if ev.Kind != store.KindRequest || ev.Decision != store.Deny || ev.Reason != reason || ev.Status != tt.status ||
+			ev.Host != testHost || !strings.HasPrefix(ev.Client, "127.0.0.1:") || ev.RequestID == "" {
+			t.Errorf("%s: audit %+v, want a deny %d %q", tt.name, ev, tt.status, reason)
+		}
+	}
+	select {
+	case ev := <-h.auditc:
+		t.Errorf("extra audit record: %+v", ev)
+	case <-time.After(100 * time.Millisecond):
+	}
+	// A connection that sends nothing is not a request.
+	c, err := h.tlsConn(testHost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	select {
+	case ev := <-h.auditc:
+		t.Errorf("record for a connection that sent no request: %+v", ev)
+	case <-time.After(100 * time.Millisecond):
+	}
+	if st := h.p.Stats(); st.Requests != uint64(2*len(tests)) || st.Denied != uint64(len(tests)) {
+		t.Errorf("stats %+v, want %d requests, %d denied", st, 2*len(tests), len(tests))
+	}
+	if n := h.seenCount(); n != len(tests) {
+		t.Errorf("backend received %d requests, want %d", n, len(tests))
+	}
+}
+
+// A connection that closes after request bytes the server never answered
+// is recorded as a request cut off; one that closes after an answered
+// request, or after nothing, is not.
+func TestCutOffRequestAudited(t *testing.T) {
+	var got []store.AuditEvent
+	p := newProxy(proxyConfig{Audit: func(ev store.AuditEvent) { got = append(got, ev) }})
+	a, b := net.Pipe()
+	defer b.Close()
+	c := &h1Conn{Conn: tls.Server(a, &tls.Config{}), t: &trackedConn{}}
+
+	c.t.read.Add(40)     // a request...
+	c.t.owed.Store(true) // ...in the pipeline
+	p.connState(c, http.StateIdle)
+	c.t.read.Add(12) // half of the next one
+	p.connState(c, http.StateClosed)
+	if len(got) != 1 || got[0].Reason != reasonCutOff || got[0].Status != 0 || got[0].Decision != store.Deny {
+		t.Fatalf("records %+v, want one cut-off deny", got)
+	}
+
+	got = nil
+	c = &h1Conn{Conn: tls.Server(a, &tls.Config{}), t: &trackedConn{}}
+	c.t.read.Add(40)
+	c.t.owed.Store(true)
+	p.connState(c, http.StateIdle)
+	p.connState(c, http.StateClosed)
+	if len(got) != 0 {
+		t.Fatalf("records %+v for a connection closed while idle", got)
+	}
+}
+
+// Plain HTTP sent to the HTTPS port gets a hint and a TLS refusal record.
+func TestPlainHTTPOnHTTPSPort(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	c, err := net.Dial("tcp", h.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := io.WriteString(c, "GET /v1/models HTTP/1.1\r\nHost: "+testHost+"\r\nAuthorization: Bearer "+h.token+"\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	res, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	if res.StatusCode != 400 || !strings.Contains(string(body), "https://") {
+		t.Errorf("status %d body %q, want 400 naming https://", res.StatusCode, body)
+	}
+	if ev := h.nextAudit(); ev.Kind != store.KindTLS || ev.Decision != store.Deny || ev.Reason != "plain HTTP on the HTTPS port" {
+		t.Errorf("audit %+v", ev)
+	}
+	if n := h.seenCount(); n != 0 {
+		t.Errorf("backend received %d requests", n)
+	}
+}

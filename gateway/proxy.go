@@ -124,18 +124,23 @@ func (p *proxy) Stats() admin.Traffic {
 // ctx is done; then it stops accepting, lets in-flight requests finish for
 // up to drainTimeout and closes what is left.
 func (p *proxy) Serve(ctx context.Context, ln net.Listener) error {
+	const handshakeTimeout = 30 * time.Second
 	srv := &http.Server{
-		Handler:           p,
+		Handler: p,
+		// Set for HTTP/2: the server configures it when the config offers
+		// h2. Handshakes use their own copy (the server may amend this one).
 		TLSConfig:         p.TLSConfig(),
-		ReadHeaderTimeout: 30 * time.Second,
+		ReadHeaderTimeout: handshakeTimeout,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    1 << 20,
 		// Handshake refusals and client resets are routine; the audit
 		// already has the refusals.
-		ErrorLog: log.New(&logWriter{logger: p.logger}, "", 0),
+		ErrorLog:    log.New(&logWriter{logger: p.logger}, "", 0),
+		ConnContext: connContext,
+		ConnState:   p.connState,
 	}
 	errc := make(chan error, 1)
-	go func() { errc <- srv.ServeTLS(ln, "", "") }()
+	go func() { errc <- srv.Serve(newTLSListener(ln, p.TLSConfig(), handshakeTimeout, p)) }()
 	go p.sweepLimits(ctx)
 	select {
 	case err := <-errc:
@@ -180,6 +185,7 @@ func exchangeOf(ctx context.Context) *exchange {
 // ServeHTTP runs the pipeline for one request and records exactly one
 // audit event for it, however it ends.
 func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	markServed(r.Context())
 	p.stats.requests.Add(1)
 	ex := &exchange{start: p.now()}
 	ex.rec.ResponseWriter = w
