@@ -126,6 +126,7 @@ func (l *tlsListener) handshake(raw net.Conn) {
 		var rh tls.RecordHeaderError
 		if errors.As(err, &rh) && rh.Conn != nil && looksLikeHTTP(rh.RecordHeader) {
 			_, _ = io.WriteString(rh.Conn, "HTTP/1.0 400 Bad Request\r\n\r\nThis is agw's HTTPS port: connect with https://.\n")
+			l.p.stats.tlsRefused.Add(1)
 			l.p.audit(store.AuditEvent{Time: l.p.now(), Kind: store.KindTLS, Decision: store.Deny,
 				Reason: "plain HTTP on the HTTPS port", Client: raw.RemoteAddr().String()})
 		}

@@ -6,10 +6,12 @@ import (
 	"crypto/sha1"
 	"crypto/tls"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -623,5 +625,45 @@ func TestPlainHTTPOnHTTPSPort(t *testing.T) {
 	}
 	if n := h.seenCount(); n != 0 {
 		t.Errorf("backend received %d requests", n)
+	}
+	if st := h.p.Stats(); st.TLSRefused != 1 || st.Requests != 0 {
+		t.Errorf("stats %+v, want 1 TLS refusal and no request", st)
+	}
+}
+
+// Closing the listener (shutdown) closes connections still in their TLS
+// handshake instead of waiting out the handshake timeout.
+func TestTLSListenerCloseDropsHandshakes(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := newTLSListener(ln, &tls.Config{}, time.Hour, newProxy(proxyConfig{}))
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for i := 0; ; i++ { // wait for the handshake to start
+		l.mu.Lock()
+		n := len(l.pending)
+		l.mu.Unlock()
+		if n == 1 {
+			break
+		}
+		if i == 500 {
+			t.Fatal("the connection never reached its handshake")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Read(make([]byte, 1)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("read after Close: %v, want the connection closed", err)
+	}
+	if _, err := l.Accept(); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("Accept after Close: %v, want net.ErrClosed", err)
 	}
 }
