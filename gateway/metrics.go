@@ -31,6 +31,7 @@ type metrics struct {
 	upstream   *prometheus.HistogramVec
 	limited    *prometheus.CounterVec
 	redactions *prometheus.CounterVec
+	h2errs     *prometheus.CounterVec
 
 	// Per-label children are cached by value keys so the request path does
 	// not build label slices or format status codes.
@@ -89,13 +90,20 @@ func newMetrics(src metricSources) *metrics {
 		Name: "agw_redactions_total",
 		Help: "Reflected credentials replaced in responses (headers and bodies), by backend.",
 	}, []string{"backend"})
+	// The types are the fixed set Go's HTTP/2 server reports, such as
+	// conn_PROTOCOL_ERROR_headers_even (scope, error code, check), so the
+	// label stays bounded.
+	m.h2errs = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "agw_http2_errors_total",
+		Help: "HTTP/2 protocol errors from agents' connections (malformed frames or streams the HTTP/2 server refused before routing), by type.",
+	}, []string{"type"})
 	for _, kind := range []string{limitGrant, limitAgent, limitBackend, limitConcurrency, limitAuthFailure} {
 		m.limited.WithLabelValues(kind) // present at zero before the first hit
 	}
 	m.reg.MustRegister(
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		collectors.NewGoCollector(),
-		m.requests, m.total, m.upstream, m.limited, m.redactions,
+		m.requests, m.total, m.upstream, m.limited, m.redactions, m.h2errs,
 	)
 	counter := func(name, help string, f func() uint64) {
 		if f != nil {
@@ -110,7 +118,7 @@ func newMetrics(src metricSources) *metrics {
 	}
 	counter("agw_audit_records_written_total", "Audit records written to the store.", src.AuditWritten)
 	counter("agw_audit_write_errors_total", "Failed audit batch writes (each is retried).", src.AuditWriteFails)
-	counter("agw_tls_handshakes_refused_total", "TLS handshakes refused (unknown server name).", src.TLSRefused)
+	counter("agw_tls_handshakes_refused_total", "TLS handshakes refused (unknown server name, plain HTTP on the HTTPS port).", src.TLSRefused)
 	counter("agw_upstream_errors_total", "Requests the backend could not answer (502/504).", src.UpstreamErrors)
 	if f := src.DNS; f != nil {
 		pick := func(i int) func() uint64 {
@@ -158,6 +166,16 @@ func (m *metrics) observe(ev *store.AuditEvent) {
 	if ev.Redactions > 0 {
 		o.redactions.Add(float64(ev.Redactions))
 	}
+}
+
+// http2Error counts an HTTP/2 protocol error (http.HTTP2Config.CountError).
+// These streams never reach the pipeline, and the HTTP/2 server says nothing
+// of the connection they came on, so they are counted rather than audited.
+func (m *metrics) http2Error(errType string) {
+	if m == nil {
+		return
+	}
+	m.h2errs.WithLabelValues(errType).Inc()
 }
 
 func (m *metrics) observers(backend string) *backendObservers {

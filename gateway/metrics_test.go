@@ -2,12 +2,14 @@ package gateway
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/agw-dev/agw/crypto"
 	"github.com/agw-dev/agw/store"
@@ -145,5 +147,41 @@ func BenchmarkMetricsObserve(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		m.observe(ev)
+	}
+}
+
+// A malformed HTTP/2 stream never reaches the pipeline; the HTTP/2 server
+// refuses it and the refusal is counted by type.
+func TestHTTP2ErrorsCounted(t *testing.T) {
+	t.Parallel()
+	m := newMetrics(metricSources{})
+	h := newHarness(t, withMetrics(m))
+	c, err := tls.Dial("tcp", h.addr, &tls.Config{RootCAs: h.caPool(), ServerName: testHost, NextProtos: []string{"h2"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if p := c.ConnectionState().NegotiatedProtocol; p != "h2" {
+		t.Fatalf("negotiated %q, want h2", p)
+	}
+	frame := func(typ, flags byte, stream uint32, payload ...byte) []byte {
+		n := len(payload)
+		return append([]byte{byte(n >> 16), byte(n >> 8), byte(n), typ, flags,
+			byte(stream >> 24), byte(stream >> 16), byte(stream >> 8), byte(stream)}, payload...)
+	}
+	msg := []byte("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+	msg = append(msg, frame(0x4, 0, 0)...)         // SETTINGS
+	msg = append(msg, frame(0x1, 0x5, 2, 0x82)...) // HEADERS on an even (server-only) stream: :method GET
+	if _, err := c.Write(msg); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_, _ = io.Copy(io.Discard, c) // the server answers GOAWAY and hangs up
+	_, body := scrape(t, (&metricsServer{m: m}).handler(), "/metrics")
+	if want := `agw_http2_errors_total{type="conn_PROTOCOL_ERROR_headers_even"} 1`; !strings.Contains(body, want) {
+		t.Errorf("/metrics lacks %s", want)
+	}
+	if n := h.seenCount(); n != 0 {
+		t.Errorf("backend received %d requests", n)
 	}
 }

@@ -138,6 +138,7 @@ func (p *proxy) Serve(ctx context.Context, ln net.Listener) error {
 		ErrorLog:    log.New(&logWriter{logger: p.logger}, "", 0),
 		ConnContext: connContext,
 		ConnState:   p.connState,
+		HTTP2:       &http.HTTP2Config{CountError: p.metrics.http2Error},
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(newTLSListener(ln, p.TLSConfig(), handshakeTimeout, p)) }()

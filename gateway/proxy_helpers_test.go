@@ -64,6 +64,11 @@ type harnessSetup struct {
 	handler http.HandlerFunc // backend behaviour after recording
 	dial    func(ctx context.Context, network, addr string) (net.Conn, error)
 	noHTTP2 bool
+	metrics *metrics
+}
+
+func withMetrics(m *metrics) harnessOpt {
+	return func(s *harnessSetup) { s.metrics = m }
 }
 
 func withBackend(f func(b *store.Backend)) harnessOpt {
@@ -154,7 +159,8 @@ func newHarness(t *testing.T, opts ...harnessOpt) *harness {
 			h.mu.Unlock()
 			h.auditc <- ev
 		},
-		Logger: slog.New(slog.NewTextHandler(&h.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Logger:  slog.New(slog.NewTextHandler(&h.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Metrics: setup.metrics,
 	})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
