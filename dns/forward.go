@@ -6,18 +6,22 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	mdns "github.com/miekg/dns"
 )
 
-// forwarder asks the upstream resolvers, in order, and caches what they say.
-// The Server and the Resolver share it so both follow the same rules.
+// forwarder asks the upstream resolvers and caches what they say. The
+// Server and the Resolver share it so both follow the same rules.
 type forwarder struct {
 	upstreams []netip.AddrPort
 	timeout   time.Duration
 	udp, tcp  *mdns.Client
 	cache     *cache
+	// preferred is the upstream asked first: the last one that answered.
+	// A dead resolver then costs one timeout, not one per lookup.
+	preferred atomic.Int32
 }
 
 func newForwarder(upstreams []string, timeout time.Duration) (*forwarder, error) {
@@ -62,16 +66,19 @@ func (f *forwarder) resolve(ctx context.Context, key cacheKey, rd bool) (*mdns.M
 	return m.Copy(), false, nil
 }
 
-// exchange tries each upstream in turn. A truncated UDP answer is asked again
-// over TCP. SERVFAIL, REFUSED and NOTIMP move on to the next upstream but are
-// returned when no upstream does better.
+// exchange tries each upstream in turn, from the one that answered last. A
+// truncated UDP answer is asked again over TCP. SERVFAIL, REFUSED and NOTIMP
+// move on to the next upstream but are returned when no upstream does better.
 func (f *forwarder) exchange(ctx context.Context, q *mdns.Msg) (*mdns.Msg, error) {
 	if len(f.upstreams) == 0 {
 		return nil, ErrNoUpstream
 	}
 	var errs []error
 	var fallback *mdns.Msg
-	for _, u := range f.upstreams {
+	first := int(f.preferred.Load())
+	for n := range f.upstreams {
+		i := (first + n) % len(f.upstreams)
+		u := f.upstreams[i]
 		if ctx.Err() != nil {
 			errs = append(errs, ctx.Err())
 			break
@@ -87,6 +94,9 @@ func (f *forwarder) exchange(ctx context.Context, q *mdns.Msg) (*mdns.Msg, error
 				fallback = m
 			}
 			continue
+		}
+		if i != first {
+			f.preferred.Store(int32(i))
 		}
 		return m, nil
 	}

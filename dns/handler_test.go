@@ -1,6 +1,7 @@
 package dns
 
 import (
+	"net"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -361,5 +362,38 @@ func TestServeDNSNoUpstreamRefusesOthers(t *testing.T) {
 	s.ServeDNS(w, query("example.org.", mdns.TypeA))
 	if w.msg.Rcode != mdns.RcodeRefused {
 		t.Errorf("rcode %s, want REFUSED", mdns.RcodeToString[w.msg.Rcode])
+	}
+}
+
+// After a silent upstream timed out once, lookups go to the one that
+// answered first, so a dead resolver costs one timeout rather than one per
+// uncached name.
+func TestServeDNSPrefersTheUpstreamThatAnswered(t *testing.T) {
+	up := startUpstream(t)
+	hole, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hole.Close()
+	var silentAsked atomic.Int32
+	go func() {
+		buf := make([]byte, 1500)
+		for {
+			if _, _, err := hole.ReadFrom(buf); err != nil {
+				return
+			}
+			silentAsked.Add(1)
+		}
+	}()
+	s := newTestServer(t, Config{Upstreams: []string{hole.LocalAddr().String(), up.addr}, Timeout: 200 * time.Millisecond})
+	for i, name := range []string{"a.example.org.", "b.example.org.", "c.example.org."} {
+		w := &recorder{}
+		s.ServeDNS(w, query(name, mdns.TypeA))
+		if w.msg.Rcode != mdns.RcodeNameError || len(w.msg.Ns) != 1 {
+			t.Fatalf("%s: got %v, want the answering upstream's NXDOMAIN", name, w.msg)
+		}
+		if got := silentAsked.Load(); got != 1 {
+			t.Fatalf("after %d lookups the silent upstream was asked %d times, want once", i+1, got)
+		}
 	}
 }
