@@ -70,6 +70,31 @@ waitfor() { # waitfor FILE PATTERN
 	echo "timed out waiting for $2 in $1" >&2; cat "$1" >&2; return 1
 }
 
+# start_nginx DIR HTTP: one nginx worker on the servers' core, with HTTP
+# inside its http block; sets WORKER to the worker's pid.
+start_nginx() {
+	local d=$1
+	mkdir -p "$d"
+	cat >"$d/nginx.conf" <<NGX
+worker_processes 1;
+daemon off;
+pid $d/nginx.pid;
+error_log $d/error.log warn;
+events { worker_connections 4096; }
+http {
+	access_log off;
+	client_body_temp_path $d; proxy_temp_path $d; fastcgi_temp_path $d;
+	uwsgi_temp_path $d; scgi_temp_path $d;
+$2
+}
+NGX
+	"${PIN_SUT[@]}" "$NGINX" -c "$d/nginx.conf" -e "$d/error.log" >"$d/stdout.log" 2>&1 &
+	PIDS+=($!)
+	for _ in $(seq 1 100); do [ -s "$d/nginx.pid" ] && pgrep -P "$(cat "$d/nginx.pid")" >/dev/null && break; sleep 0.05; done
+	WORKER=$(pgrep -P "$(cat "$d/nginx.pid")" | head -1)
+	[ -n "$WORKER" ] || { echo "nginx did not start:" >&2; cat "$d/error.log" "$d/stdout.log" >&2; exit 1; }
+}
+
 echo "building agw and the bench helpers" >&2
 (cd "$REPO" && go build -o "$T/agw" ./cmd/agw && go build -o "$T/backend" ./gateway/bench/backend && go build -o "$T/mintleaf" ./gateway/bench/mintleaf)
 
@@ -85,17 +110,7 @@ else
 	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=example.com \
 		-addext subjectAltName=DNS:example.com,IP:127.0.0.1 -keyout "$T/backend.key" -out "$T/backend.pem" 2>/dev/null
 	BACKEND=127.0.0.1:$(freeport)
-	mkdir -p "$T/nb"
-	cat >"$T/nb/nginx.conf" <<NGX
-worker_processes 1;
-daemon off;
-pid $T/nb/nginx.pid;
-error_log $T/nb/error.log warn;
-events { worker_connections 4096; }
-http {
-	access_log off;
-	client_body_temp_path $T/nb; proxy_temp_path $T/nb; fastcgi_temp_path $T/nb;
-	uwsgi_temp_path $T/nb; scgi_temp_path $T/nb;
+	start_nginx "$T/nb" "
 	keepalive_requests 1000000000;
 	http2_max_requests 1000000000;
 	server {
@@ -103,17 +118,12 @@ http {
 		ssl_certificate $T/backend.pem;
 		ssl_certificate_key $T/backend.key;
 		location / {
-			if (\$http_x_api_key != "$SECRET") { return 401; }
+			if (\$http_x_api_key != \"$SECRET\") { return 401; }
 			default_type application/json;
 			return 200 '$BODY';
 		}
-	}
-}
-NGX
-	"${PIN_SUT[@]}" "$NGINX" -c "$T/nb/nginx.conf" -e "$T/nb/error.log" >"$T/nb.log" 2>&1 &
-	PIDS+=($!)
-	for _ in $(seq 1 100); do [ -s "$T/nb/nginx.pid" ] && pgrep -P "$(cat "$T/nb/nginx.pid")" >/dev/null && break; sleep 0.05; done
-	BACKEND_PID=$(pgrep -P "$(cat "$T/nb/nginx.pid")" | head -1)
+	}"
+	BACKEND_PID=$WORKER
 fi
 
 # agw.
@@ -132,17 +142,7 @@ TOKEN=$("$T/agw" token mint bench-bot 2>/dev/null)
 # nginx with a leaf from the agw CA.
 "$T/mintleaf" -data-dir "$T/data" -host "$HOST" -cert "$T/nginx.pem" -key "$T/nginx.key"
 NGINX_PORT=$(freeport)
-mkdir -p "$T/nginx"
-cat >"$T/nginx/nginx.conf" <<NGX
-worker_processes 1;
-daemon off;
-pid $T/nginx/nginx.pid;
-error_log $T/nginx/error.log warn;
-events { worker_connections 4096; }
-http {
-	access_log off;
-	client_body_temp_path $T/nginx; proxy_temp_path $T/nginx; fastcgi_temp_path $T/nginx;
-	uwsgi_temp_path $T/nginx; scgi_temp_path $T/nginx;
+start_nginx "$T/nginx" "
 	upstream backend { server $BACKEND; keepalive 64; }
 	server {
 		listen 127.0.0.1:$NGINX_PORT ssl;
@@ -153,9 +153,9 @@ http {
 		location / {
 			proxy_pass https://backend;
 			proxy_http_version 1.1;
-			proxy_set_header Connection "";
-			proxy_set_header Authorization "";
-			proxy_set_header X-Api-Key "$SECRET";
+			proxy_set_header Connection \"\";
+			proxy_set_header Authorization \"\";
+			proxy_set_header X-Api-Key \"$SECRET\";
 			proxy_ssl_verify on;
 			proxy_ssl_trusted_certificate $T/backend.pem;
 			proxy_ssl_name example.com;
@@ -163,13 +163,8 @@ http {
 			proxy_ssl_session_reuse on;
 			proxy_buffering off;
 		}
-	}
-}
-NGX
-"${PIN_SUT[@]}" "$NGINX" -c "$T/nginx/nginx.conf" -e "$T/nginx/error.log" >"$T/nginx.log" 2>&1 &
-PIDS+=($!)
-for _ in $(seq 1 100); do [ -s "$T/nginx/nginx.pid" ] && pgrep -P "$(cat "$T/nginx/nginx.pid")" >/dev/null && break; sleep 0.05; done
-NGINX_PID=$(pgrep -P "$(cat "$T/nginx/nginx.pid")" | head -1)
+	}"
+NGINX_PID=$WORKER
 
 printf '127.0.0.1 localhost\n127.0.0.1 %s\n' "$HOST" >"$T/hosts"
 runwrk() { # runwrk URL [header]
