@@ -198,7 +198,7 @@ type trackedConn struct {
 	owed     atomic.Bool
 	read     atomic.Int64 // plaintext bytes read
 	mark     int64        // read when the last answer was complete
-	refusals atomic.Int32 // answers the server wrote on its own, recorded
+	refusals atomic.Int32 // answers the server wrote on its own, not yet recorded
 	status   atomic.Int32 // of the last refusal
 }
 
