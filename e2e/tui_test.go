@@ -92,8 +92,8 @@ func (s *tmuxSession) press(key, want, unless string) {
 }
 
 // TestTUIInTmux drives `agw tui` against a real daemon as a person would:
-// add a backend through the form, see it through the CLI, then watch a
-// request through the gateway appear in the audit screen.
+// add a header-mode backend through the form, see it through the CLI, then
+// watch a request through the gateway appear in the audit screen.
 func TestTUIInTmux(t *testing.T) {
 	e := newEnv(t)
 	e.start()
@@ -108,8 +108,16 @@ func TestTUIInTmux(t *testing.T) {
 	s.typeText("tui.example.com")
 	s.keys("Enter")
 	s.keys("Enter") // upstream: the host itself
-	s.keys("Enter") // inject: bearer (prefilled)
-	s.keys("Enter") // header: not used by bearer
+	s.keys("Enter") // upstream CA: the system roots
+	s.keys("Enter") // timeout: the gateway's default
+	s.keys("C-u")   // inject: replace the prefilled bearer
+	s.typeText("header")
+	s.waitFor("header mode: header name")
+	s.keys("Enter")
+	s.typeText("X-Api-Key")
+	s.keys("Enter")
+	s.typeText("Token ")
+	s.keys("Enter")
 	s.typeText(secret)
 	if strings.Contains(s.screen(), secret) {
 		t.Fatal("the secret is visible while typed")
@@ -122,7 +130,8 @@ func TestTUIInTmux(t *testing.T) {
 		e.jsonOut(&backends, "backend", "list")
 		return len(backends) == 1
 	})
-	if len(backends) != 1 || backends[0].Name != "tuibackend" || backends[0].Hosts[0] != "tui.example.com" || backends[0].Inject != store.InjectBearer {
+	if len(backends) != 1 || backends[0].Name != "tuibackend" || backends[0].Hosts[0] != "tui.example.com" ||
+		backends[0].Inject != store.InjectHeader || backends[0].Header != "X-Api-Key" || backends[0].Prefix != "Token " {
 		t.Fatalf("backend list after the TUI form = %+v", backends)
 	}
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 
 	"github.com/charmbracelet/bubbles/key"
@@ -103,7 +102,7 @@ func (s *backendsScreen) update(msg tea.Msg) tea.Cmd {
 	case actionMsg:
 		if s.form != nil && s.form.busy {
 			if msg.err != nil {
-				s.form.fail(msg.err)
+				s.form.fail(fmt.Errorf("%w; the secret was cleared: type it again", msg.err))
 			} else {
 				s.form = nil
 			}
@@ -130,6 +129,10 @@ func (s *backendsScreen) key(msg tea.KeyMsg) tea.Cmd {
 			s.form = nil
 		case formSubmitted:
 			return s.submit()
+		default:
+			if s.rotating == "" {
+				s.showModeFields()
+			}
 		}
 		return cmd
 	case s.confirm != nil:
@@ -181,77 +184,20 @@ func (s *backendsScreen) key(msg tea.KeyMsg) tea.Cmd {
 	return nil
 }
 
-func (s *backendsScreen) openAdd() {
-	s.rotating = ""
-	s.form = newForm(s.c, "Add a backend",
-		fieldSpec{label: "name", placeholder: "openai"},
-		fieldSpec{label: "hosts", placeholder: "api.openai.com, *.openai.azure.com"},
-		fieldSpec{label: "upstream", placeholder: "empty: the host itself on :443"},
-		fieldSpec{label: "inject", value: string(store.InjectBearer), placeholder: "header|bearer|basic|query|oauth2"},
-		fieldSpec{label: "header", placeholder: "header mode: e.g. X-Api-Key"},
-		fieldSpec{label: "secret", placeholder: "typed, never shown", secret: true},
-	)
-	s.form.note = "The secret is sealed by the daemon and can never be read back."
-}
-
-// Field positions in the add form.
-const (
-	bfName = iota
-	bfHosts
-	bfUpstream
-	bfInject
-	bfHeader
-	bfSecret
-)
-
 func (s *backendsScreen) submit() tea.Cmd {
+	if s.rotating == "" {
+		return s.submitAdd()
+	}
 	f, api := s.form, s.c.api
-	if s.rotating != "" {
-		name, secret := s.rotating, f.value(0)
-		f.clearSecrets()
-		if secret == "" {
-			f.fail(errors.New("type the new secret"))
-			return nil
-		}
-		f.busy = true
-		return act("rotated the secret of "+name, func(ctx context.Context) error {
-			_, err := api.RotateBackend(ctx, name, admin.SecretInput{Value: secret})
-			return err
-		})
-	}
-
-	mode := store.InjectMode(strings.ToLower(f.value(bfInject)))
-	req := admin.AddBackendRequest{
-		Backend: store.Backend{
-			Name:     f.value(bfName),
-			Hosts:    splitList(strings.ToLower(f.value(bfHosts))),
-			Upstream: f.value(bfUpstream),
-			Inject:   mode,
-			Header:   f.value(bfHeader),
-		},
-		Secret: admin.SecretInput{Value: f.value(bfSecret)},
-	}
+	name, secret := s.rotating, f.value(0)
 	f.clearSecrets()
-	var problem string
-	switch {
-	case req.Backend.Name == "":
-		problem = "give the backend a name"
-	case len(req.Backend.Hosts) == 0:
-		problem = "give at least one host agents call"
-	case !slices.Contains(store.InjectModes, mode):
-		problem = "inject must be one of header, bearer, basic, query, oauth2"
-	case mode == store.InjectHeader && req.Backend.Header == "":
-		problem = "header mode needs the header name"
-	case req.Secret.Value == "":
-		problem = "type the secret (it was cleared; type it again)"
-	}
-	if problem != "" {
-		f.fail(errors.New(problem))
+	if secret == "" {
+		f.fail(errors.New("type the new secret"))
 		return nil
 	}
 	f.busy = true
-	return act("added backend "+req.Backend.Name, func(ctx context.Context) error {
-		_, err := api.AddBackend(ctx, req)
+	return act("rotated the secret of "+name, func(ctx context.Context) error {
+		_, err := api.RotateBackend(ctx, name, admin.SecretInput{Value: secret})
 		return err
 	})
 }

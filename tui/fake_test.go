@@ -49,6 +49,7 @@ type fakeAPI struct {
 	live     chan admin.StreamMessage // fed to followers after the backlog
 
 	added     []admin.AddBackendRequest
+	addErr    error // when set, AddBackend records the request and refuses it
 	mints     []admin.MintRequest
 	mintValue string
 	audits    []store.AuditQuery // follow subscriptions, in order
@@ -172,6 +173,9 @@ func (f *fakeAPI) AddBackend(ctx context.Context, req admin.AddBackendRequest) (
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.added = append(f.added, req)
+	if f.addErr != nil {
+		return nil, f.addErr
+	}
 	b := req.Backend
 	b.CredentialVersion, b.CredentialSetAt, b.CreatedAt = 1, t0, t0
 	f.backends = append(f.backends, b)

@@ -16,12 +16,15 @@ type fieldSpec struct {
 	placeholder string
 	value       string
 	secret      bool // masked with EchoPassword and cleared on submit
+	verbatim    bool // keeps leading and trailing spaces, as in a "Token " prefix
 }
 
 type formField struct {
-	label  string
-	secret bool
-	input  textinput.Model
+	label    string
+	secret   bool
+	verbatim bool
+	hidden   bool // skipped by focus moves and not drawn
+	input    textinput.Model
 }
 
 // form is a column of labelled text inputs. Enter moves to the next field
@@ -60,7 +63,7 @@ func newForm(c *common, title string, specs ...fieldSpec) *form {
 			ti.EchoMode = textinput.EchoPassword
 			ti.EchoCharacter = '•'
 		}
-		f.fields = append(f.fields, formField{label: s.label, secret: s.secret, input: ti})
+		f.fields = append(f.fields, formField{label: s.label, secret: s.secret, verbatim: s.verbatim, input: ti})
 	}
 	f.setWidth(c.width)
 	f.fields[0].input.Focus()
@@ -73,10 +76,50 @@ func (f *form) setWidth(w int) {
 	}
 }
 
+// move focuses the d-th visible field after (d > 0) or before the focused
+// one, wrapping around.
 func (f *form) move(d int) {
 	f.fields[f.focus].input.Blur()
-	f.focus = (f.focus + d + len(f.fields)) % len(f.fields)
+	step := 1
+	if d < 0 {
+		step, d = -1, -d
+	}
+	for ; d > 0; d-- {
+		for i := 0; i < len(f.fields); i++ {
+			f.focus = (f.focus + step + len(f.fields)) % len(f.fields)
+			if !f.fields[f.focus].hidden {
+				break
+			}
+		}
+	}
 	f.fields[f.focus].input.Focus()
+}
+
+// focusOn moves the focus to field i, as after an error in it.
+func (f *form) focusOn(i int) {
+	f.fields[f.focus].input.Blur()
+	f.focus = i
+	f.fields[f.focus].input.Focus()
+}
+
+// show shows or hides field i. A hidden field keeps its value, so switching
+// back brings it back as typed; hiding the focused field moves focus on.
+func (f *form) show(i int, visible bool) {
+	f.fields[i].hidden = !visible
+	if !visible && i == f.focus {
+		f.move(1)
+	}
+}
+
+// onLast reports whether the focus is on the last visible field, where
+// enter submits.
+func (f *form) onLast() bool {
+	for i := f.focus + 1; i < len(f.fields); i++ {
+		if !f.fields[i].hidden {
+			return false
+		}
+	}
+	return true
 }
 
 // update handles a message while the form is open.
@@ -93,7 +136,7 @@ func (f *form) update(msg tea.Msg) (formResult, tea.Cmd) {
 	case f.busy:
 		return formEditing, nil
 	case key.Matches(km, k.Submit):
-		if f.focus < len(f.fields)-1 {
+		if !f.onLast() {
 			f.move(1)
 			return formEditing, nil
 		}
@@ -111,10 +154,10 @@ func (f *form) update(msg tea.Msg) (formResult, tea.Cmd) {
 	return formEditing, cmd
 }
 
-// value is the trimmed text of field i (secrets untrimmed).
+// value is the trimmed text of field i (secrets and verbatim fields untrimmed).
 func (f *form) value(i int) string {
 	v := f.fields[i].input.Value()
-	if f.fields[i].secret {
+	if f.fields[i].secret || f.fields[i].verbatim {
 		return v
 	}
 	return strings.TrimSpace(v)
@@ -147,6 +190,9 @@ func (f *form) view() string {
 	}
 	b.WriteString("\n")
 	for i, fl := range f.fields {
+		if fl.hidden {
+			continue
+		}
 		label := fmt.Sprintf("%*s", formLabelWidth, fl.label)
 		mark := "  "
 		if i == f.focus {

@@ -1,0 +1,294 @@
+package tui
+
+import (
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/agw-dev/agw/gateway/admin"
+	"github.com/agw-dev/agw/store"
+)
+
+// openAddForm starts the TUI on the Backends screen with the add form open.
+func openAddForm(t *testing.T, api *fakeAPI) *harness {
+	t.Helper()
+	h := start(t, api, 0)
+	h.press("2")
+	h.waitFor("hr-api.corp.net")
+	h.press("a")
+	h.waitFor("Add a backend")
+	return h
+}
+
+// fill types values into the visible fields from the focused one on, as a
+// user would: clear the field, type, enter. Enter on the last field submits.
+func (h *harness) fill(values ...string) {
+	for _, v := range values {
+		h.press("ctrl+u")
+		if v != "" {
+			h.typ(v)
+		}
+		h.press("enter")
+	}
+}
+
+// addForm is the add form of a finished run; it fails the test when the
+// form was closed.
+func addForm(t *testing.T, m *model) *form {
+	t.Helper()
+	s := m.screens[1].(*backendsScreen)
+	if s.form == nil {
+		t.Fatal("the add form closed")
+	}
+	return s.form
+}
+
+// writeCA writes a self-signed CA certificate as PEM and returns its path
+// and text.
+func writeCA(t *testing.T) (string, string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "test upstream CA"},
+		NotBefore:             t0.Add(-time.Hour),
+		NotAfter:              t0.Add(24 * time.Hour),
+		IsCA:                  true,
+		BasicConstraintsValid: true,
+		KeyUsage:              x509.KeyUsageCertSign,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
+	path := filepath.Join(t.TempDir(), "upstream-ca.pem")
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path, text
+}
+
+// TestAddBackendModes fills the add form for every inject mode and checks
+// the request that reaches the admin API.
+func TestAddBackendModes(t *testing.T) {
+	const secret = "s3cr3t-Typed-Into-The-Form"
+	caPath, caText := writeCA(t)
+	tests := []struct {
+		name string
+		// values for the visible fields after hosts: upstream, upstream CA,
+		// timeout, inject, the mode's fields, then the secret.
+		values []string
+		want   store.Backend
+	}{
+		{
+			name:   "bearer",
+			values: []string{"", "", "", "bearer", secret},
+			want:   store.Backend{Inject: store.InjectBearer},
+		},
+		{
+			name:   "header with prefix, upstream CA and timeout",
+			values: []string{"https://10.1.2.3:8443", caPath, "45s", "Header", "Authorization", "Token ", secret},
+			want: store.Backend{Upstream: "https://10.1.2.3:8443", UpstreamCA: caText, Timeout: store.Duration(45 * time.Second),
+				Inject: store.InjectHeader, Header: "Authorization", Prefix: "Token "},
+		},
+		{
+			name:   "basic",
+			values: []string{"", "", "", "basic", "svc-agw", secret},
+			want:   store.Backend{Inject: store.InjectBasic, BasicUser: "svc-agw"},
+		},
+		{
+			name:   "basic without a user",
+			values: []string{"", "", "", "basic", "", secret},
+			want:   store.Backend{Inject: store.InjectBasic},
+		},
+		{
+			name:   "query",
+			values: []string{"", "", "", "query", "api_key", secret},
+			want:   store.Backend{Inject: store.InjectQuery, QueryParam: "api_key"},
+		},
+		{
+			name: "oauth2",
+			values: []string{"", "", "2m", "oauth2", "https://login.example.com/oauth2/token", "agw-client",
+				"read, write  admin", "audience=https://api.example.com resource=urn:x=1", secret},
+			want: store.Backend{Timeout: store.Duration(2 * time.Minute), Inject: store.InjectOAuth2, OAuth2: &store.OAuth2{
+				TokenURL: "https://login.example.com/oauth2/token",
+				ClientID: "agw-client",
+				Scopes:   []string{"read", "write", "admin"},
+				Params:   map[string]string{"audience": "https://api.example.com", "resource": "urn:x=1"},
+			}},
+		},
+		{
+			name:   "oauth2 without scopes or params",
+			values: []string{"", "", "", "oauth2", "http://127.0.0.1:9000/token", "agw-client", "", "", secret},
+			want: store.Backend{Inject: store.InjectOAuth2, OAuth2: &store.OAuth2{
+				TokenURL: "http://127.0.0.1:9000/token", ClientID: "agw-client"}},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			api := newFakeAPI()
+			h := openAddForm(t, api)
+			h.fill("mode-test", "api.mode.example")
+			h.fill(tc.values...)
+			h.waitFor("added backend mode-test")
+			m := h.finish()
+
+			want := tc.want
+			want.Name, want.Hosts = "mode-test", []string{"api.mode.example"}
+			wantReq := admin.AddBackendRequest{Backend: want, Secret: admin.SecretInput{Value: secret}}
+			if len(api.added) != 1 || !reflect.DeepEqual(api.added[0], wantReq) {
+				t.Errorf("AddBackend got %+v\nwant one call with %+v", api.added, wantReq)
+			}
+			if bytes.Contains(h.out.bytes(), []byte(secret)) || strings.Contains(m.View(), secret) {
+				t.Error("the secret was rendered")
+			}
+		})
+	}
+}
+
+// TestAddBackendModeFields checks that the form shows only the chosen
+// mode's fields and sends only those, even after switching modes.
+func TestAddBackendModeFields(t *testing.T) {
+	api := newFakeAPI()
+	h := openAddForm(t, api)
+	h.fill("switch", "api.switch.example", "", "", "", "header", "X-Api-Key", "Token ")
+	h.waitFor("prefix")
+
+	// Back to inject (prefix, header, inject), then on to query.
+	h.press("shift+tab", "shift+tab", "shift+tab")
+	h.fill("query")
+	h.waitFor("query mode: parameter name")
+	h.fill("key", "hunter2")
+	h.waitFor("added backend switch")
+	h.finish()
+
+	want := store.Backend{Name: "switch", Hosts: []string{"api.switch.example"}, Inject: store.InjectQuery, QueryParam: "key"}
+	if len(api.added) != 1 || !reflect.DeepEqual(api.added[0].Backend, want) {
+		t.Errorf("AddBackend got %+v, want one call with %+v", api.added, want)
+	}
+
+	t.Run("oauth2 fits 80x24", func(t *testing.T) {
+		h := openAddForm(t, newFakeAPI())
+		h.fill("idp-api", "api.idp.example", "", "", "", "oauth2", "", "agw-client", "", "", "hunter2")
+		h.waitFor("oauth2 mode needs the token url")
+		m := h.abort()
+		for _, label := range []string{"token url", "client id", "scopes", "token params", "secret", "needs the token url"} {
+			if !strings.Contains(m.View(), label) {
+				t.Errorf("the oauth2 form does not show %q", label)
+			}
+		}
+		for _, label := range []string{"header mode", "basic user", "query param"} {
+			if strings.Contains(m.View(), label) {
+				t.Errorf("the oauth2 form shows %q, a field of another mode", label)
+			}
+		}
+		golden(t, m)
+	})
+}
+
+// TestAddBackendInvalid checks the form's own checks: each refuses with a
+// message saying what to fix, sends nothing and clears the secret.
+func TestAddBackendInvalid(t *testing.T) {
+	caPath, _ := writeCA(t)
+	dir := t.TempDir()
+	missing := filepath.Join(dir, "missing.pem")
+	notPEM := filepath.Join(dir, "key.txt")
+	if err := os.WriteFile(notPEM, []byte("just some text, no certificate\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name   string
+		values []string // after hosts, as in TestAddBackendModes
+		want   string
+		field  int // where the focus goes to fix it
+	}{
+		{"header without name", []string{"", "", "", "header", "", "", "pw"}, "header mode needs the header name", bfHeader},
+		{"query without parameter", []string{"", "", "", "query", "", "pw"}, "query mode needs the parameter name", bfQueryParam},
+		{"query parameter with =", []string{"", "", "", "query", "a=b", "pw"}, `query param "a=b": a parameter name cannot hold`, bfQueryParam},
+		{"basic user with colon", []string{"", "", "", "basic", "me:you", "pw"}, "cannot contain ':'", bfBasicUser},
+		{"oauth2 without token url", []string{"", "", "", "oauth2", "", "id", "", "", "pw"}, "oauth2 mode needs the token url", bfTokenURL},
+		{"oauth2 without client id", []string{"", "", "", "oauth2", "https://idp.example/token", "", "", "", "pw"}, "oauth2 mode needs the client id", bfClientID},
+		{"token param without =", []string{"", "", "", "oauth2", "https://idp.example/token", "id", "", "audience", "pw"}, `token param "audience": use key=value`, bfTokenParams},
+		{"unknown mode", []string{"", "", "", "cookie", "pw"}, "inject must be one of header, bearer, basic, query or oauth2", bfInject},
+		{"bad timeout", []string{"", "", "soon", "bearer", "pw"}, `timeout "soon": give a duration like 30s`, bfTimeout},
+		{"negative timeout", []string{"", "", "-5s", "bearer", "pw"}, `timeout "-5s"`, bfTimeout},
+		{"missing CA file", []string{"", missing, "", "bearer", "pw"}, "upstream CA: open " + missing + ": no such file or directory; give the path of a PEM file", bfUpstreamCA},
+		{"CA file without PEM", []string{"", notPEM, "", "bearer", "pw"}, "upstream CA: " + notPEM + " holds no PEM certificate", bfUpstreamCA},
+		{"CA path is a directory", []string{"", dir, "", "bearer", "pw"}, "upstream CA: read " + dir + ": is a directory", bfUpstreamCA},
+		{"no secret", []string{"", caPath, "", "bearer", ""}, "type the secret", bfSecret},
+		{"no oauth2 client secret", []string{"", "", "", "oauth2", "https://idp.example/token", "id", "", "", ""}, "type the secret: the OAuth2 client secret", bfSecret},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			api := newFakeAPI()
+			h := openAddForm(t, api)
+			h.fill("bad", "api.bad.example")
+			h.fill(tc.values...)
+			h.waitFor("✗ ")
+			m := h.abort()
+
+			f := addForm(t, m)
+			if !strings.Contains(f.err, tc.want) {
+				t.Errorf("form error = %q, want it to contain %q", f.err, tc.want)
+			}
+			if f.focus != tc.field {
+				t.Errorf("focus on %s, want %s", f.fields[f.focus].label, f.fields[tc.field].label)
+			}
+			if len(api.added) != 0 {
+				t.Errorf("an invalid form reached the API: %+v", api.added)
+			}
+			if v := f.fields[bfSecret].input.Value(); v != "" {
+				t.Errorf("the secret field kept %q after submit", v)
+			}
+			if f.busy {
+				t.Error("the form stays busy after a refusal")
+			}
+		})
+	}
+}
+
+// TestAddBackendDaemonRefuses checks that the daemon's own refusal is shown
+// in the form, which stays open with the secret cleared.
+func TestAddBackendDaemonRefuses(t *testing.T) {
+	const secret = "s3cr3t-The-Daemon-Refused"
+	api := newFakeAPI()
+	api.addErr = &admin.Error{Status: 400, Code: admin.CodeInvalid,
+		Message: `invalid header "Host": this header carries routing or framing and cannot hold a credential`}
+	h := openAddForm(t, api)
+	h.fill("hosty", "api.hosty.example", "", "", "", "header", "Host", "", secret)
+	h.waitFor("this header carries routing")
+	m := h.abort()
+
+	f := addForm(t, m)
+	want := `added backend hosty: invalid header "Host": this header carries routing or framing and cannot hold a credential; the secret was cleared: type it again`
+	if f.err != want {
+		t.Errorf("form error = %q\nwant %q", f.err, want)
+	}
+	if len(api.added) != 1 {
+		t.Errorf("AddBackend calls = %d, want 1", len(api.added))
+	}
+	if v := f.fields[bfSecret].input.Value(); v != "" {
+		t.Errorf("the secret field kept %q", v)
+	}
+	if f.value(bfHeader) != "Host" || f.value(bfName) != "hosty" {
+		t.Error("the form lost what was typed")
+	}
+	if bytes.Contains(h.out.bytes(), []byte(secret)) {
+		t.Error("the secret was rendered")
+	}
+}
