@@ -23,6 +23,7 @@ const (
 	bfName = iota
 	bfHosts
 	bfUpstream
+	bfPlainHTTP
 	bfUpstreamCA
 	bfTimeout
 	bfInject
@@ -62,6 +63,7 @@ func (s *backendsScreen) openAdd() {
 		fieldSpec{label: "name", placeholder: "openai"},
 		fieldSpec{label: "hosts", placeholder: "api.openai.com, *.openai.azure.com"},
 		fieldSpec{label: "upstream", placeholder: "empty: the host itself on :443"},
+		fieldSpec{label: "plain http", placeholder: "type yes to send requests and the secret unencrypted"},
 		fieldSpec{label: "upstream CA", placeholder: "empty: system roots; or a local PEM file path"},
 		fieldSpec{label: "timeout", placeholder: "empty: the gateway's default; or e.g. 30s, 2m"},
 		fieldSpec{label: "inject", value: string(store.InjectBearer), placeholder: "header|bearer|basic|query|oauth2"},
@@ -84,10 +86,17 @@ func typedMode(f *form) store.InjectMode {
 	return store.InjectMode(strings.ToLower(f.value(bfInject)))
 }
 
+// plainUpstream reports whether upstream is an http:// URL.
+func plainUpstream(upstream string) bool {
+	return len(upstream) >= 7 && strings.EqualFold(upstream[:7], "http://")
+}
+
 // showModeFields shows the fields of the inject mode typed so far and hides
-// the others; an unfinished mode shows none.
+// the others; an unfinished mode shows none. The plain-http consent shows
+// only for an http:// upstream.
 func (s *backendsScreen) showModeFields() {
 	f, mode := s.form, typedMode(s.form)
+	f.show(bfPlainHTTP, plainUpstream(f.value(bfUpstream)))
 	for m, fields := range modeFields {
 		for _, i := range fields {
 			f.show(i, m == mode)
@@ -141,6 +150,12 @@ func addRequest(f *form) (admin.AddBackendRequest, int, error) {
 		return fail(bfName, "give the backend a name")
 	case len(b.Hosts) == 0:
 		return fail(bfHosts, "give at least one host agents call")
+	}
+	if plainUpstream(b.Upstream) {
+		if !strings.EqualFold(f.value(bfPlainHTTP), "yes") {
+			return fail(bfPlainHTTP, "an http:// upstream gets requests and the secret unencrypted: type yes in plain http to allow it, or use https://")
+		}
+		b.AllowPlainHTTP = true
 	}
 	timeout, err := parseTimeout(f.value(bfTimeout))
 	if err != nil {

@@ -90,8 +90,9 @@ func TestAddBackendModes(t *testing.T) {
 	caPath, caText := writeCA(t)
 	tests := []struct {
 		name string
-		// values for the visible fields after hosts: upstream, upstream CA,
-		// timeout, inject, the mode's fields, then the secret.
+		// values for the visible fields after hosts: upstream, plain http
+		// (for an http:// upstream only), upstream CA, timeout, inject, the
+		// mode's fields, then the secret.
 		values []string
 		want   store.Backend
 	}{
@@ -105,6 +106,12 @@ func TestAddBackendModes(t *testing.T) {
 			values: []string{"https://10.1.2.3:8443", caPath, "45s", "Header", "Authorization", "Token ", secret},
 			want: store.Backend{Upstream: "https://10.1.2.3:8443", UpstreamCA: caText, Timeout: store.Duration(45 * time.Second),
 				Inject: store.InjectHeader, Header: "Authorization", Prefix: "Token "},
+		},
+		{
+			// plain http shows after an http:// upstream.
+			name:   "plain http upstream",
+			values: []string{"HTTP://10.0.0.9:8080", "yes", "", "", "bearer", secret},
+			want:   store.Backend{Upstream: "HTTP://10.0.0.9:8080", AllowPlainHTTP: true, Inject: store.InjectBearer},
 		},
 		{
 			name:   "basic",
@@ -225,6 +232,7 @@ func TestAddBackendInvalid(t *testing.T) {
 		{"oauth2 without client id", []string{"", "", "", "oauth2", "https://idp.example/token", "", "", "", "pw"}, "oauth2 mode needs the client id", bfClientID},
 		{"token param without =", []string{"", "", "", "oauth2", "https://idp.example/token", "id", "", "audience", "pw"}, `token param "audience": use key=value`, bfTokenParams},
 		{"unknown mode", []string{"", "", "", "cookie", "pw"}, "inject must be one of header, bearer, basic, query or oauth2", bfInject},
+		{"http upstream without consent", []string{"http://10.0.0.9:8080", "", "", "", "bearer", "pw"}, "an http:// upstream gets requests and the secret unencrypted: type yes in plain http", bfPlainHTTP},
 		{"bad timeout", []string{"", "", "soon", "bearer", "pw"}, `timeout "soon": give a duration like 30s`, bfTimeout},
 		{"negative timeout", []string{"", "", "-5s", "bearer", "pw"}, `timeout "-5s"`, bfTimeout},
 		{"missing CA file", []string{"", missing, "", "bearer", "pw"}, "upstream CA: open " + missing + ": no such file or directory; give the path of a PEM file", bfUpstreamCA},
