@@ -97,7 +97,8 @@ func (s *Store) UpdateAgent(ctx context.Context, a *store.Agent, ev store.AuditE
 // agent's generation, so they are unreachable from the commit on (every read
 // ignores a token whose agent is gone or re-created), and the cleaner
 // removes their keys afterwards in bounded batches (cleanup.go). Grants are
-// bounded by the number of backends.
+// bounded by the number of backends, so they go here, orphans of deleted
+// backends among them.
 func (s *Store) DeleteAgent(ctx context.Context, name string, ev store.AuditEvent) error {
 	err := s.mutate(ctx, "delete agent", ev, func(txn *badger.Txn, now time.Time) error {
 		a, found, err := getAgent(txn, name)

@@ -160,13 +160,12 @@ func (s *Store) RotateCredential(ctx context.Context, c *store.Credential, ev st
 	return &b, nil
 }
 
-// DeleteBackend removes a backend, its host index entries and every grant
-// to it (found through the gb/ index) in one transaction. Its credential
-// versions, one per rotation and so unbounded, carry the backend's
-// generation: they are unreachable from the commit on and the cleaner
-// removes them afterwards (cleanup.go). Grants are bounded by the number of
-// agents granted this backend; past about 20,000 of them the delete fails
-// with ErrConflict and removes nothing.
+// DeleteBackend removes a backend and its host index entries in one small
+// transaction, whatever the number of its credential versions (one per
+// rotation) and grants (one per agent granted it). Both carry the backend's
+// generation: they are unreachable from the commit on, a re-created backend
+// of the same name does not inherit them, and the cleaner removes them
+// afterwards in bounded batches (cleanup.go).
 func (s *Store) DeleteBackend(ctx context.Context, name string, ev store.AuditEvent) error {
 	err := s.mutate(ctx, "delete backend", ev, func(txn *badger.Txn, now time.Time) error {
 		b, found, err := getBackend(txn, name)
@@ -181,12 +180,6 @@ func (s *Store) DeleteBackend(ctx context.Context, name string, ev store.AuditEv
 		}
 		for _, h := range b.Hosts {
 			if err := txn.Delete(hostKey(h)); err != nil {
-				return err
-			}
-		}
-		prefix := grantByBackendPrefix(name)
-		for _, k := range keysWithPrefix(txn, prefix) {
-			if err := deleteAll(txn, k, grantKey(tailOf(k, prefix), name)); err != nil {
 				return err
 			}
 		}

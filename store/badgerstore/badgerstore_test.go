@@ -2,6 +2,7 @@ package badgerstore_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -115,21 +116,49 @@ func TestOpenLocked(t *testing.T) {
 	must(t, second.Close())
 }
 
-// TestOpenOlderSchema: a version 1 store (plain JSON audit records) opens
-// and is marked as version 2, so an older agw refuses it from then on.
+// TestOpenOlderSchema: a version 1 or 2 store opens and is marked as
+// version 3, so an older agw refuses it from then on. Its grants, written
+// without a generation, are tagged with their backends' and stay live.
 func TestOpenOlderSchema(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	s, err := badgerstore.Open(dir, badgerstore.Options{})
-	must(t, err)
-	must(t, s.RawSet(badgerstore.SchemaKey, []byte("1")))
-	must(t, s.Close())
-	s, err = badgerstore.Open(dir, badgerstore.Options{})
-	must(t, err)
-	if v, _ := s.RawGet(badgerstore.SchemaKey); string(v) != "2" {
-		t.Errorf("schema after opening a version 1 store = %q, want 2", v)
+	for _, version := range []string{"1", "2"} {
+		t.Run("version "+version, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			ctx := t.Context()
+			s, err := badgerstore.Open(dir, badgerstore.Options{})
+			must(t, err)
+			must(t, s.CreateBackend(ctx, &store.Backend{Name: "crm", Hosts: []string{"crm.example.com"}}, &store.Credential{Sealed: []byte("v1")}, admin("backend.add", "crm")))
+			// More grants than one upgrade transaction tags, written as
+			// an agw before version 3 wrote them.
+			names := make([]string, 1500)
+			for i := range names {
+				names[i] = fmt.Sprintf("agent%04d", i)
+			}
+			must(t, s.BulkAgents(names))
+			for _, a := range names {
+				g := store.Grant{Agent: a, Backend: "crm", Methods: []string{"*"}, Paths: []string{"/**"}}
+				js, err := json.Marshal(g)
+				must(t, err)
+				must(t, s.RawSet([]byte("g/"+a+"/crm"), js))
+				must(t, s.RawSet([]byte("gb/crm/"+a), nil))
+			}
+			must(t, s.RawSet(badgerstore.SchemaKey, []byte(version)))
+			must(t, s.Close())
+
+			s = openDir(t, dir, badgerstore.Options{})
+			if v, _ := s.RawGet(badgerstore.SchemaKey); string(v) != "3" {
+				t.Errorf("schema after opening a version %s store = %q, want 3", version, v)
+			}
+			snap, err := s.Load(ctx)
+			must(t, err)
+			if len(snap.Grants) != len(names) {
+				t.Errorf("%d grants loaded after the upgrade, want %d", len(snap.Grants), len(names))
+			}
+			must(t, s.PutGrant(ctx, &store.Grant{Agent: names[0], Backend: "crm", Methods: []string{"GET"}}, admin("grant.add", names[0]+"/crm")))
+			must(t, s.DeleteGrant(ctx, names[1], "crm", admin("grant.remove", names[1]+"/crm")))
+		})
 	}
-	must(t, s.Close())
 }
 
 func TestOpenNewerSchema(t *testing.T) {
@@ -137,14 +166,14 @@ func TestOpenNewerSchema(t *testing.T) {
 	dir := t.TempDir()
 	s, err := badgerstore.Open(dir, badgerstore.Options{})
 	must(t, err)
-	if v, _ := s.RawGet(badgerstore.SchemaKey); string(v) != "2" {
-		t.Errorf("schema written as %q, want 2", v)
+	if v, _ := s.RawGet(badgerstore.SchemaKey); string(v) != "3" {
+		t.Errorf("schema written as %q, want 3", v)
 	}
-	must(t, s.RawSet(badgerstore.SchemaKey, []byte("3")))
+	must(t, s.RawSet(badgerstore.SchemaKey, []byte("4")))
 	must(t, s.Close())
 	_, err = badgerstore.Open(dir, badgerstore.Options{})
-	if !errors.Is(err, badgerstore.ErrNewerSchema) || !strings.Contains(err.Error(), "version 3") {
-		t.Fatalf("Open = %v, want ErrNewerSchema naming version 3", err)
+	if !errors.Is(err, badgerstore.ErrNewerSchema) || !strings.Contains(err.Error(), "version 4") {
+		t.Fatalf("Open = %v, want ErrNewerSchema naming version 4", err)
 	}
 	// The refused open released the directory.
 	_, err = badgerstore.Open(dir, badgerstore.Options{})
@@ -314,22 +343,32 @@ func TestCleanupResumesAtOpen(t *testing.T) {
 	must(t, s.BulkTokens(tokens))
 	must(t, s.CreateBackend(ctx, &store.Backend{Name: "crm", Hosts: []string{"crm.example.com"}}, &store.Credential{Sealed: []byte("v1")}, admin("backend.add", "crm")))
 	must(t, s.BulkCredentials("crm", 3000))
+	names := make([]string, 3000)
+	for i := range names {
+		names[i] = fmt.Sprintf("agent%06d", i)
+	}
+	must(t, s.BulkAgents(names))
+	must(t, s.BulkGrants("crm", names))
 	s.PauseCleaner()
 	must(t, s.DeleteAgent(ctx, "bot", admin("agent.remove", "bot")))
 	must(t, s.DeleteBackend(ctx, "crm", admin("backend.remove", "crm")))
 	snap, err := s.Load(ctx)
 	must(t, err)
-	if len(snap.Tokens) != 0 || len(snap.Backends) != 0 || len(snap.Credentials) != 0 {
-		t.Errorf("after delete: %d tokens, %d backends, %d credentials loaded", len(snap.Tokens), len(snap.Backends), len(snap.Credentials))
+	if len(snap.Tokens) != 0 || len(snap.Backends) != 0 || len(snap.Credentials) != 0 || len(snap.Grants) != 0 {
+		t.Errorf("after delete: %d tokens, %d backends, %d credentials, %d grants loaded",
+			len(snap.Tokens), len(snap.Backends), len(snap.Credentials), len(snap.Grants))
 	}
 	if n := countPrefix(t, s, "t/"); n != len(tokens) {
 		t.Fatalf("%d token keys before reopen, want the paused cleaner to have left %d", n, len(tokens))
+	}
+	if n := countPrefix(t, s, "gb/crm/"); n != len(names) {
+		t.Fatalf("%d grant index keys before reopen, want the paused cleaner to have left %d", n, len(names))
 	}
 	must(t, s.Close())
 
 	s = openDir(t, dir, badgerstore.Options{})
 	waitFor(t, "both cleanups", func() bool { return s.Cleaned() == 2 })
-	for _, p := range []string{"t/", "ta/", "c/", "xa/", "xb/"} {
+	for _, p := range []string{"t/", "ta/", "c/", "g/", "gb/", "xa/", "xb/"} {
 		if n := countPrefix(t, s, p); n != 0 {
 			t.Errorf("%d keys under %s after the cleanup", n, p)
 		}

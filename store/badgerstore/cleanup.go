@@ -9,14 +9,15 @@ import (
 )
 
 // The cleaner removes what DeleteAgent and DeleteBackend left unreachable:
-// the tokens of a deleted agent and the credential versions of a deleted
-// backend (see Generations in records.go). Each delete writes a marker
-// (xa/<agent>, xb/<backend>) holding the deleted generation, in the same
-// transaction. The cleaner walks the owner's keys in batches of cleanBatch,
-// each batch its own transaction under the write lock, so neither a
-// transaction limit nor a long pause of audit appends is ever hit; it drops
-// the marker in the batch that finishes. Open starts it, so a cleanup
-// interrupted by a stop or a crash is finished at the next start.
+// the tokens of a deleted agent, and the credential versions and grants of
+// a deleted backend (see Generations in records.go). Each delete writes a
+// marker (xa/<agent>, xb/<backend>) holding the deleted generation, in the
+// same transaction. The cleaner walks each of the owner's dependent key
+// ranges in turn, in batches of cleanBatch keys, each batch its own
+// transaction under the write lock, so neither a transaction limit nor a
+// long pause of audit appends is ever hit; it drops the marker in the batch
+// that finishes the last range. Open starts it, so a cleanup interrupted by
+// a stop or a crash is finished at the next start.
 
 // cleanBatch bounds the keys one cleanup transaction visits.
 const cleanBatch = 1000
@@ -52,16 +53,26 @@ func (s *Store) cleanLoop() {
 // cleanKind is one owner kind whose dependents the cleaner removes.
 type cleanKind struct {
 	marker []byte
-	// deps is the prefix of an owner's dependent keys.
-	deps func(owner string) []byte
+	// deps are the owner's dependent key ranges, walked in this order.
+	deps []dependents
+}
+
+// dependents is one range of an owner's dependent keys.
+type dependents struct {
+	prefix func(owner string) []byte
 	// stale reports, inside txn, which keys to delete for the dependent at k
 	// of owner (none if it belongs to a live owner of its generation).
 	stale func(txn *badger.Txn, owner string, k []byte) ([][]byte, error)
 }
 
 var cleanKinds = []cleanKind{
-	{marker: prefixAgentGone, deps: tokenByAgentPrefix, stale: staleToken},
-	{marker: prefixBackendGone, deps: credPrefix, stale: staleCredential},
+	{marker: prefixAgentGone, deps: []dependents{
+		{prefix: tokenByAgentPrefix, stale: staleToken},
+	}},
+	{marker: prefixBackendGone, deps: []dependents{
+		{prefix: credPrefix, stale: staleCredential},
+		{prefix: grantByBackendPrefix, stale: staleGrant},
+	}},
 }
 
 // staleToken: the index entry ta/<owner>/<id> goes unless its token is a
@@ -99,6 +110,23 @@ func staleCredential(txn *badger.Txn, owner string, k []byte) ([][]byte, error) 
 	return [][]byte{k}, nil
 }
 
+// staleGrant: the index entry gb/<owner>/<agent> goes with its grant record
+// unless the record grants the live backend of its generation (a grant made
+// after owner was re-created); an entry without a record goes alone.
+func staleGrant(txn *badger.Txn, owner string, k []byte) ([][]byte, error) {
+	agent := tailOf(k, grantByBackendPrefix(owner))
+	found, live, err := liveGrant(txn, agent, owner)
+	switch {
+	case err != nil:
+		return nil, err
+	case !found:
+		return [][]byte{k}, nil
+	case live:
+		return nil, nil
+	}
+	return [][]byte{k, grantKey(agent, owner)}, nil
+}
+
 // cleanPending finishes every marked cleanup, or stops early when the
 // store is closing.
 func (s *Store) cleanPending() error {
@@ -122,13 +150,13 @@ func (s *Store) cleanPending() error {
 	return nil
 }
 
-// cleanOwner removes owner's stale dependents batch by batch. The marker
-// goes only if it still holds the generation read when the walk started; a
-// newer delete of the same name (its keys may sort before the walk's
-// position) makes the walk start over.
+// cleanOwner removes owner's stale dependents batch by batch, range by
+// range. The marker goes only if it still holds the generation read when the
+// walk started; a newer delete of the same name (its keys may sort before
+// the walk's position, in any range) makes the walk start over.
 func (s *Store) cleanOwner(kind cleanKind, owner string) error {
 	markerKey := append(bytes.Clone(kind.marker), owner...)
-	prefix := kind.deps(owner)
+walk:
 	for {
 		var mark []byte
 		err := s.db.View(func(txn *badger.Txn) error {
@@ -139,37 +167,43 @@ func (s *Store) cleanOwner(kind cleanKind, owner string) error {
 		if err != nil || mark == nil {
 			return err
 		}
-		from := prefix
-		for {
-			select {
-			case <-s.stop:
-				return nil
-			default:
+		for i, dep := range kind.deps {
+			// Only the batch that ends the last range may drop the marker.
+			var finish []byte
+			if i == len(kind.deps)-1 {
+				finish = markerKey
 			}
-			if s.cleanPaused.Load() {
-				return nil
+			prefix := dep.prefix(owner)
+			for from := prefix; from != nil; {
+				select {
+				case <-s.stop:
+					return nil
+				default:
+				}
+				if s.cleanPaused.Load() {
+					return nil
+				}
+				next, again, err := s.cleanBatch(dep, owner, prefix, from, finish, mark)
+				if err != nil {
+					return err
+				}
+				if again {
+					continue walk
+				}
+				from = next
 			}
-			next, done, again, err := s.cleanBatch(kind, owner, markerKey, mark, prefix, from)
-			if err != nil {
-				return err
-			}
-			if again {
-				break
-			}
-			if done {
-				s.cleaned.Add(1)
-				return nil
-			}
-			from = next
 		}
+		s.cleaned.Add(1)
+		return nil
 	}
 }
 
-// cleanBatch visits up to cleanBatch keys of owner from key from on, in one
-// transaction under the write lock. next is where the following batch
-// starts; done means the walk finished and the marker is gone; again means
-// the marker changed and the walk must start over.
-func (s *Store) cleanBatch(kind cleanKind, owner string, markerKey, mark, prefix, from []byte) (next []byte, done, again bool, err error) {
+// cleanBatch visits up to cleanBatch keys of dep's range from key from on,
+// in one transaction under the write lock. next is where the following
+// batch starts, nil once the range is done. If finish is not nil, the batch
+// that ends the range also deletes the marker at finish, provided it still
+// holds mark; again means it did not and the walk must start over.
+func (s *Store) cleanBatch(dep dependents, owner string, prefix, from, finish, mark []byte) (next []byte, again bool, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	err = s.db.Update(func(txn *badger.Txn) error {
@@ -181,13 +215,12 @@ func (s *Store) cleanBatch(kind cleanKind, owner string, markerKey, mark, prefix
 		for it.Seek(from); it.Valid() && len(keys) < cleanBatch; it.Next() {
 			keys = append(keys, it.Item().KeyCopy(nil))
 		}
-		end := !it.Valid()
 		if it.Valid() {
 			next = it.Item().KeyCopy(nil)
 		}
 		it.Close()
 		for _, k := range keys {
-			dead, err := kind.stale(txn, owner, k)
+			dead, err := dep.stale(txn, owner, k)
 			if err != nil {
 				return err
 			}
@@ -195,10 +228,10 @@ func (s *Store) cleanBatch(kind cleanKind, owner string, markerKey, mark, prefix
 				return err
 			}
 		}
-		if !end {
+		if next != nil || finish == nil {
 			return nil
 		}
-		cur, _, err := getRaw(txn, markerKey)
+		cur, _, err := getRaw(txn, finish)
 		if err != nil {
 			return err
 		}
@@ -206,13 +239,12 @@ func (s *Store) cleanBatch(kind cleanKind, owner string, markerKey, mark, prefix
 			again = true
 			return nil
 		}
-		done = true
-		return txn.Delete(markerKey)
+		return txn.Delete(finish)
 	})
 	if err == nil {
 		s.dirty.Store(true)
 	}
-	return next, done, again, err
+	return next, again, err
 }
 
 // getRaw reads the value at k; found is false (and v nil) if k is absent.

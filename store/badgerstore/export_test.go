@@ -1,6 +1,7 @@
 package badgerstore
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 
@@ -119,6 +120,64 @@ func (s *Store) BulkTokens(tokens []store.Token) error {
 	return wb.Flush()
 }
 
+// BulkAgents creates agents, unchecked and without audit events, through
+// a write batch: each gets the next generation, as CreateAgent gives it.
+func (s *Store) BulkAgents(names []string) error {
+	if len(names) == 0 {
+		return nil
+	}
+	var first uint64
+	err := s.db.Update(func(txn *badger.Txn) error {
+		var err error
+		if first, err = nextGen(txn); err != nil {
+			return err
+		}
+		return txn.Set(keyGen, binary.BigEndian.AppendUint64(nil, first+uint64(len(names))-1))
+	})
+	if err != nil {
+		return err
+	}
+	now := s.stamp()
+	wb := s.db.NewWriteBatch()
+	defer wb.Cancel()
+	for i, name := range names {
+		a := store.Agent{Name: name, CreatedAt: now, UpdatedAt: now}
+		if err := setBatchJSON(wb, agentKey(name), agentRecord{Agent: a, Gen: first + uint64(i)}); err != nil {
+			return err
+		}
+	}
+	return wb.Flush()
+}
+
+// BulkGrants grants backend to every agent named, unchecked and without
+// audit events, through a write batch; the grants get the backend's
+// current generation, as PutGrant gives them.
+func (s *Store) BulkGrants(backend string, agents []string) error {
+	var gen uint64
+	err := s.db.View(func(txn *badger.Txn) error {
+		b, _, err := getBackend(txn, backend)
+		gen = b.Gen
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	now := s.stamp()
+	wb := s.db.NewWriteBatch()
+	defer wb.Cancel()
+	for _, agent := range agents {
+		g := store.Grant{Agent: agent, Backend: backend, CreatedAt: now}
+		g.Normalize()
+		if err := setBatchJSON(wb, grantKey(agent, backend), grantRecord{Grant: g, BackendGen: gen}); err != nil {
+			return err
+		}
+		if err := wb.Set(grantByBackendKey(backend, agent), nil); err != nil {
+			return err
+		}
+	}
+	return wb.Flush()
+}
+
 func setBatchJSON(wb *badger.WriteBatch, k []byte, v any) error {
 	b, err := json.Marshal(v)
 	if err != nil {
@@ -130,6 +189,12 @@ func setBatchJSON(wb *badger.WriteBatch, k []byte, v any) error {
 // PauseCleaner holds the cleaner back from now on, so a test can leave a
 // cleanup unfinished.
 func (s *Store) PauseCleaner() { s.cleanPaused.Store(true) }
+
+// ResumeCleaner lets a paused cleaner go on and wakes it.
+func (s *Store) ResumeCleaner() {
+	s.cleanPaused.Store(false)
+	s.kickCleaner()
+}
 
 // Cleaned is how many cleanups of deleted agents and backends finished.
 func (s *Store) Cleaned() uint64 { return s.cleaned.Load() }

@@ -26,19 +26,26 @@ func (s *Store) PutGrant(ctx context.Context, g *store.Grant, ev store.AuditEven
 		if err := mustExist(txn, agentKey(ng.Agent), "agent", ng.Agent); err != nil {
 			return err
 		}
-		if err := mustExist(txn, backendKey(ng.Backend), "backend", ng.Backend); err != nil {
+		b, found, err := getBackend(txn, ng.Backend)
+		if err != nil {
 			return err
 		}
-		var old store.Grant
-		found, err := getJSON(txn, grantKey(ng.Agent, ng.Backend), &old)
+		if !found {
+			return notFound("backend", ng.Backend)
+		}
+		// An orphan granting a deleted backend of the same name is not
+		// replaced but overwritten: the new grant starts afresh, and the
+		// cleaner leaves its index entry alone.
+		var old grantRecord
+		found, err = getJSON(txn, grantKey(ng.Agent, ng.Backend), &old)
 		if err != nil {
 			return err
 		}
 		ng.CreatedAt = now
-		if found {
+		if found && old.BackendGen == b.Gen {
 			ng.CreatedAt = old.CreatedAt
 		}
-		if err := setJSON(txn, grantKey(ng.Agent, ng.Backend), &ng); err != nil {
+		if err := setJSON(txn, grantKey(ng.Agent, ng.Backend), grantRecord{Grant: ng, BackendGen: b.Gen}); err != nil {
 			return err
 		}
 		return txn.Set(grantByBackendKey(ng.Backend, ng.Agent), nil)
@@ -50,14 +57,15 @@ func (s *Store) PutGrant(ctx context.Context, g *store.Grant, ev store.AuditEven
 	return nil
 }
 
-// DeleteGrant removes the grant for (agent, backend); ErrNotFound if none.
+// DeleteGrant removes the grant for (agent, backend); ErrNotFound if none,
+// or if it granted a deleted backend (the cleaner removes those).
 func (s *Store) DeleteGrant(ctx context.Context, agent, backend string, ev store.AuditEvent) error {
 	return s.mutate(ctx, "delete grant", ev, func(txn *badger.Txn, now time.Time) error {
-		ok, err := exists(txn, grantKey(agent, backend))
+		_, live, err := liveGrant(txn, agent, backend)
 		if err != nil {
 			return err
 		}
-		if !ok {
+		if !live {
 			return fmt.Errorf("grant for agent %q on backend %q: %w", agent, backend, store.ErrNotFound)
 		}
 		return deleteAll(txn, grantKey(agent, backend), grantByBackendKey(backend, agent))

@@ -18,12 +18,12 @@ import (
 //	c/<backend>/<version>       credRecord (sealed bytes, backend generation)
 //	a/<agent>                   agentRecord (Agent and its generation)
 //	s/<idp>/<subject>           agent name bound to the IdP subject
-//	g/<agent>/<backend>         Grant
+//	g/<agent>/<backend>         grantRecord (Grant and the backend's generation)
 //	gb/<backend>/<agent>        empty: reverse grant index
 //	t/<id>                      tokenRecord (with the agent's generation)
 //	ta/<agent>/<id>             empty: tokens by agent
 //	xa/<agent>                  generation of a deleted agent whose tokens await cleanup
-//	xb/<backend>                generation of a deleted backend whose credentials await cleanup
+//	xb/<backend>                generation of a deleted backend whose credentials and grants await cleanup
 //	i/<idp>                     IdP
 //	e/<seq>                     AuditEvent, JSON compressed (internal/auditvalue) or, if older, plain
 //	ea/<agent>/<seq>            empty: audit by agent

@@ -11,7 +11,8 @@ import (
 
 // Load reads every backend with its current credential, and every agent,
 // grant, token and IdP, from one consistent read transaction. Tokens of
-// deleted agents that still await cleanup are left out.
+// deleted agents and grants of deleted backends that still await cleanup
+// are left out.
 func (s *Store) Load(ctx context.Context) (*store.Snapshot, error) {
 	leave, err := s.enter(ctx)
 	if err != nil {
@@ -47,8 +48,11 @@ func (s *Store) Load(ctx context.Context) (*store.Snapshot, error) {
 		}); err != nil {
 			return err
 		}
-		if err := eachJSON(txn, prefixGrant, func(_ []byte, g *store.Grant) error {
-			snap.Grants = append(snap.Grants, *g)
+		if err := eachJSON(txn, prefixGrant, func(_ []byte, g *grantRecord) error {
+			// Grants of a deleted backend likewise.
+			if gen, ok := backendGens[g.Backend]; ok && gen == g.BackendGen {
+				snap.Grants = append(snap.Grants, g.Grant)
+			}
 			return nil
 		}); err != nil {
 			return err

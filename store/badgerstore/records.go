@@ -13,14 +13,17 @@ import (
 )
 
 // Generations. Deleting an agent or backend must not cost time (or one
-// transaction's worth of keys) proportional to its tokens or credential
-// versions. So every agent and backend carries a generation, unique across
-// the store's life, that its tokens and credential versions copy; a token or
-// credential whose owner is missing or has another generation is an orphan.
-// Every read ignores orphans, so a delete makes them unreachable the moment
-// it commits, and a re-created agent or backend of the same name never sees
-// its predecessor's. The cleaner (cleanup.go) removes them afterwards.
-// Records written before generations existed have generation 0 throughout.
+// transaction's worth of keys) proportional to its tokens, credential
+// versions or grants. So every agent and backend carries a generation,
+// unique across the store's life, that its dependents copy (an agent's
+// tokens, a backend's credential versions and grants); a dependent whose
+// owner is missing or has another generation is an orphan. Every read ignores orphans, so a delete
+// makes them unreachable the moment it commits, and a re-created agent or
+// backend of the same name never sees its predecessor's. The cleaner
+// (cleanup.go) removes them afterwards. Records written before generations
+// existed have generation 0 throughout. Grants written before schema
+// version 3 had none although their backends may, so Open tags them
+// (tagGrants).
 
 // agentRecord is an Agent as stored, with its generation.
 type agentRecord struct {
@@ -32,6 +35,12 @@ type agentRecord struct {
 type backendRecord struct {
 	store.Backend
 	Gen uint64 `json:"gen,omitempty"`
+}
+
+// grantRecord is a Grant as stored, with the generation of its backend.
+type grantRecord struct {
+	store.Grant
+	BackendGen uint64 `json:"backend_gen,omitempty"`
 }
 
 // nextGen takes the next generation number.
@@ -84,6 +93,21 @@ func liveToken(txn *badger.Txn, id string) (tokenRecord, bool, error) {
 		return rec, false, err
 	}
 	return rec, a.Gen == rec.AgentGen, nil
+}
+
+// liveGrant reports whether the grant of agent on backend has a record
+// (found) and whether that grants the live backend of its generation (live).
+func liveGrant(txn *badger.Txn, agent, backend string) (found, live bool, err error) {
+	var rec grantRecord
+	found, err = getJSON(txn, grantKey(agent, backend), &rec)
+	if err != nil || !found {
+		return found, false, err
+	}
+	b, ok, err := getBackend(txn, backend)
+	if err != nil || !ok {
+		return true, false, err
+	}
+	return true, b.Gen == rec.BackendGen, nil
 }
 
 // credRecord is a Credential as stored: the domain type hides Sealed from

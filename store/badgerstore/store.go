@@ -21,10 +21,13 @@ import (
 
 // schemaVersion is the layout this package reads and writes (see keys.go).
 // Version 2 stores audit records compressed (internal/auditvalue); it still
-// reads version 1's plain JSON records, so a version 1 store is upgraded in
-// place on open, and an older agw refuses the upgraded directory by name
-// instead of failing on the first compressed record.
-const schemaVersion = 2
+// reads version 1's plain JSON records. Version 3 tags each grant with its
+// backend's generation and leaves a deleted backend's grants to the cleaner;
+// an older agw would read those as live, and hand them to a re-created
+// backend of the same name. Open upgrades an older store in place
+// (tagGrants) and marks it, so an older agw refuses the directory by name
+// instead of misreading it.
+const schemaVersion = 3
 
 // ErrNewerSchema is returned by Open when the directory was written by a newer
 // agw whose layout this one does not understand.
@@ -214,35 +217,30 @@ func (s *Store) syncAfterCommit(op string) error {
 	return nil
 }
 
-// init checks or writes the schema version and loads the audit head.
+// init checks or writes the schema version, upgrading an older store,
+// and loads the audit head.
 func (s *Store) init() error {
-	err := s.db.Update(func(txn *badger.Txn) error {
-		item, err := txn.Get(keySchema)
-		if errors.Is(err, badger.ErrKeyNotFound) {
-			return txn.Set(keySchema, []byte(strconv.Itoa(schemaVersion)))
-		}
-		if err != nil {
-			return err
-		}
-		raw, err := item.ValueCopy(nil)
-		if err != nil {
-			return err
-		}
-		v, err := strconv.Atoi(string(raw))
-		if err != nil {
-			return fmt.Errorf("schema version %q is not a number; the directory is damaged or not an agw store", raw)
-		}
-		if v > schemaVersion {
-			return fmt.Errorf("%s was written with schema version %d, this agw understands up to %d; run the newer agw: %w",
-				s.dir, v, schemaVersion, ErrNewerSchema)
-		}
-		if v < schemaVersion {
-			return txn.Set(keySchema, []byte(strconv.Itoa(schemaVersion)))
-		}
-		return nil
-	})
+	v, err := s.readSchema()
 	if err != nil {
 		return fmt.Errorf("open store: %w", err)
+	}
+	if v > schemaVersion {
+		return fmt.Errorf("open store: %s was written with schema version %d, this agw understands up to %d; run the newer agw: %w",
+			s.dir, v, schemaVersion, ErrNewerSchema)
+	}
+	if v > 0 && v < 3 { // grants untagged; a new store (0) has none
+		if err := s.tagGrants(); err != nil {
+			return fmt.Errorf("open store: upgrade to schema version %d: %w", schemaVersion, err)
+		}
+	}
+	if v != schemaVersion {
+		// Last, so an upgrade cut short is redone at the next open.
+		err := s.db.Update(func(txn *badger.Txn) error {
+			return txn.Set(keySchema, []byte(strconv.Itoa(schemaVersion)))
+		})
+		if err != nil {
+			return fmt.Errorf("open store: %w", err)
+		}
 	}
 	if err := s.db.Sync(); err != nil {
 		return fmt.Errorf("open store: %w", err)
@@ -255,6 +253,23 @@ func (s *Store) init() error {
 		s.head = h
 		return nil
 	})
+}
+
+// readSchema reads the schema version; 0 means a new, empty store.
+func (s *Store) readSchema() (int, error) {
+	var v int
+	err := s.db.View(func(txn *badger.Txn) error {
+		raw, found, err := getRaw(txn, keySchema)
+		if err != nil || !found {
+			return err
+		}
+		v, err = strconv.Atoi(string(raw))
+		if err != nil {
+			return fmt.Errorf("schema version %q is not a number; the directory is damaged or not an agw store", raw)
+		}
+		return nil
+	})
+	return v, err
 }
 
 // Close stops the background syncer, cleaner and collector, syncs and

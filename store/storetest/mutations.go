@@ -260,9 +260,13 @@ func testBackends(t *testing.T, open func(t *testing.T) store.Store) {
 		if _, ok := grantIn(snap, agentBot, backendHR); !ok {
 			t.Error("grant to another backend was removed")
 		}
+		err := s.DeleteGrant(ctx, agentBot, backendCRM, ev("grant.remove", "bot/crm"))
+		wantErr(t, err, store.ErrNotFound, agentBot, backendCRM)
 		// Recreating under the same name starts again at version 1, with the freed hosts.
 		b := newBackend(backendCRM, "crm.example.com")
 		must(t, s.CreateBackend(ctx, b, sealed("again"), ev("backend.add", backendCRM)))
+		err = s.DeleteGrant(ctx, agentBot, backendCRM, ev("grant.remove", "bot/crm"))
+		wantErr(t, err, store.ErrNotFound, agentBot, backendCRM)
 		if cr, _ := credentialIn(mustLoad(t, s), backendCRM); cr.Version != 1 || string(cr.Sealed) != "age-sealed:again" {
 			t.Errorf("recreated credential = %+v", cr)
 		}
