@@ -93,7 +93,7 @@ func requestEvent(i int) store.AuditEvent {
 }
 
 func BenchmarkAppendAudit(b *testing.B) {
-	for _, batch := range []int{100, 1000} {
+	for _, batch := range []int{6, 32, 100, 1000} {
 		b.Run(fmt.Sprintf("batch%d", batch), func(b *testing.B) {
 			dir := b.TempDir()
 			s := openDir(b, dir, badgerstore.Options{})
