@@ -27,13 +27,20 @@
 # its own /etc/hosts (needs root; otherwise add "127.0.0.1 api.bench.test" to
 # /etc/hosts yourself).
 #
-# Usage: [BACKEND=nginx|go] gateway/bench/loadtest.sh [DURATION] [CONNECTIONS] [ROUNDS]
+# Each round also measures a calibration target, the standard library's
+# httputil.ReverseProxy doing nginx's job and nothing more (stockproxy/), so
+# the ratio can be read against what any Go proxy gets on the same fixture;
+# STOCK=0 leaves it out.
+#
+# Usage: [BACKEND=nginx|go] [STOCK=0] gateway/bench/loadtest.sh [DURATION] [CONNECTIONS] [ROUNDS]
 #        (default nginx, 10s 32 3)
 set -euo pipefail
 
 DURATION=${1:-10s}
 CONNS=${2:-32}
 ROUNDS=${3:-3}
+STOCK=${STOCK:-1}
+[ "$STOCK" = 0 ] && STOCK=
 BACKEND_KIND=${BACKEND:-nginx}
 case $BACKEND_KIND in nginx | go) ;; *) echo "BACKEND must be nginx or go, not $BACKEND_KIND" >&2; exit 2 ;; esac
 THREADS=2
@@ -96,7 +103,8 @@ NGX
 }
 
 echo "building agw and the bench helpers" >&2
-(cd "$REPO" && go build -o "$T/agw" ./cmd/agw && go build -o "$T/backend" ./gateway/bench/backend && go build -o "$T/mintleaf" ./gateway/bench/mintleaf)
+(cd "$REPO" && go build -o "$T/agw" ./cmd/agw && go build -o "$T/backend" ./gateway/bench/backend && go build -o "$T/mintleaf" ./gateway/bench/mintleaf &&
+	go build -o "$T/stockproxy" ./gateway/bench/stockproxy)
 
 # Backend: the same fixed JSON body either way, and a 401 without the key.
 BODY='{"id":"cmpl-1","object":"chat.completion","model":"bench","choices":[{"index":0,"message":{"role":"assistant","content":"ok"}}]}'
@@ -166,6 +174,15 @@ start_nginx "$T/nginx" "
 	}"
 NGINX_PID=$WORKER
 
+if [ -n "${STOCK:-}" ]; then
+	STOCKPROXY_KEY=$SECRET "${PIN_SUT[@]}" "$T/stockproxy" -cert "$T/nginx.pem" -key "$T/nginx.key" \
+		-upstream "https://$BACKEND" -upstream-ca "$T/backend.pem" >"$T/stock.log" 2>&1 &
+	PIDS+=($!)
+	STOCK_PID=$!
+	waitfor "$T/stock.log" ready
+	STOCK_PORT=$(awk '/ready/{print $2}' "$T/stock.log" | sed 's/.*://')
+fi
+
 printf '127.0.0.1 localhost\n127.0.0.1 %s\n' "$HOST" >"$T/hosts"
 runwrk() { # runwrk URL [header]
 	local cmd=("${PIN_WRK[@]}" wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency)
@@ -202,11 +219,12 @@ curlcheck() { unshare -m sh -c 'mount --bind "$0" /etc/hosts && shift && exec "$
 # are the proxy's and the backend's CPU per request, in µs.
 run_target() {
 	local out proxy=$BACKEND_PID p0 b0 p1 b1
-	case $1 in nginx) proxy=$NGINX_PID ;; agw) proxy=$AGW_PID ;; esac
+	case $1 in nginx) proxy=$NGINX_PID ;; agw) proxy=$AGW_PID ;; stock) proxy=$STOCK_PID ;; esac
 	p0=$(cputicks "$proxy"); b0=$(cputicks "$BACKEND_PID")
 	case $1 in
 	direct) out=$(runwrk "https://$BACKEND/v1/chat" "X-Api-Key: $SECRET") ;;
 	nginx) out=$(runwrk "https://$HOST:$NGINX_PORT/v1/chat") ;;
+	stock) out=$(runwrk "https://$HOST:$STOCK_PORT/v1/chat") ;;
 	agw) out=$(runwrk "https://$HOST:$AGW_PORT/v1/chat" "Authorization: Bearer $TOKEN") ;;
 	esac
 	p1=$(cputicks "$proxy"); b1=$(cputicks "$BACKEND_PID")
@@ -222,10 +240,17 @@ printf '\n%-6s %-8s %12s %10s %10s %8s %12s %12s\n' round target req/s p50_ms p9
 read -r rps p50 p99 bad pu bu <<<"$direct"
 printf '%-6s %-8s %12s %10s %10s %8s %12s %12s\n' - direct "$rps" "$p50" "$p99" "$bad" - "$bu"
 RATIOS=()
+STOCKS=()
 for round in $(seq 1 "$ROUNDS"); do
 	n=$(run_target nginx)
 	a=$(run_target agw)
-	for pair in "nginx:$n" "agw:$a"; do
+	pairs=("nginx:$n" "agw:$a")
+	if [ -n "${STOCK:-}" ]; then
+		st=$(run_target stock)
+		pairs+=("stock:$st")
+		STOCKS+=("$(awk -v n="$n" -v s="$st" 'BEGIN { split(n, N, " "); split(s, S, " "); printf "%.3f", S[1]/N[1] }')")
+	fi
+	for pair in "${pairs[@]}"; do
 		read -r rps p50 p99 bad pu bu <<<"${pair#*:}"
 		printf '%-6s %-8s %12s %10s %10s %8s %12s %12s\n' "$round" "${pair%%:*}" "$rps" "$p50" "$p99" "$bad" "$pu" "$bu"
 	done
@@ -244,3 +269,6 @@ printf '%s\n' "${RATIOS[@]}" | awk -v rounds="$ROUNDS" -v backend="$BACKEND_KIND
 		m = idx[int((n + 1) / 2)]
 		printf "\nagw/nginx, median of %d rounds: %s  (target req/s >= 0.50x; backend: %s)\n", rounds, l[m], backend
 	}'
+if [ -n "${STOCK:-}" ]; then
+	printf '%s\n' "${STOCKS[@]}" | sort -n | awk '{ r[NR] = $1 } END { printf "stock ReverseProxy/nginx, median of %d rounds: req/s %.2fx\n", NR, r[int((NR + 1) / 2)] }'
+fi
