@@ -110,6 +110,12 @@ func TestTUIInTmux(t *testing.T) {
 	s.keys("Enter") // upstream: the host itself
 	s.keys("Enter") // upstream CA: the system roots
 	s.keys("Enter") // timeout: the gateway's default
+	s.typeText("10/s")
+	s.waitFor("burst")
+	s.keys("Enter")
+	s.typeText("5")
+	s.keys("Enter")
+	s.keys("Enter") // scrub: the prefilled yes
 	s.keys("C-u")   // inject: replace the prefilled bearer
 	s.typeText("header")
 	s.waitFor("header mode: header name")
@@ -131,7 +137,8 @@ func TestTUIInTmux(t *testing.T) {
 		return len(backends) == 1
 	})
 	if len(backends) != 1 || backends[0].Name != "tuibackend" || backends[0].Hosts[0] != "tui.example.com" ||
-		backends[0].Inject != store.InjectHeader || backends[0].Header != "X-Api-Key" || backends[0].Prefix != "Token " {
+		backends[0].Inject != store.InjectHeader || backends[0].Header != "X-Api-Key" || backends[0].Prefix != "Token " ||
+		backends[0].Rate != "10/s" || backends[0].Burst != 5 || backends[0].NoScrub {
 		t.Fatalf("backend list after the TUI form = %+v", backends)
 	}
 

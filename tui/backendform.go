@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -18,7 +19,8 @@ import (
 )
 
 // Field positions in the add form. The mode fields follow inject and only
-// the chosen mode's are shown, so the form fits 80x24 in every mode.
+// the chosen mode's are shown, and burst only with a rate, so the form fits
+// 80x24 in every mode.
 const (
 	bfName = iota
 	bfHosts
@@ -26,6 +28,9 @@ const (
 	bfPlainHTTP
 	bfUpstreamCA
 	bfTimeout
+	bfRate
+	bfBurst
+	bfScrub
 	bfInject
 	bfHeader
 	bfPrefix
@@ -66,6 +71,9 @@ func (s *backendsScreen) openAdd() {
 		fieldSpec{label: "plain http", placeholder: "type yes to send requests and the secret unencrypted"},
 		fieldSpec{label: "upstream CA", placeholder: "empty: system roots; or a local PEM file path"},
 		fieldSpec{label: "timeout", placeholder: "empty: the gateway's default; or e.g. 30s, 2m"},
+		fieldSpec{label: "rate", placeholder: "empty: no limit; or N/s, N/m or N/h for all agents, e.g. 10/s"},
+		fieldSpec{label: "burst", placeholder: "requests allowed at once above the rate, e.g. 20 (empty: 0)"},
+		fieldSpec{label: "scrub", value: "yes", placeholder: "empty or yes: redact a secret the backend echoes; no: don't"},
 		fieldSpec{label: "inject", value: string(store.InjectBearer), placeholder: "header|bearer|basic|query|oauth2"},
 		fieldSpec{label: "header", placeholder: "header mode: header name, e.g. X-Api-Key"},
 		fieldSpec{label: "prefix", placeholder: `header mode: optional text before the secret, e.g. "Token "`, verbatim: true},
@@ -78,7 +86,7 @@ func (s *backendsScreen) openAdd() {
 		fieldSpec{label: "secret", secret: true},
 	)
 	s.form.note = "The secret is sealed by the daemon and can never be read back."
-	s.showModeFields()
+	s.showRelevantFields()
 }
 
 // typedMode is the inject mode typed in the add form f, lower-cased.
@@ -91,12 +99,24 @@ func plainUpstream(upstream string) bool {
 	return len(upstream) >= 7 && strings.EqualFold(upstream[:7], "http://")
 }
 
-// showModeFields shows the fields of the inject mode typed so far and hides
-// the others; an unfinished mode shows none. The plain-http consent shows
-// only for an http:// upstream.
-func (s *backendsScreen) showModeFields() {
+// scrubOff reports whether the add form f turns response scrubbing off.
+func scrubOff(f *form) bool {
+	return strings.EqualFold(f.value(bfScrub), "no")
+}
+
+// showRelevantFields shows the fields of the inject mode typed so far and
+// hides the others; an unfinished mode shows none. The plain-http consent
+// shows only for an http:// upstream, burst only with a rate (or once it
+// holds a value, so a burst left without its rate can still be seen and
+// fixed). Turning scrubbing off shows what that gives away.
+func (s *backendsScreen) showRelevantFields() {
 	f, mode := s.form, typedMode(s.form)
 	f.show(bfPlainHTTP, plainUpstream(f.value(bfUpstream)))
+	f.show(bfBurst, f.value(bfRate) != "" || f.value(bfBurst) != "" || f.focus == bfBurst)
+	f.warn = ""
+	if scrubOff(f) {
+		f.warn = "scrub is off: a backend that echoes the secret hands it to the agent"
+	}
 	for m, fields := range modeFields {
 		for _, i := range fields {
 			f.show(i, m == mode)
@@ -166,6 +186,26 @@ func addRequest(f *form) (admin.AddBackendRequest, int, error) {
 		if b.UpstreamCA, err = readUpstreamCA(path); err != nil {
 			return admin.AddBackendRequest{}, bfUpstreamCA, err
 		}
+	}
+	b.Rate = f.value(bfRate)
+	if _, err := store.ParseRate(b.Rate); err != nil {
+		return fail(bfRate, "rate %q: want N/s, N/m or N/h, like 10/s, or leave it empty for no limit", b.Rate)
+	}
+	if burst := f.value(bfBurst); burst != "" {
+		if b.Burst, err = strconv.Atoi(burst); err != nil || b.Burst < 0 {
+			return fail(bfBurst, "burst %q: want a whole number of requests, like 20, or leave it empty", burst)
+		}
+	}
+	if b.Burst > 0 && b.Rate == "" {
+		// The daemon refuses this too: a burst is only the slack above a rate.
+		return fail(bfBurst, "burst %d needs a rate: type a rate like 10/s, or clear burst", b.Burst)
+	}
+	switch scrub := f.value(bfScrub); {
+	case scrub == "" || strings.EqualFold(scrub, "yes"):
+	case scrubOff(f):
+		b.NoScrub = true
+	default:
+		return fail(bfScrub, "scrub %q: type yes to redact a secret the backend echoes back, or no to let it reach the agent", scrub)
 	}
 
 	switch b.Inject {

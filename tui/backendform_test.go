@@ -91,46 +91,57 @@ func TestAddBackendModes(t *testing.T) {
 	tests := []struct {
 		name string
 		// values for the visible fields after hosts: upstream, plain http
-		// (for an http:// upstream only), upstream CA, timeout, inject, the
-		// mode's fields, then the secret.
+		// (for an http:// upstream only), upstream CA, timeout, rate, burst
+		// (with a rate only), scrub, inject, the mode's fields, then the
+		// secret.
 		values []string
 		want   store.Backend
 	}{
 		{
 			name:   "bearer",
-			values: []string{"", "", "", "bearer", secret},
+			values: []string{"", "", "", "", "yes", "bearer", secret},
 			want:   store.Backend{Inject: store.InjectBearer},
 		},
 		{
 			name:   "header with prefix, upstream CA and timeout",
-			values: []string{"https://10.1.2.3:8443", caPath, "45s", "Header", "Authorization", "Token ", secret},
+			values: []string{"https://10.1.2.3:8443", caPath, "45s", "", "yes", "Header", "Authorization", "Token ", secret},
 			want: store.Backend{Upstream: "https://10.1.2.3:8443", UpstreamCA: caText, Timeout: store.Duration(45 * time.Second),
 				Inject: store.InjectHeader, Header: "Authorization", Prefix: "Token "},
 		},
 		{
 			// plain http shows after an http:// upstream.
 			name:   "plain http upstream",
-			values: []string{"HTTP://10.0.0.9:8080", "yes", "", "", "bearer", secret},
+			values: []string{"HTTP://10.0.0.9:8080", "yes", "", "", "", "yes", "bearer", secret},
 			want:   store.Backend{Upstream: "HTTP://10.0.0.9:8080", AllowPlainHTTP: true, Inject: store.InjectBearer},
 		},
 		{
+			name:   "rate and burst",
+			values: []string{"", "", "", "10/s", "20", "yes", "bearer", secret},
+			want:   store.Backend{Inject: store.InjectBearer, Rate: "10/s", Burst: 20},
+		},
+		{
+			name:   "rate without burst",
+			values: []string{"", "", "", "600/h", "", "yes", "bearer", secret},
+			want:   store.Backend{Inject: store.InjectBearer, Rate: "600/h"},
+		},
+		{
 			name:   "basic",
-			values: []string{"", "", "", "basic", "svc-agw", secret},
+			values: []string{"", "", "", "", "yes", "basic", "svc-agw", secret},
 			want:   store.Backend{Inject: store.InjectBasic, BasicUser: "svc-agw"},
 		},
 		{
 			name:   "basic without a user",
-			values: []string{"", "", "", "basic", "", secret},
+			values: []string{"", "", "", "", "yes", "basic", "", secret},
 			want:   store.Backend{Inject: store.InjectBasic},
 		},
 		{
 			name:   "query",
-			values: []string{"", "", "", "query", "api_key", secret},
+			values: []string{"", "", "", "", "yes", "query", "api_key", secret},
 			want:   store.Backend{Inject: store.InjectQuery, QueryParam: "api_key"},
 		},
 		{
 			name: "oauth2",
-			values: []string{"", "", "2m", "oauth2", "https://login.example.com/oauth2/token", "agw-client",
+			values: []string{"", "", "2m", "", "yes", "oauth2", "https://login.example.com/oauth2/token", "agw-client",
 				"read, write  admin", "audience=https://api.example.com resource=urn:x=1", secret},
 			want: store.Backend{Timeout: store.Duration(2 * time.Minute), Inject: store.InjectOAuth2, OAuth2: &store.OAuth2{
 				TokenURL: "https://login.example.com/oauth2/token",
@@ -141,7 +152,7 @@ func TestAddBackendModes(t *testing.T) {
 		},
 		{
 			name:   "oauth2 without scopes or params",
-			values: []string{"", "", "", "oauth2", "http://127.0.0.1:9000/token", "agw-client", "", "", secret},
+			values: []string{"", "", "", "", "yes", "oauth2", "http://127.0.0.1:9000/token", "agw-client", "", "", secret},
 			want: store.Backend{Inject: store.InjectOAuth2, OAuth2: &store.OAuth2{
 				TokenURL: "http://127.0.0.1:9000/token", ClientID: "agw-client"}},
 		},
@@ -173,7 +184,7 @@ func TestAddBackendModes(t *testing.T) {
 func TestAddBackendModeFields(t *testing.T) {
 	api := newFakeAPI()
 	h := openAddForm(t, api)
-	h.fill("switch", "api.switch.example", "", "", "", "header", "X-Api-Key", "Token ")
+	h.fill("switch", "api.switch.example", "", "", "", "", "yes", "header", "X-Api-Key", "Token ")
 	h.waitFor("prefix")
 
 	// Back to inject (prefix, header, inject), then on to query.
@@ -191,7 +202,7 @@ func TestAddBackendModeFields(t *testing.T) {
 
 	t.Run("oauth2 fits 80x24", func(t *testing.T) {
 		h := openAddForm(t, newFakeAPI())
-		h.fill("idp-api", "api.idp.example", "", "", "", "oauth2", "", "agw-client", "", "", "hunter2")
+		h.fill("idp-api", "api.idp.example", "", "", "", "", "yes", "oauth2", "", "agw-client", "", "", "hunter2")
 		h.waitFor("oauth2 mode needs the token url")
 		m := h.abort()
 		for _, label := range []string{"token url", "client id", "scopes", "token params", "secret", "needs the token url"} {
@@ -224,22 +235,28 @@ func TestAddBackendInvalid(t *testing.T) {
 		want   string
 		field  int // where the focus goes to fix it
 	}{
-		{"header without name", []string{"", "", "", "header", "", "", "pw"}, "header mode needs the header name", bfHeader},
-		{"query without parameter", []string{"", "", "", "query", "", "pw"}, "query mode needs the parameter name", bfQueryParam},
-		{"query parameter with =", []string{"", "", "", "query", "a=b", "pw"}, `query param "a=b": a parameter name cannot hold`, bfQueryParam},
-		{"basic user with colon", []string{"", "", "", "basic", "me:you", "pw"}, "cannot contain ':'", bfBasicUser},
-		{"oauth2 without token url", []string{"", "", "", "oauth2", "", "id", "", "", "pw"}, "oauth2 mode needs the token url", bfTokenURL},
-		{"oauth2 without client id", []string{"", "", "", "oauth2", "https://idp.example/token", "", "", "", "pw"}, "oauth2 mode needs the client id", bfClientID},
-		{"token param without =", []string{"", "", "", "oauth2", "https://idp.example/token", "id", "", "audience", "pw"}, `token param "audience": use key=value`, bfTokenParams},
-		{"unknown mode", []string{"", "", "", "cookie", "pw"}, "inject must be one of header, bearer, basic, query or oauth2", bfInject},
-		{"http upstream without consent", []string{"http://10.0.0.9:8080", "", "", "", "bearer", "pw"}, "an http:// upstream gets requests and the secret unencrypted: type yes in plain http", bfPlainHTTP},
-		{"bad timeout", []string{"", "", "soon", "bearer", "pw"}, `timeout "soon": give a duration like 30s`, bfTimeout},
-		{"negative timeout", []string{"", "", "-5s", "bearer", "pw"}, `timeout "-5s"`, bfTimeout},
-		{"missing CA file", []string{"", missing, "", "bearer", "pw"}, "upstream CA: open " + missing + ": no such file or directory; give the path of a PEM file", bfUpstreamCA},
-		{"CA file without PEM", []string{"", notPEM, "", "bearer", "pw"}, "upstream CA: " + notPEM + " holds no PEM certificate", bfUpstreamCA},
-		{"CA path is a directory", []string{"", dir, "", "bearer", "pw"}, "upstream CA: read " + dir + ": is a directory", bfUpstreamCA},
-		{"no secret", []string{"", caPath, "", "bearer", ""}, "type the secret", bfSecret},
-		{"no oauth2 client secret", []string{"", "", "", "oauth2", "https://idp.example/token", "id", "", "", ""}, "type the secret: the OAuth2 client secret", bfSecret},
+		{"header without name", []string{"", "", "", "", "yes", "header", "", "", "pw"}, "header mode needs the header name", bfHeader},
+		{"query without parameter", []string{"", "", "", "", "yes", "query", "", "pw"}, "query mode needs the parameter name", bfQueryParam},
+		{"query parameter with =", []string{"", "", "", "", "yes", "query", "a=b", "pw"}, `query param "a=b": a parameter name cannot hold`, bfQueryParam},
+		{"basic user with colon", []string{"", "", "", "", "yes", "basic", "me:you", "pw"}, "cannot contain ':'", bfBasicUser},
+		{"oauth2 without token url", []string{"", "", "", "", "yes", "oauth2", "", "id", "", "", "pw"}, "oauth2 mode needs the token url", bfTokenURL},
+		{"oauth2 without client id", []string{"", "", "", "", "yes", "oauth2", "https://idp.example/token", "", "", "", "pw"}, "oauth2 mode needs the client id", bfClientID},
+		{"token param without =", []string{"", "", "", "", "yes", "oauth2", "https://idp.example/token", "id", "", "audience", "pw"}, `token param "audience": use key=value`, bfTokenParams},
+		{"unknown mode", []string{"", "", "", "", "yes", "cookie", "pw"}, "inject must be one of header, bearer, basic, query or oauth2", bfInject},
+		{"http upstream without consent", []string{"http://10.0.0.9:8080", "", "", "", "", "yes", "bearer", "pw"}, "an http:// upstream gets requests and the secret unencrypted: type yes in plain http", bfPlainHTTP},
+		{"rate without unit", []string{"", "", "", "10", "", "yes", "bearer", "pw"}, `rate "10": want N/s, N/m or N/h, like 10/s`, bfRate},
+		{"rate per day", []string{"", "", "", "100/d", "", "yes", "bearer", "pw"}, `rate "100/d": want N/s, N/m or N/h, like 10/s`, bfRate},
+		{"zero rate", []string{"", "", "", "0/s", "", "yes", "bearer", "pw"}, `rate "0/s": want N/s, N/m or N/h`, bfRate},
+		{"burst not a number", []string{"", "", "", "10/s", "lots", "yes", "bearer", "pw"}, `burst "lots": want a whole number of requests, like 20`, bfBurst},
+		{"negative burst", []string{"", "", "", "10/s", "-3", "yes", "bearer", "pw"}, `burst "-3": want a whole number`, bfBurst},
+		{"scrub neither yes nor no", []string{"", "", "", "", "off", "bearer", "pw"}, `scrub "off": type yes to redact a secret the backend echoes back, or no`, bfScrub},
+		{"bad timeout", []string{"", "", "soon", "", "yes", "bearer", "pw"}, `timeout "soon": give a duration like 30s`, bfTimeout},
+		{"negative timeout", []string{"", "", "-5s", "", "yes", "bearer", "pw"}, `timeout "-5s"`, bfTimeout},
+		{"missing CA file", []string{"", missing, "", "", "yes", "bearer", "pw"}, "upstream CA: open " + missing + ": no such file or directory; give the path of a PEM file", bfUpstreamCA},
+		{"CA file without PEM", []string{"", notPEM, "", "", "yes", "bearer", "pw"}, "upstream CA: " + notPEM + " holds no PEM certificate", bfUpstreamCA},
+		{"CA path is a directory", []string{"", dir, "", "", "yes", "bearer", "pw"}, "upstream CA: read " + dir + ": is a directory", bfUpstreamCA},
+		{"no secret", []string{"", caPath, "", "", "yes", "bearer", ""}, "type the secret", bfSecret},
+		{"no oauth2 client secret", []string{"", "", "", "", "yes", "oauth2", "https://idp.example/token", "id", "", "", ""}, "type the secret: the OAuth2 client secret", bfSecret},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -278,7 +295,7 @@ func TestAddBackendDaemonRefuses(t *testing.T) {
 	api.addErr = &admin.Error{Status: 400, Code: admin.CodeInvalid,
 		Message: `invalid header "Host": this header carries routing or framing and cannot hold a credential`}
 	h := openAddForm(t, api)
-	h.fill("hosty", "api.hosty.example", "", "", "", "header", "Host", "", secret)
+	h.fill("hosty", "api.hosty.example", "", "", "", "", "yes", "header", "Host", "", secret)
 	h.waitFor("this header carries routing")
 	m := h.abort()
 
@@ -299,4 +316,83 @@ func TestAddBackendDaemonRefuses(t *testing.T) {
 	if bytes.Contains(h.out.bytes(), []byte(secret)) {
 		t.Error("the secret was rendered")
 	}
+}
+
+// TestAddBackendBurstNeedsRate checks that a burst left behind when its rate
+// is cleared stays on screen and is refused, as the daemon refuses it.
+func TestAddBackendBurstNeedsRate(t *testing.T) {
+	api := newFakeAPI()
+	h := openAddForm(t, api)
+	h.fill("limits", "api.limits.example", "", "", "", "10/s", "5")
+	h.press("shift+tab", "shift+tab") // back to rate
+	h.fill("", "5", "yes", "bearer", "pw")
+	h.waitFor("✗ ")
+	m := h.abort()
+
+	f := addForm(t, m)
+	want := "burst 5 needs a rate: type a rate like 10/s, or clear burst"
+	if !strings.Contains(f.err, want) {
+		t.Errorf("form error = %q, want it to contain %q", f.err, want)
+	}
+	if f.focus != bfBurst {
+		t.Errorf("focus on %s, want burst", f.fields[f.focus].label)
+	}
+	if !strings.Contains(m.View(), "burst  5") {
+		t.Errorf("the burst to fix is not on screen:\n%s", m.View())
+	}
+	if len(api.added) != 0 {
+		t.Errorf("a burst without a rate reached the API: %+v", api.added)
+	}
+}
+
+// TestAddBackendScrub checks that scrubbing stays on unless the operator
+// types no, and that turning it off shows what it gives away.
+func TestAddBackendScrub(t *testing.T) {
+	const warning = "! scrub is off: a backend that echoes the secret hands it to the agent"
+	tests := []struct {
+		name    string
+		scrub   string
+		noScrub bool
+	}{
+		{"left on", "yes", false},
+		{"cleared", "", false},
+		{"turned off", "no", true},
+		{"turned off in capitals", "NO", true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			api := newFakeAPI()
+			h := openAddForm(t, api)
+			h.fill("echo", "api.echo.example", "", "", "", "", tc.scrub)
+			if tc.noScrub {
+				h.waitFor(warning)
+			}
+			h.fill("bearer", "pw")
+			h.waitFor("added backend echo")
+			h.finish()
+
+			if len(api.added) != 1 || api.added[0].Backend.NoScrub != tc.noScrub {
+				t.Errorf("AddBackend got %+v, want one call with NoScrub %v", api.added, tc.noScrub)
+			}
+			if shown := bytes.Contains(h.out.bytes(), []byte(warning)); shown != tc.noScrub {
+				t.Errorf("warning shown = %v, want %v", shown, tc.noScrub)
+			}
+		})
+	}
+}
+
+// TestAddBackendTallestForm checks that the form with every optional field
+// shown, the scrub warning and an error still fits 80x24.
+func TestAddBackendTallestForm(t *testing.T) {
+	h := openAddForm(t, newFakeAPI())
+	h.fill("tall", "api.tall.example", "http://10.0.0.9:8080", "yes", "", "30s", "10/s", "20", "no",
+		"oauth2", "", "agw-client", "read", "audience=x", "hunter2")
+	h.waitFor("oauth2 mode needs the token url")
+	m := h.abort()
+	for _, want := range []string{"plain http", "burst", "token params", "secret", "! scrub is off", "needs the token url", "type it again"} {
+		if !strings.Contains(m.View(), want) {
+			t.Errorf("the tallest form does not show %q", want)
+		}
+	}
+	golden(t, m)
 }

@@ -131,7 +131,7 @@ func (s *backendsScreen) key(msg tea.KeyMsg) tea.Cmd {
 			return s.submit()
 		default:
 			if s.rotating == "" {
-				s.showModeFields()
+				s.showRelevantFields()
 			}
 		}
 		return cmd

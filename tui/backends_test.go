@@ -40,7 +40,7 @@ func TestBackends(t *testing.T) {
 		h.typ("api.weather.example, Maps.Weather.example")
 		h.press("enter")
 		h.typ("https://10.1.2.3:8443")
-		h.press("enter", "enter", "enter", "ctrl+u") // no upstream CA, default timeout
+		h.press("enter", "enter", "enter", "enter", "enter", "ctrl+u") // no upstream CA, default timeout, no rate, scrubbed
 		h.typ("header")
 		h.press("enter")
 		h.typ("X-Api-Key")
@@ -81,7 +81,7 @@ func TestBackends(t *testing.T) {
 		h.typ("weather")
 		h.press("enter")
 		h.typ("api.weather.example")
-		h.press("tab", "tab", "tab", "tab", "tab") // upstream, CA, timeout, inject, secret
+		h.press("tab", "tab", "tab", "tab", "tab", "tab", "tab") // upstream, CA, timeout, rate, scrub, inject, secret
 		h.typ("hunter2")
 		h.waitFor("•••••••")
 		m := h.abort()

@@ -8,6 +8,7 @@ import (
 	"github.com/charmbracelet/bubbles/key"
 	"github.com/charmbracelet/bubbles/textinput"
 	tea "github.com/charmbracelet/bubbletea"
+	"github.com/charmbracelet/lipgloss"
 )
 
 // fieldSpec describes one input of a form.
@@ -34,6 +35,7 @@ type form struct {
 	c      *common
 	title  string
 	note   string
+	warn   string // shown under the fields, as for a security downgrade
 	fields []formField
 	focus  int
 	err    string
@@ -181,14 +183,11 @@ func (f *form) fail(err error) {
 
 func (f *form) view() string {
 	st := f.c.st
-	var b strings.Builder
-	b.WriteString(st.Title.Render(f.title))
-	b.WriteString("\n")
+	head := st.Title.Render(f.title)
 	if f.note != "" {
-		b.WriteString(st.Muted.Render(f.note))
-		b.WriteString("\n")
+		head += "\n" + st.Muted.Render(f.note)
 	}
-	b.WriteString("\n")
+	var fields strings.Builder
 	for i, fl := range f.fields {
 		if fl.hidden {
 			continue
@@ -197,21 +196,43 @@ func (f *form) view() string {
 		mark := "  "
 		if i == f.focus {
 			mark = "› "
-			b.WriteString(st.FormFocus.Render(mark + label))
+			fields.WriteString(st.FormFocus.Render(mark + label))
 		} else {
-			b.WriteString(st.FormLabel.Render(mark + label))
+			fields.WriteString(st.FormLabel.Render(mark + label))
 		}
-		b.WriteString("  ")
-		b.WriteString(fl.input.View())
-		b.WriteString("\n")
+		fields.WriteString("  ")
+		fields.WriteString(fl.input.View())
+		fields.WriteString("\n")
+	}
+	var foot []string
+	if f.warn != "" {
+		foot = append(foot, st.Warning.Width(max(20, f.c.width-2)).Render("! "+f.warn))
 	}
 	switch {
 	case f.busy:
-		b.WriteString("\n" + st.Muted.Render("sending…"))
+		foot = append(foot, st.Muted.Render("sending…"))
 	case f.err != "":
-		b.WriteString("\n" + st.FormError.Width(max(20, f.c.width-2)).Render("✗ "+f.err))
+		foot = append(foot, st.FormError.Width(max(20, f.c.width-2)).Render("✗ "+f.err))
 	}
-	return b.String()
+	// A tall form (many fields, a warning and a wrapped error) first gives
+	// up its blank lines, then its note, so the fields and what went wrong
+	// still fit on the screen.
+	layouts := []struct{ head, gap string }{
+		{head, "\n"},
+		{head, ""},
+		{st.Title.Render(f.title), ""},
+	}
+	var out string
+	for _, l := range layouts {
+		out = l.head + "\n" + l.gap + fields.String()
+		if len(foot) > 0 {
+			out += l.gap + strings.Join(foot, "\n")
+		}
+		if lipgloss.Height(strings.TrimSuffix(out, "\n")) <= f.c.height {
+			break
+		}
+	}
+	return out
 }
 
 func (f *form) helpKeys() helpKeys {
