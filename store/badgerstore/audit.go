@@ -76,32 +76,6 @@ func decodeEvent(k, v []byte, ev *store.AuditEvent) error {
 	return decode(k, js, ev)
 }
 
-// auditEntries are the entries one event writes: the record (value val),
-// then an index entry for its agent and one for its backend where names
-// says they are indexable. The keys are carved from kb.
-func auditEntries(kb *keyBuf, names nameCache, ev *store.AuditEvent, val []byte) []badger.Entry {
-	es := make([]badger.Entry, 1, 3)
-	es[0] = badger.Entry{Key: kb.key(ev.Seq, "e/"), Value: val}
-	if names.indexable(ev.Agent) {
-		es = append(es, badger.Entry{Key: kb.key(ev.Seq, "ea/", ev.Agent, "/")})
-	}
-	if names.indexable(ev.Backend) {
-		es = append(es, badger.Entry{Key: kb.key(ev.Seq, "eb/", ev.Backend, "/")})
-	}
-	return es
-}
-
-// setEntries sets es in txn. Badger keeps the pointers until the commit;
-// es must not be written again.
-func setEntries(txn *badger.Txn, es []badger.Entry) error {
-	for i := range es {
-		if err := txn.SetEntry(&es[i]); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 // appendEvent writes ev after head inside txn and returns the new head.
 func appendEvent(txn *badger.Txn, names nameCache, head auditHead, ev *store.AuditEvent, now time.Time) (auditHead, error) {
 	val, err := sealEvent(head, ev, now)
@@ -109,7 +83,14 @@ func appendEvent(txn *badger.Txn, names nameCache, head auditHead, ev *store.Aud
 		return head, err
 	}
 	var kb keyBuf
-	if err := setEntries(txn, auditEntries(&kb, names, ev, val)); err != nil {
+	if err := txn.SetEntry(&badger.Entry{Key: kb.key(ev.Seq, "e/"), Value: val}); err != nil {
+		return head, err
+	}
+	ib := newIndexBatch(names)
+	if err := ib.add(txn, &kb, ev); err != nil {
+		return head, err
+	}
+	if err := ib.flush(txn, &kb); err != nil {
 		return head, err
 	}
 	ti := timeIndex{}
@@ -143,7 +124,11 @@ func (s *Store) AppendAudit(ctx context.Context, evs []store.AuditEvent) error {
 		var size, count int64
 		txn := s.db.NewTransaction(true)
 		ti := timeIndex{}
+		ib := newIndexBatch(s.names)
 		var kb keyBuf
+		// Badger keeps the entries' pointers until the commit, so they
+		// live in one slice that never grows.
+		recs := make([]badger.Entry, len(evs)-start)
 		end := start
 		for ; end < len(evs); end++ {
 			ev := evs[end]
@@ -152,23 +137,32 @@ func (s *Store) AppendAudit(ctx context.Context, evs []store.AuditEvent) error {
 				txn.Discard()
 				return err
 			}
-			es := auditEntries(&kb, s.names, &ev, val)
-			var esize int64
-			for _, e := range es {
-				esize += int64(len(e.Key) + len(e.Value) + 32)
-			}
+			rec := &recs[end-start]
+			*rec = badger.Entry{Key: kb.key(ev.Seq, "e/"), Value: val}
+			// Counted as if every index entry were its own key: a group
+			// never costs more than that.
+			n := int64(1 + ib.entries(&ev))
+			esize := int64(len(rec.Key)+len(rec.Value)+32) + (n-1)*128
 			// Room is kept for the time index: at most one key per event.
-			if end > start && (size+esize > maxSize || count+int64(2*len(es)) > maxCount) {
+			if end > start && (size+esize > maxSize || count+2*n > maxCount) {
 				break
 			}
-			if err := setEntries(txn, es); err != nil {
+			if err := txn.SetEntry(rec); err != nil {
 				txn.Discard()
 				return s.translate("append audit", err)
 			}
-			size, count = size+esize+48, count+int64(len(es))+1
+			if err := ib.add(txn, &kb, &ev); err != nil {
+				txn.Discard()
+				return s.translate("append audit", err)
+			}
+			size, count = size+esize+48, count+n+1
 			ti.add(ev.Time, ev.Seq)
 			evs[end] = ev
 			head = auditHead{Seq: ev.Seq, Hash: ev.Hash}
+		}
+		if err := ib.flush(txn, &kb); err != nil {
+			txn.Discard()
+			return s.translate("append audit", err)
 		}
 		if err := ti.flush(txn); err != nil {
 			txn.Discard()
@@ -339,74 +333,132 @@ func (sc *scan) iterator(reverse bool) *badger.Iterator {
 	return sc.txn.NewIterator(opts)
 }
 
-// event reads the record an iterator position stands for.
-func (sc *scan) event(item *badger.Item, seq uint64) (store.AuditEvent, error) {
+// event reads the record seq; rec is the record's own item when the scan is
+// not indexed.
+func (sc *scan) event(rec *badger.Item, seq uint64) (store.AuditEvent, error) {
 	if !sc.indexed {
 		var ev store.AuditEvent
-		err := item.Value(func(b []byte) error { return decodeEvent(item.Key(), b, &ev) })
+		err := rec.Value(func(b []byte) error { return decodeEvent(rec.Key(), b, &ev) })
 		return ev, err
 	}
 	ev, found, err := eventAt(sc.txn, seq)
 	if err == nil && !found {
-		err = fmt.Errorf("audit index %q points at missing seq %d", item.Key(), seq)
+		err = fmt.Errorf("audit index %q points at missing seq %d", sc.prefix, seq)
 	}
 	return ev, err
 }
 
-func (sc *scan) forward(fn func(store.AuditEvent) bool) error {
-	it := sc.iterator(false)
-	defer it.Close()
-	n, i := 0, 0
-	for it.Seek(withSeq(sc.prefix, sc.lo+1)); it.Valid(); it.Next() {
-		seq := seqOf(it.Item().Key())
-		if seq > sc.hi {
-			break
-		}
+// visit calls fn with each sequence number in (lo, hi] that the scan's
+// prefix holds, ascending or, if reverse, descending, until fn returns false
+// or an error. rec is the record's item for an unindexed scan, nil for an
+// indexed one (whose entries are groups: auditindex.go).
+func (sc *scan) visit(reverse bool, fn func(seq uint64, rec *badger.Item) (bool, error)) error {
+	i := 0
+	step := func(seq uint64, rec *badger.Item) (bool, error) {
 		if i++; i%1024 == 0 {
 			if err := sc.ctx.Err(); err != nil {
-				return err
+				return false, err
 			}
 		}
-		ev, err := sc.event(it.Item(), seq)
-		if err != nil {
+		return fn(seq, rec)
+	}
+	var group []uint64
+	// inGroup walks the group at item (ascending, or descending if
+	// reverse), bounded by (lo, hi]; done means the walk has left the range.
+	inGroup := func(item *badger.Item, reverse bool) (more bool, err error) {
+		if group, err = readGroup(group[:0], item); err != nil {
+			return false, err
+		}
+		if reverse {
+			slices.Reverse(group)
+		}
+		for _, seq := range group {
+			switch {
+			case seq > sc.hi:
+				if !reverse {
+					return false, nil
+				}
+			case seq <= sc.lo:
+				if reverse {
+					return false, nil
+				}
+			default:
+				if more, err := step(seq, nil); !more || err != nil {
+					return false, err
+				}
+			}
+		}
+		return true, nil
+	}
+
+	if reverse && sc.indexed {
+		// The group holding hi may end above it; it is the first whose key
+		// is past hi.
+		it := sc.iterator(false)
+		it.Seek(withSeq(sc.prefix, sc.hi+1))
+		more, err := true, error(nil)
+		if it.Valid() {
+			more, err = inGroup(it.Item(), true)
+		}
+		it.Close()
+		if !more || err != nil {
 			return err
 		}
-		if !sc.q.Match(&ev) {
+	}
+	it := sc.iterator(reverse)
+	defer it.Close()
+	from := sc.lo + 1
+	if reverse {
+		from = sc.hi
+	}
+	for it.Seek(withSeq(sc.prefix, from)); it.Valid(); it.Next() {
+		if sc.indexed {
+			if more, err := inGroup(it.Item(), reverse); !more || err != nil {
+				return err
+			}
 			continue
 		}
-		if !fn(ev) {
+		seq := seqOf(it.Item().Key())
+		if reverse && seq <= sc.lo || !reverse && seq > sc.hi {
 			return nil
 		}
-		if n++; sc.q.Limit > 0 && n >= sc.q.Limit {
-			return nil
+		if more, err := step(seq, it.Item()); !more || err != nil {
+			return err
 		}
 	}
 	return nil
 }
 
+func (sc *scan) forward(fn func(store.AuditEvent) bool) error {
+	n := 0
+	return sc.visit(false, func(seq uint64, rec *badger.Item) (bool, error) {
+		ev, err := sc.event(rec, seq)
+		if err != nil || !sc.q.Match(&ev) {
+			return err == nil, err
+		}
+		if !fn(ev) {
+			return false, nil
+		}
+		n++
+		return sc.q.Limit <= 0 || n < sc.q.Limit, nil
+	})
+}
+
 // backward collects the newest n matches and returns them ascending.
 func (sc *scan) backward(n int) ([]store.AuditEvent, error) {
-	it := sc.iterator(true)
-	defer it.Close()
 	var out []store.AuditEvent
-	i := 0
-	for it.Seek(withSeq(sc.prefix, sc.hi)); it.Valid() && len(out) < n; it.Next() {
-		seq := seqOf(it.Item().Key())
-		if seq <= sc.lo {
-			break
-		}
-		if i++; i%1024 == 0 {
-			if err := sc.ctx.Err(); err != nil {
-				return nil, err
-			}
-		}
-		ev, err := sc.event(it.Item(), seq)
+	err := sc.visit(true, func(seq uint64, rec *badger.Item) (bool, error) {
+		ev, err := sc.event(rec, seq)
 		if err != nil {
-			return nil, err
+			return false, err
 		}
 		if sc.q.Match(&ev) {
 			out = append(out, ev)
 		}
+		return len(out) < n, nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	slices.Reverse(out)
 	return out, nil

@@ -126,7 +126,7 @@ func (s *Store) pruneBatch(before time.Time) (n int, done bool, err error) {
 	defer s.mu.Unlock()
 	err = s.db.Update(func(txn *badger.Txn) error {
 		var dead [][]byte
-		var kb keyBuf
+		indexes := map[string]bool{} // the pruned records' index prefixes
 		var anchor auditHead
 		opts := badger.DefaultIteratorOptions
 		opts.Prefix = prefixAudit
@@ -146,8 +146,11 @@ func (s *Store) pruneBatch(before time.Time) (n int, done bool, err error) {
 				break
 			}
 			dead = append(dead, item.KeyCopy(nil))
-			for _, e := range auditEntries(&kb, s.names, &ev, nil)[1:] {
-				dead = append(dead, e.Key)
+			if s.names.indexable(ev.Agent) {
+				indexes[string(auditByAgentPrefix(ev.Agent))] = true
+			}
+			if s.names.indexable(ev.Backend) {
+				indexes[string(auditByBackendPrefix(ev.Backend))] = true
 			}
 			anchor = auditHead{Seq: seqOf(item.Key()), Hash: ev.Hash}
 			n++
@@ -161,6 +164,11 @@ func (s *Store) pruneBatch(before time.Time) (n int, done bool, err error) {
 		}
 		if err := deleteAll(txn, dead...); err != nil {
 			return err
+		}
+		for prefix := range indexes {
+			if err := pruneIndex(txn, []byte(prefix), anchor.Seq); err != nil {
+				return err
+			}
 		}
 		if err := pruneTimeIndex(txn, anchor.Seq); err != nil {
 			return err

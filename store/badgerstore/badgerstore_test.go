@@ -117,7 +117,7 @@ func TestOpenLocked(t *testing.T) {
 }
 
 // TestOpenOlderSchema: a version 1 or 2 store opens and is marked as
-// version 3, so an older agw refuses it from then on. Its grants, written
+// the current version, so an older agw refuses it from then on. Its grants, written
 // without a generation, are tagged with their backends' and stay live.
 func TestOpenOlderSchema(t *testing.T) {
 	t.Parallel()
@@ -147,8 +147,8 @@ func TestOpenOlderSchema(t *testing.T) {
 			must(t, s.Close())
 
 			s = openDir(t, dir, badgerstore.Options{})
-			if v, _ := s.RawGet(badgerstore.SchemaKey); string(v) != "3" {
-				t.Errorf("schema after opening a version %s store = %q, want 3", version, v)
+			if v, _ := s.RawGet(badgerstore.SchemaKey); string(v) != "4" {
+				t.Errorf("schema after opening a version %s store = %q, want 4", version, v)
 			}
 			snap, err := s.Load(ctx)
 			must(t, err)
@@ -166,14 +166,14 @@ func TestOpenNewerSchema(t *testing.T) {
 	dir := t.TempDir()
 	s, err := badgerstore.Open(dir, badgerstore.Options{})
 	must(t, err)
-	if v, _ := s.RawGet(badgerstore.SchemaKey); string(v) != "3" {
-		t.Errorf("schema written as %q, want 3", v)
+	if v, _ := s.RawGet(badgerstore.SchemaKey); string(v) != "4" {
+		t.Errorf("schema written as %q, want 4", v)
 	}
-	must(t, s.RawSet(badgerstore.SchemaKey, []byte("4")))
+	must(t, s.RawSet(badgerstore.SchemaKey, []byte("5")))
 	must(t, s.Close())
 	_, err = badgerstore.Open(dir, badgerstore.Options{})
-	if !errors.Is(err, badgerstore.ErrNewerSchema) || !strings.Contains(err.Error(), "version 4") {
-		t.Fatalf("Open = %v, want ErrNewerSchema naming version 4", err)
+	if !errors.Is(err, badgerstore.ErrNewerSchema) || !strings.Contains(err.Error(), "version 5") {
+		t.Fatalf("Open = %v, want ErrNewerSchema naming version 5", err)
 	}
 	// The refused open released the directory.
 	_, err = badgerstore.Open(dir, badgerstore.Options{})

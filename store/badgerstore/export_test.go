@@ -73,6 +73,36 @@ func (s *Store) CountPrefix(prefix string) (n int, err error) {
 	return n, err
 }
 
+// IndexSeqs returns every sequence number the audit index under prefix
+// (ea/<agent>/ or eb/<backend>/) lists, in key order.
+func (s *Store) IndexSeqs(prefix string) (seqs []uint64, err error) {
+	err = s.db.View(func(txn *badger.Txn) error {
+		opts := badger.DefaultIteratorOptions
+		opts.Prefix = []byte(prefix)
+		it := txn.NewIterator(opts)
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			if seqs, err = readGroup(seqs, it.Item()); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return seqs, err
+}
+
+// IndexKeys returns the keys under prefix.
+func (s *Store) IndexKeys(prefix string) (keys [][]byte, err error) {
+	err = s.db.View(func(txn *badger.Txn) error {
+		keys = keysWithPrefix(txn, []byte(prefix))
+		return nil
+	})
+	return keys, err
+}
+
+// SeqKey is prefix followed by seq, as index keys end.
+func SeqKey(prefix string, seq uint64) []byte { return withSeq([]byte(prefix), seq) }
+
 // CredentialVersion reads one stored credential version, current or not.
 func (s *Store) CredentialVersion(backend string, version int) (store.Credential, bool, error) {
 	var rec credRecord

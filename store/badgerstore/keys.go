@@ -26,8 +26,8 @@ import (
 //	xb/<backend>                generation of a deleted backend whose credentials and grants await cleanup
 //	i/<idp>                     IdP
 //	e/<seq>                     AuditEvent, JSON compressed (internal/auditvalue) or, if older, plain
-//	ea/<agent>/<seq>            empty: audit by agent
-//	eb/<backend>/<seq>          empty: audit by backend
+//	ea/<agent>/<seq>            audit by agent: a group of records, seq the last (auditindex.go)
+//	eb/<backend>/<seq>          audit by backend: a group of records, seq the last
 //	et/<minute>                 min and max seq of the minute's events (audittime.go)
 var (
 	keySchema      = []byte("meta/schema")

@@ -26,8 +26,10 @@ import (
 // an older agw would read those as live, and hand them to a re-created
 // backend of the same name. Open upgrades an older store in place
 // (tagGrants) and marks it, so an older agw refuses the directory by name
-// instead of misreading it.
-const schemaVersion = 3
+// instead of misreading it. Version 4 groups the audit indexes' entries
+// (auditindex.go); it reads version 3's entries of one record each, but an
+// older agw would take a group for its last record alone.
+const schemaVersion = 4
 
 // ErrNewerSchema is returned by Open when the directory was written by a newer
 // agw whose layout this one does not understand.
