@@ -31,8 +31,8 @@ import (
 // pipeline is the server's own refusal (its status is read from the status
 // line); request bytes read since the last answered request when the
 // connection closes are a request cut off. HTTP/2 connections go to the
-// server as the plain *tls.Conn it needs to speak HTTP/2; the HTTP/2 server
-// answers malformed streams per stream, with no hook to observe.
+// server as the plain *tls.Conn it needs to speak HTTP/2, and on to an
+// HTTP/2 server of their own whose refusals are recorded (h2conn.go).
 
 const (
 	reasonRefusedByServer = "malformed request refused by the HTTP server before routing"
@@ -263,22 +263,25 @@ func (p *proxy) settle(c *h1Conn, closing bool) {
 	t := c.t
 	n := int(t.refusals.Swap(0))
 	for range n {
-		p.recordUnrouted(c, int(t.status.Load()), reasonRefusedByServer)
+		p.recordUnrouted(c.RemoteAddr().String(), c.host(), int(t.status.Load()), reasonRefusedByServer)
 	}
 	if closing && n == 0 && !t.owed.Load() && t.read.Load() > t.mark {
-		p.recordUnrouted(c, 0, reasonCutOff)
+		p.recordUnrouted(c.RemoteAddr().String(), c.host(), 0, reasonCutOff)
 	}
 }
 
-func (p *proxy) recordUnrouted(c *h1Conn, status int, reason string) {
+// host is the server name the client asked for.
+func (c *h1Conn) host() string { return normalizeHost(c.ConnectionState().ServerName) }
+
+func (p *proxy) recordUnrouted(client, host string, status int, reason string) {
 	p.stats.requests.Add(1)
 	p.stats.denied.Add(1)
 	ev := store.AuditEvent{
 		Time:      p.now(),
 		Kind:      store.KindRequest,
 		RequestID: newRequestID(),
-		Client:    c.RemoteAddr().String(),
-		Host:      normalizeHost(c.ConnectionState().ServerName),
+		Client:    client,
+		Host:      host,
 		Status:    status,
 		Decision:  store.Deny,
 		Reason:    reason,

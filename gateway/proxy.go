@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -64,6 +65,7 @@ type proxy struct {
 	limits    *limits       // grant, agent and backend rates; agent concurrency
 	authFails *authThrottle // failed authentications per client address
 	metrics   *metrics
+	h2        h2Conns // HTTP/2 connections being served, for graceful shutdown
 
 	stats struct {
 		requests, allowed, denied, tlsRefused, upstreamErrs atomic.Uint64
@@ -138,8 +140,10 @@ func (p *proxy) Serve(ctx context.Context, ln net.Listener) error {
 		ErrorLog:    log.New(&logWriter{logger: p.logger}, "", 0),
 		ConnContext: connContext,
 		ConnState:   p.connState,
-		HTTP2:       &http.HTTP2Config{CountError: p.metrics.http2Error},
+		// HTTP/2 connections are served one http2.Server each (h2conn.go).
+		TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){"h2": p.serveH2},
 	}
+	srv.RegisterOnShutdown(p.h2.shutdown)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(newTLSListener(ln, p.TLSConfig(), handshakeTimeout, p)) }()
 	go p.sweepLimits(ctx)

@@ -54,6 +54,9 @@ type harness struct {
 	audits []store.AuditEvent
 	auditc chan store.AuditEvent
 	logs   lockedBuffer
+	// stop ends Serve as the daemon's shutdown does and returns what it
+	// returned; later calls return the same.
+	stop func() error
 }
 
 type harnessOpt func(*harnessSetup)
@@ -170,9 +173,12 @@ func newHarness(t *testing.T, opts ...harnessOpt) *harness {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- h.p.Serve(ctx, ln) }()
-	t.Cleanup(func() {
+	h.stop = sync.OnceValue(func() error {
 		cancel()
-		if err := <-done; err != nil {
+		return <-done
+	})
+	t.Cleanup(func() {
+		if err := h.stop(); err != nil {
 			t.Errorf("Serve: %v", err)
 		}
 		h.checkNoLeaks()
