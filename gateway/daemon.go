@@ -227,13 +227,10 @@ func (d *daemon) serve(ctx context.Context) error {
 	var udp net.PacketConn
 	var tcp net.Listener
 	if cfg.DNSListen != "off" {
-		if udp, err = net.ListenPacket("udp", cfg.DNSListen); err != nil {
-			return fmt.Errorf("listen for DNS on udp %s: %w (pick another address with --dns-listen, or 'off')", cfg.DNSListen, err)
+		if udp, tcp, err = listenDNS(cfg.DNSListen, net.ListenPacket); err != nil {
+			return err
 		}
 		defer udp.Close()
-		if tcp, err = net.Listen("tcp", udp.LocalAddr().String()); err != nil {
-			return fmt.Errorf("listen for DNS on tcp %s: %w", udp.LocalAddr(), err)
-		}
 		defer tcp.Close()
 		d.listeners.DNS = udp.LocalAddr().String()
 	}
@@ -487,4 +484,33 @@ func (d *daemon) exportDNS(w io.Writer, format string) error {
 		return fmt.Errorf("%w: %v", store.ErrInvalid, err)
 	}
 	return nil
+}
+
+// listenDNS opens the DNS server's UDP socket and a TCP listener on the same
+// port. With port 0 the system picks the UDP port, and the same TCP port may
+// already be taken by someone else; then it tries again with another port,
+// a few times, rather than fail. listenPacket is net.ListenPacket.
+func listenDNS(addr string, listenPacket func(network, addr string) (net.PacketConn, error)) (net.PacketConn, net.Listener, error) {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("listen for DNS on %s: %w (give host:port to --dns-listen, or 'off')", addr, err)
+	}
+	attempts := 1
+	if port == "0" {
+		attempts = 10
+	}
+	for i := 1; ; i++ {
+		udp, err := listenPacket("udp", addr)
+		if err != nil {
+			return nil, nil, fmt.Errorf("listen for DNS on udp %s: %w (pick another address with --dns-listen, or 'off')", addr, err)
+		}
+		tcp, err := net.Listen("tcp", udp.LocalAddr().String())
+		if err == nil {
+			return udp, tcp, nil
+		}
+		udp.Close()
+		if i == attempts || !errors.Is(err, syscall.EADDRINUSE) {
+			return nil, nil, fmt.Errorf("listen for DNS on tcp %s: %w (pick another address with --dns-listen, or 'off')", udp.LocalAddr(), err)
+		}
+	}
 }
