@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -23,7 +24,10 @@ func tampered(seq uint64, format string, args ...any) error {
 // PrevHash must equal the prune anchor) to the newest, and returns how many
 // records it checked. A failure wraps store.ErrAuditTampered and names the
 // first bad seq: an edited record fails its hash, a removed record leaves a
-// gap, a reordered record sits under another seq or breaks the link.
+// gap, a reordered record sits under another seq or breaks the link. It then
+// checks that the agent and backend indexes list exactly the records naming
+// them, so filtered queries see what the chain holds; a failure there names
+// the index.
 func (s *Store) VerifyAudit(ctx context.Context) (checked int, err error) {
 	leave, err := s.enter(ctx)
 	if err != nil {
@@ -42,11 +46,17 @@ func (s *Store) VerifyAudit(ctx context.Context) (checked int, err error) {
 	if _, err := getJSON(txn, keyAuditAnchor, &anchor); err != nil {
 		return 0, s.translate("verify audit", err)
 	}
+	prints, err := newIndexPrints()
+	if err != nil {
+		return 0, fmt.Errorf("verify audit: %w", err)
+	}
 	want, prev := anchor.Seq+1, anchor.Hash
 	opts := badger.DefaultIteratorOptions
 	opts.Prefix = prefixAudit
 	it := txn.NewIterator(opts)
-	defer it.Close()
+	closeIt := sync.OnceFunc(it.Close)
+	defer closeIt()
+	names := nameCache{} // s.names is the appenders', under s.mu
 	for it.Rewind(); it.Valid(); it.Next() {
 		if checked%1024 == 0 {
 			if err := ctx.Err(); err != nil {
@@ -79,12 +89,17 @@ func (s *Store) VerifyAudit(ctx context.Context) (checked int, err error) {
 		}
 		prev, want = stored, seq+1
 		checked++
+		prints.record(names, &ev)
 	}
+	closeIt()
 	if want-1 < head.Seq {
 		return checked, tampered(want, "records %d to %d missing from the end", want, head.Seq)
 	}
 	if head.Seq > 0 && prev != head.Hash {
 		return checked, tampered(head.Seq, "newest record does not match the one this process appended")
+	}
+	if err := prints.scan(ctx, txn, anchor.Seq, want-1); err != nil {
+		return checked, err
 	}
 	return checked, nil
 }

@@ -1,9 +1,13 @@
 package badgerstore
 
 import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/dgraph-io/badger/v4"
 
@@ -189,4 +193,149 @@ func pruneIndex(txn *badger.Txn, prefix []byte, upTo uint64) error {
 		v = appendGroup(nil, keep)
 	}
 	return txn.Set(keepKey, v)
+}
+
+// indexPrints are the fingerprints of which records the agent and backend
+// indexes should list, taken from the records themselves, and of what the
+// indexes do list. Each is a count and a sum of keyed hashes of sequence
+// numbers per index prefix: a set equal on both sides gives equal prints,
+// and with a key drawn for each verification, one altered to match cannot
+// be prepared in advance.
+type indexPrints struct {
+	key        [32]byte
+	want, have map[string]*setPrint
+}
+
+type setPrint struct {
+	n   int
+	sum uint64
+}
+
+func newIndexPrints() (*indexPrints, error) {
+	ip := &indexPrints{want: map[string]*setPrint{}, have: map[string]*setPrint{}}
+	if _, err := rand.Read(ip.key[:]); err != nil {
+		return nil, err
+	}
+	return ip, nil
+}
+
+func (ip *indexPrints) hash(seq uint64) uint64 {
+	var b [40]byte
+	copy(b[:], ip.key[:])
+	binary.BigEndian.PutUint64(b[32:], seq)
+	sum := sha256.Sum256(b[:])
+	return binary.BigEndian.Uint64(sum[:8])
+}
+
+func addPrint(m map[string]*setPrint, prefix string, h uint64) {
+	p := m[prefix]
+	if p == nil {
+		p = &setPrint{}
+		m[prefix] = p
+	}
+	p.n++
+	p.sum += h
+}
+
+// record notes a verified record: its agent's and backend's indexes should
+// list it.
+func (ip *indexPrints) record(names nameCache, ev *store.AuditEvent) {
+	h := ip.hash(ev.Seq)
+	if names.indexable(ev.Agent) {
+		addPrint(ip.want, string(auditByAgentPrefix(ev.Agent)), h)
+	}
+	if names.indexable(ev.Backend) {
+		addPrint(ip.want, string(auditByBackendPrefix(ev.Backend)), h)
+	}
+}
+
+// scan reads every index entry in txn and compares what the indexes list
+// with what the records say, for the records in (from, to]; entries below
+// from point at pruned records, which queries skip. The error names the first
+// index that differs.
+func (ip *indexPrints) scan(ctx context.Context, txn *badger.Txn, from, to uint64) error {
+	for _, top := range []string{"ea/", "eb/"} {
+		opts := badger.DefaultIteratorOptions
+		opts.Prefix = []byte(top)
+		opts.PrefetchValues = false
+		it := txn.NewIterator(opts)
+		var seqs []uint64
+		var prefix string
+		var prev uint64
+		n := 0
+		for it.Rewind(); it.Valid(); it.Next() {
+			if n++; n%1024 == 0 {
+				if err := ctx.Err(); err != nil {
+					it.Close()
+					return err
+				}
+			}
+			item := it.Item()
+			k := item.Key()
+			if len(k) < len(top)+9 || k[len(k)-9] != '/' {
+				it.Close()
+				return fmt.Errorf("audit index key %q is malformed: %w", k, store.ErrAuditTampered)
+			}
+			if p := string(k[:len(k)-8]); p != prefix {
+				prefix, prev = p, 0
+			}
+			var err error
+			if seqs, err = readGroup(seqs[:0], item); err != nil {
+				it.Close()
+				return fmt.Errorf("%w: %w", err, store.ErrAuditTampered)
+			}
+			for _, seq := range seqs {
+				if seq <= prev {
+					it.Close()
+					return fmt.Errorf("audit index %s lists seq %d twice or out of order: %w", describeIndex(prefix), seq, store.ErrAuditTampered)
+				}
+				prev = seq
+				if seq > from && seq <= to {
+					addPrint(ip.have, prefix, ip.hash(seq))
+				}
+			}
+		}
+		it.Close()
+	}
+	for prefix, want := range ip.want {
+		if have := ip.have[prefix]; have == nil || *have != *want {
+			n := 0
+			if have != nil {
+				n = have.n
+			}
+			return indexMismatch(prefix, n, want.n)
+		}
+	}
+	for prefix, have := range ip.have {
+		if ip.want[prefix] == nil {
+			return indexMismatch(prefix, have.n, 0)
+		}
+	}
+	return nil
+}
+
+func indexMismatch(prefix string, have, want int) error {
+	d := describeIndex(prefix)
+	detail := fmt.Sprintf("it lists %s where the trail holds %d", records(have), want)
+	if have == want {
+		detail = fmt.Sprintf("it lists %s, as many as the trail holds, but not the same ones", records(have))
+	}
+	return fmt.Errorf("audit index %s does not match the records (%s): queries filtered by it would miss or misreport records, though the records themselves verify: %w",
+		d, detail, store.ErrAuditTampered)
+}
+
+func records(n int) string {
+	if n == 1 {
+		return "1 record"
+	}
+	return fmt.Sprintf("%d records", n)
+}
+
+// describeIndex names an index prefix for a message: agent "bot".
+func describeIndex(prefix string) string {
+	kind, name := "agent", strings.TrimSuffix(strings.TrimPrefix(prefix, "ea/"), "/")
+	if strings.HasPrefix(prefix, "eb/") {
+		kind, name = "backend", strings.TrimSuffix(strings.TrimPrefix(prefix, "eb/"), "/")
+	}
+	return fmt.Sprintf("of %s %q", kind, name)
 }

@@ -1,9 +1,12 @@
 package badgerstore_test
 
 import (
+	"encoding/binary"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -107,6 +110,9 @@ func TestIndexedQueriesMatchScan(t *testing.T) {
 		}
 	}
 	check(t, 300)
+	if _, err := s.VerifyAudit(ctx); err != nil {
+		t.Errorf("VerifyAudit after the prune: %v", err)
+	}
 }
 
 func head(s []uint64) []uint64 { return s[:min(len(s), 12)] }
@@ -156,5 +162,83 @@ func TestIndexReadsSchema3Layout(t *testing.T) {
 	must(t, s.QueryAudit(ctx, store.AuditQuery{Agent: "bot", Last: 7}, func(ev store.AuditEvent) bool { last = append(last, ev.Seq); return true }))
 	if want := []uint64{9, 10, 11, 12, 13, 14, 15}; !slices.Equal(last, want) {
 		t.Errorf("bot's last 7 = %v, want %v", last, want)
+	}
+	if _, err := s.VerifyAudit(ctx); err != nil {
+		t.Errorf("VerifyAudit with both layouts: %v", err)
+	}
+}
+
+// TestVerifyAuditIndex: verify fails, naming the index, when an agent's or
+// backend's index no longer lists exactly the records that name it, since
+// queries filtered by that name would then miss or invent records.
+func TestVerifyAuditIndex(t *testing.T) {
+	t.Parallel()
+	// a1 holds seqs 1,3,5,...; a2 holds 2,4,6,...; all are b1's.
+	open := func(t *testing.T) *badgerstore.Store {
+		s := openTemp(t)
+		for range 3 {
+			evs := make([]store.AuditEvent, 40)
+			for i := range evs {
+				evs[i] = store.AuditEvent{Kind: store.KindRequest, Agent: []string{"a1", "a2"}[i%2], Backend: "b1"}
+			}
+			must(t, s.AppendAudit(t.Context(), evs))
+		}
+		if n, err := s.VerifyAudit(t.Context()); err != nil || n != 120 {
+			t.Fatalf("VerifyAudit before tampering = %d, %v", n, err)
+		}
+		return s
+	}
+	// firstGroup returns the key of an index's first entry and its seqs.
+	firstGroup := func(t *testing.T, s *badgerstore.Store, prefix string) ([]byte, []uint64) {
+		keys, err := s.IndexKeys(prefix)
+		must(t, err)
+		if len(keys) == 0 {
+			t.Fatalf("no %s entries", prefix)
+		}
+		all, err := s.IndexSeqs(prefix)
+		must(t, err)
+		last := binary.BigEndian.Uint64(keys[0][len(keys[0])-8:])
+		i := slices.Index(all, last)
+		return keys[0], all[:i+1]
+	}
+	for _, tt := range []struct {
+		name   string
+		tamper func(t *testing.T, s *badgerstore.Store)
+		want   string
+	}{
+		{"group deleted", func(t *testing.T, s *badgerstore.Store) {
+			k, _ := firstGroup(t, s, "ea/a1/")
+			must(t, s.RawDelete(k))
+		}, `audit index of agent "a1" does not match the records (it lists 40 records where the trail holds 60)`},
+		{"record dropped from a group", func(t *testing.T, s *badgerstore.Store) {
+			k, seqs := firstGroup(t, s, "eb/b1/")
+			must(t, s.RawSet(k, badgerstore.IndexValue(seqs[1:])))
+		}, `audit index of backend "b1" does not match the records (it lists 119 records where the trail holds 120)`},
+		{"record swapped for another agent's", func(t *testing.T, s *badgerstore.Store) {
+			k, seqs := firstGroup(t, s, "ea/a1/")
+			seqs[0]++ // 1 is a1's, 2 is a2's
+			must(t, s.RawSet(k, badgerstore.IndexValue(seqs)))
+		}, `audit index of agent "a1" does not match the records (it lists 60 records, as many as the trail holds, but not the same ones)`},
+		{"index for an agent with no records", func(t *testing.T, s *badgerstore.Store) {
+			must(t, s.RawSet(badgerstore.SeqKey("ea/ghost/", 7), nil))
+		}, `audit index of agent "ghost" does not match the records (it lists 1 record where the trail holds 0)`},
+		{"record listed twice", func(t *testing.T, s *badgerstore.Store) {
+			_, seqs := firstGroup(t, s, "ea/a2/")
+			must(t, s.RawSet(badgerstore.SeqKey("ea/a2/", seqs[len(seqs)-1]+2), badgerstore.IndexValue([]uint64{seqs[0], seqs[len(seqs)-1] + 2})))
+		}, `audit index of agent "a2" lists seq 2 twice or out of order`},
+		{"damaged group", func(t *testing.T, s *badgerstore.Store) {
+			k, _ := firstGroup(t, s, "ea/a2/")
+			must(t, s.RawSet(k, []byte{0}))
+		}, "is damaged"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			s := open(t)
+			tt.tamper(t, s)
+			_, err := s.VerifyAudit(t.Context())
+			if !errors.Is(err, store.ErrAuditTampered) || !strings.Contains(fmt.Sprint(err), tt.want) {
+				t.Fatalf("VerifyAudit = %v\nwant ErrAuditTampered saying %q", err, tt.want)
+			}
+		})
 	}
 }

@@ -180,6 +180,18 @@ func BenchmarkQueryAudit(b *testing.B) {
 			}
 		})
 	}
+	// What `agw audit verify` costs on the same store: the hash chain, then
+	// the agent and backend indexes against the records.
+	b.Run("verify", func(b *testing.B) {
+		for b.Loop() {
+			n, err := s.VerifyAudit(ctx)
+			must(b, err)
+			if n != total {
+				b.Fatalf("verified %d records, want %d", n, total)
+			}
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(total), "ns/record")
+	})
 }
 
 // dirBytes is the total size of the files in dir.

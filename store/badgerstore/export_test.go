@@ -100,6 +100,9 @@ func (s *Store) IndexKeys(prefix string) (keys [][]byte, err error) {
 	return keys, err
 }
 
+// IndexValue is the value of an audit index entry listing seqs (ascending).
+func IndexValue(seqs []uint64) []byte { return appendGroup(nil, seqs) }
+
 // SeqKey is prefix followed by seq, as index keys end.
 func SeqKey(prefix string, seq uint64) []byte { return withSeq([]byte(prefix), seq) }
 
