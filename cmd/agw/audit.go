@@ -148,7 +148,7 @@ func (a *app) newAuditExportCmd() *cobra.Command {
 func (a *app) newAuditVerifyCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "verify",
-		Short: "Check the audit trail's hash chain; exit 1 if it was tampered with",
+		Short: "Check the audit trail's hash chain and indexes; exit 1 if it was tampered with",
 		Args:  exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			r, err := a.client().AuditVerify(cmd.Context())
