@@ -1,11 +1,12 @@
-package gateway
+// Package audit moves audit records off the request path: a batcher that
+// writes them to a Sink (the store) with back-pressure and never drops, the
+// change signal that `audit tail -f` followers wait on, and retention.
+package audit
 
 import (
 	"context"
 	"errors"
 	"log/slog"
-	"os"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -13,13 +14,13 @@ import (
 	"github.com/agw-dev/agw/store"
 )
 
-// auditLog writes request audit records to the store in batches, off the
+// Log writes request audit records to the store in batches, off the
 // request path. Record blocks when the queue is full (back-pressure) rather
 // than dropping; Close flushes everything queued. Readers that follow the
 // trail wait on Changed and read from the store, so a slow reader never
 // holds up the writer and never misses a stored record.
-type auditLog struct {
-	st     store.Store
+type Log struct {
+	sink   Sink
 	log    *slog.Logger
 	queue  chan store.AuditEvent
 	done   chan struct{}
@@ -32,9 +33,36 @@ type auditLog struct {
 	written    atomic.Uint64
 	writeFails atomic.Uint64
 
-	// followMaxLag is how many records a follow stream may fall behind the
-	// newest before it is skipped ahead (see adminServer.audit).
-	followMaxLag uint64
+	// FollowMaxLag is how many records a follow stream may fall behind the
+	// newest before it is skipped ahead.
+	FollowMaxLag uint64
+}
+
+// Sink is where batches of audit records are written.
+type Sink interface {
+	// Append writes evs in order, assigning each its Seq and chain hash, or
+	// writes none of them and returns an error (the batch is retried).
+	Append(ctx context.Context, evs []store.AuditEvent) error
+}
+
+// StoreSink writes audit records to the store.
+type StoreSink struct {
+	Store interface {
+		AppendAudit(ctx context.Context, evs []store.AuditEvent) error
+	}
+}
+
+// Append implements Sink.
+func (s StoreSink) Append(ctx context.Context, evs []store.AuditEvent) error {
+	return s.Store.AppendAudit(ctx, evs)
+}
+
+// Config configures a Log.
+type Config struct {
+	Sink   Sink
+	Logger *slog.Logger
+	// FollowMaxLag: see Log.FollowMaxLag; 0 takes the default (10,000).
+	FollowMaxLag uint64
 }
 
 const (
@@ -51,21 +79,25 @@ const (
 	auditLinger    = 2 * time.Millisecond
 	// auditFollowMaxLag is the default follow lag limit: about a second of
 	// heavy traffic, and a few MiB of NDJSON a reader must take in one go to
-	// keep up. AGW_AUDIT_FOLLOW_MAX_LAG overrides it, for tests.
+	// keep up.
 	auditFollowMaxLag = 10_000
 )
 
-func newAuditLog(st store.Store, log *slog.Logger) *auditLog {
-	a := &auditLog{
-		st:           st,
-		log:          log,
+// New starts a Log writing to cfg.Sink; Close flushes and stops it.
+func New(cfg Config) *Log {
+	a := &Log{
+		sink:         cfg.Sink,
+		log:          cfg.Logger,
 		queue:        make(chan store.AuditEvent, auditQueueSize),
 		done:         make(chan struct{}),
 		changed:      make(chan struct{}),
-		followMaxLag: auditFollowMaxLag,
+		FollowMaxLag: cfg.FollowMaxLag,
 	}
-	if v, err := strconv.ParseUint(os.Getenv("AGW_AUDIT_FOLLOW_MAX_LAG"), 10, 64); err == nil && v > 0 {
-		a.followMaxLag = v
+	if a.log == nil {
+		a.log = slog.New(slog.DiscardHandler)
+	}
+	if a.FollowMaxLag == 0 {
+		a.FollowMaxLag = auditFollowMaxLag
 	}
 	go a.run()
 	return a
@@ -73,7 +105,7 @@ func newAuditLog(st store.Store, log *slog.Logger) *auditLog {
 
 // Record queues ev for writing. It blocks while the queue is full. After
 // Close it writes ev synchronously, so a late record is still kept.
-func (a *auditLog) Record(ev store.AuditEvent) {
+func (a *Log) Record(ev store.AuditEvent) {
 	if ev.Time.IsZero() {
 		ev.Time = time.Now()
 	}
@@ -90,10 +122,10 @@ func (a *auditLog) Record(ev store.AuditEvent) {
 }
 
 // Depth is the number of records waiting to be written.
-func (a *auditLog) Depth() int { return len(a.queue) }
+func (a *Log) Depth() int { return len(a.queue) }
 
 // Changed returns a channel that is closed when new records are stored.
-func (a *auditLog) Changed() <-chan struct{} {
+func (a *Log) Changed() <-chan struct{} {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return a.changed
@@ -101,14 +133,14 @@ func (a *auditLog) Changed() <-chan struct{} {
 
 // Notify wakes followers after records were stored by another path (admin
 // mutations write their own event in the same transaction).
-func (a *auditLog) Notify() {
+func (a *Log) Notify() {
 	a.mu.Lock()
 	close(a.changed)
 	a.changed = make(chan struct{})
 	a.mu.Unlock()
 }
 
-func (a *auditLog) run() {
+func (a *Log) run() {
 	defer close(a.done)
 	batch := make([]store.AuditEvent, 0, auditBatchMax)
 	linger := time.NewTimer(time.Hour)
@@ -137,7 +169,7 @@ func (a *auditLog) run() {
 }
 
 // drain appends what is queued now, up to auditBatchMax.
-func (a *auditLog) drain(batch []store.AuditEvent) []store.AuditEvent {
+func (a *Log) drain(batch []store.AuditEvent) []store.AuditEvent {
 	for len(batch) < auditBatchMax {
 		select {
 		case ev, ok := <-a.queue:
@@ -155,10 +187,10 @@ func (a *auditLog) drain(batch []store.AuditEvent) []store.AuditEvent {
 // write stores a batch, retrying with back-off until it succeeds or the
 // store is closed: records are never dropped silently. While it retries the
 // queue fills and Record applies back-pressure to requests.
-func (a *auditLog) write(batch []store.AuditEvent) {
+func (a *Log) write(batch []store.AuditEvent) {
 	backoff := 10 * time.Millisecond
 	for {
-		err := a.st.AppendAudit(context.Background(), batch)
+		err := a.sink.Append(context.Background(), batch)
 		if err == nil {
 			a.written.Add(uint64(len(batch)))
 			a.Notify()
@@ -177,7 +209,7 @@ func (a *auditLog) write(batch []store.AuditEvent) {
 
 // Close stops accepting queued records, writes everything queued and returns
 // once it is stored.
-func (a *auditLog) Close() {
+func (a *Log) Close() {
 	a.sendMu.Lock()
 	if !a.closed {
 		a.closed = true
@@ -186,3 +218,10 @@ func (a *auditLog) Close() {
 	a.sendMu.Unlock()
 	<-a.done
 }
+
+// Written is the number of records stored since start.
+func (a *Log) Written() uint64 { return a.written.Load() }
+
+// WriteFails is the number of failed batch writes since start (each is
+// retried).
+func (a *Log) WriteFails() uint64 { return a.writeFails.Load() }

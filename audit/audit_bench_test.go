@@ -1,4 +1,4 @@
-package gateway
+package audit
 
 import (
 	"fmt"
@@ -16,14 +16,14 @@ import (
 // has them. Close is inside the timed region, so every record counted is
 // committed.
 //
-//	go test -run '^$' -bench AuditWriter -benchtime 200000x ./gateway
+//	go test -run '^$' -bench AuditWriter -benchtime 200000x ./audit
 func BenchmarkAuditWriter(b *testing.B) {
 	st, err := badgerstore.Open(b.TempDir(), badgerstore.Options{})
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer st.Close()
-	a := newAuditLog(st, slog.New(slog.DiscardHandler))
+	a := New(Config{Sink: StoreSink{st}, Logger: slog.New(slog.DiscardHandler)})
 	b.SetParallelism(16)
 	cpu0 := cpuTime()
 	b.ResetTimer()

@@ -1,18 +1,30 @@
-package gateway
+package audit
 
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"time"
 
 	"github.com/agw-dev/agw/store"
 )
 
-// auditPruner is implemented by stores that can drop their oldest audit
-// records while keeping the rest verifiable (badgerstore keeps an anchor).
-type auditPruner interface {
+// Pruner is the store's side of retention: it drops the oldest audit
+// records, keeping the rest verifiable, and appends the admin event that
+// says so.
+type Pruner interface {
 	PruneAudit(ctx context.Context, before time.Time) (int, error)
+	AppendAudit(ctx context.Context, evs []store.AuditEvent) error
+}
+
+// Retention prunes audit records older than Keep.
+type Retention struct {
+	Store  Pruner
+	Log    *Log // woken after a prune; may be nil
+	Keep   time.Duration
+	Logger *slog.Logger
+	Now    func() time.Time // nil → time.Now
 }
 
 // retentionInterval is how often expired audit records are pruned: hourly,
@@ -22,25 +34,27 @@ func retentionInterval(keep time.Duration) time.Duration {
 	return min(time.Hour, max(keep/4, 250*time.Millisecond))
 }
 
-// runRetention prunes audit records older than Config.AuditRetention at
-// start and then every retentionInterval, until ctx is done. Failures are
-// logged and retried at the next tick: retention never stops the daemon.
-func (d *daemon) runRetention(ctx context.Context) error {
-	keep := d.cfg.AuditRetention
+// Run prunes audit records older than Keep at start and then every
+// retentionInterval, until ctx is done. Failures are logged and retried at
+// the next tick: retention never stops the daemon. Keep ≤ 0 keeps
+// everything.
+func (r *Retention) Run(ctx context.Context) error {
+	keep := r.Keep
 	if keep <= 0 {
 		return nil
 	}
-	p, ok := d.st.(auditPruner)
-	if !ok {
-		d.log.Warn("this store cannot prune its audit trail; --audit-retention is ignored")
-		return nil
+	if r.Now == nil {
+		r.Now = time.Now
+	}
+	if r.Logger == nil {
+		r.Logger = slog.New(slog.DiscardHandler)
 	}
 	every := retentionInterval(keep)
-	d.log.Info("audit retention on", "keep", keep.String(), "every", every.String())
+	r.Logger.Info("audit retention on", "keep", keep.String(), "every", every.String())
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
-		d.pruneAudit(ctx, p, keep)
+		r.prune(ctx, keep)
 		select {
 		case <-ctx.Done():
 			return nil
@@ -51,17 +65,17 @@ func (d *daemon) runRetention(ctx context.Context) error {
 
 // pruneAudit removes the records older than keep and, if any went, says so
 // in the trail itself: an admin event by the daemon's own uid.
-func (d *daemon) pruneAudit(ctx context.Context, p auditPruner, keep time.Duration) {
-	before := d.now().Add(-keep).UTC()
-	n, err := p.PruneAudit(ctx, before)
+func (r *Retention) prune(ctx context.Context, keep time.Duration) {
+	before := r.Now().Add(-keep).UTC()
+	n, err := r.Store.PruneAudit(ctx, before)
 	if err != nil && ctx.Err() == nil {
-		d.log.Error("prune audit trail", "err", err, "removed", n)
+		r.Logger.Error("prune audit trail", "err", err, "removed", n)
 	}
 	if n == 0 {
 		return
 	}
 	ev := store.AuditEvent{
-		Time:     d.now(),
+		Time:     r.Now(),
 		Kind:     store.KindAdmin,
 		Action:   "audit.prune",
 		Target:   fmt.Sprintf("%d records", n),
@@ -72,10 +86,12 @@ func (d *daemon) pruneAudit(ctx context.Context, p auditPruner, keep time.Durati
 	}
 	// Written directly, not queued, so it lands even when ctx ends the
 	// loop right after; the removal already happened.
-	if err := d.st.AppendAudit(context.WithoutCancel(ctx), []store.AuditEvent{ev}); err != nil {
-		d.log.Error("record audit prune", "err", err, "removed", n)
+	if err := r.Store.AppendAudit(context.WithoutCancel(ctx), []store.AuditEvent{ev}); err != nil {
+		r.Logger.Error("record audit prune", "err", err, "removed", n)
 		return
 	}
-	d.audit.Notify()
-	d.log.Info("pruned audit trail", "removed", n, "before", before)
+	if r.Log != nil {
+		r.Log.Notify()
+	}
+	r.Logger.Info("pruned audit trail", "removed", n, "before", before)
 }

@@ -1,8 +1,8 @@
-// Package gateway is the agw daemon: the TLS-terminating credential-swapping
-// proxy, the DNS server wiring, the admin API server on the Unix socket, the
-// audit writer and their lifecycle. It serves requests from an in-memory view
-// of the store that admin writes update after they reach disk.
-package gateway
+// Package daemon is `agw serve`: it initialises the data directory, opens
+// the store, builds the in-memory state, and runs the HTTPS gateway, the
+// DNS server, the admin API, the metrics and health endpoints and audit
+// retention until it is told to stop, then drains and flushes.
+package daemon
 
 import (
 	"log/slog"
@@ -23,8 +23,11 @@ type Config struct {
 	MetricsListen  string        // "" disables
 	AdminGroup     string        // group whose members may use the admin socket
 	AuditRetention time.Duration // 0 keeps everything
-	Version        string
-	Logger         *slog.Logger
+	// FollowMaxLag is how far an audit follow stream may fall behind before
+	// it is skipped ahead; 0 takes the default.
+	FollowMaxLag uint64
+	Version      string
+	Logger       *slog.Logger
 	// Ready, when set, is called once every listener is bound.
 	Ready func(Listeners)
 }

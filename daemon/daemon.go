@@ -1,14 +1,12 @@
-package gateway
+package daemon
 
 import (
 	"context"
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
 	"net"
-	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -17,10 +15,15 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/agw-dev/agw/admin"
+	"github.com/agw-dev/agw/audit"
 	"github.com/agw-dev/agw/crypto"
+	"github.com/agw-dev/agw/daemon/adminserver"
 	"github.com/agw-dev/agw/dns"
-	"github.com/agw-dev/agw/gateway/admin"
-	"github.com/agw-dev/agw/gateway/jwtauth"
+	"github.com/agw-dev/agw/gateway"
+	"github.com/agw-dev/agw/gateway/auth"
+	"github.com/agw-dev/agw/gateway/auth/jwt"
+	"github.com/agw-dev/agw/state"
 	"github.com/agw-dev/agw/store"
 	"github.com/agw-dev/agw/store/badgerstore"
 )
@@ -115,9 +118,10 @@ type daemon struct {
 	keys      *crypto.Keyring
 	ca        *crypto.CA
 	st        store.Store
-	state     *state
-	audit     *auditLog
-	proxy     *proxy
+	state     *state.State
+	audit     *audit.Log
+	proxy     *gateway.Gateway
+	jwt       *auth.JWTVerifier
 	dns       *dns.Server
 	advertise []netip.Addr
 	started   time.Time
@@ -179,7 +183,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("load store: %w", err)
 	}
-	sv, err := loadState(snap, keys)
+	sv, err := state.Load(snap, keys)
 	if err != nil {
 		return err
 	}
@@ -193,18 +197,22 @@ func Run(ctx context.Context, cfg Config) error {
 		started:  time.Now(),
 		stopping: make(chan struct{}),
 	}
-	d.audit = newAuditLog(st, log)
+	d.audit = audit.New(audit.Config{Sink: audit.StoreSink{Store: st}, Logger: log, FollowMaxLag: cfg.FollowMaxLag})
 	defer d.audit.Close()
 	return d.serve(ctx)
 }
 
 func (d *daemon) serve(ctx context.Context) error {
 	cfg := d.cfg
-	policy, err := newAdminPolicy(cfg.AdminGroup)
+	adminAPI, err := adminserver.New(adminserver.Config{
+		Store: d.st, State: d.state, Keys: d.keys, CA: d.ca, Audit: d.audit,
+		Status: d.status, ExportDNS: d.exportDNS, Stopping: d.stopping,
+		AdminGroup: cfg.AdminGroup, Logger: d.log,
+	})
 	if err != nil {
 		return err
 	}
-	adminLn, err := listenAdmin(cfg.Socket, policy.groupGID)
+	adminLn, err := adminserver.Listen(cfg.Socket, adminAPI.GroupGID())
 	if err != nil {
 		return err
 	}
@@ -236,14 +244,14 @@ func (d *daemon) serve(ctx context.Context) error {
 	}
 
 	var metricsLn net.Listener
-	var m *metrics
+	var m *gateway.Metrics
 	if cfg.MetricsListen != "" && cfg.MetricsListen != "off" {
 		if metricsLn, err = net.Listen("tcp", cfg.MetricsListen); err != nil {
 			return fmt.Errorf("listen for metrics on %s: %w (pick another address with --metrics-listen)", cfg.MetricsListen, err)
 		}
 		defer metricsLn.Close()
 		d.listeners.Metrics = metricsLn.Addr().String()
-		m = newMetrics(d.metricSources())
+		m = gateway.NewMetrics(d.metricSources())
 	}
 
 	upstreams, err := d.upstreamResolvers()
@@ -251,16 +259,16 @@ func (d *daemon) serve(ctx context.Context) error {
 		return err
 	}
 	resolver := dns.NewResolver(upstreams, d.selfAddrs(), 0)
-	d.proxy = newProxy(proxyConfig{
-		State:  d.state,
-		CA:     d.ca,
-		Dial:   resolver.DialContext,
-		Audit:  d.audit.Record,
-		Logger: d.log,
-		// One verifier for the daemon's lifetime: it keeps the IdPs' keys
-		// (serving them while an IdP is down) and the verified tokens.
-		IdP: newIdPVerifier(d.state, jwtauth.New(jwtauth.Config{Logger: d.log, Dial: resolver.DialContext})),
-
+	// One verifier for the daemon's lifetime: it keeps the IdPs' keys
+	// (serving them while an IdP is down) and the verified tokens.
+	d.jwt = auth.NewJWTVerifier(d.state, jwt.New(jwt.Config{Logger: d.log, Dial: resolver.DialContext}))
+	d.proxy = gateway.New(gateway.Config{
+		State:   d.state,
+		CA:      d.ca,
+		Dial:    resolver.DialContext,
+		Audit:   d.audit.Record,
+		Logger:  d.log,
+		IdP:     d.jwt,
 		Metrics: m,
 	})
 	if udp != nil {
@@ -272,13 +280,6 @@ func (d *daemon) serve(ctx context.Context) error {
 		}); err != nil {
 			return err
 		}
-	}
-
-	adminSrv := &http.Server{
-		Handler:           (&adminServer{d: d, policy: policy}).handler(),
-		ConnContext:       peerConnContext,
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(d.log.Handler(), slog.LevelDebug),
 	}
 
 	errc := make(chan error, 4)
@@ -295,12 +296,9 @@ func (d *daemon) serve(ctx context.Context) error {
 			}
 		}()
 	}
-	start("admin API", func() error {
-		if err := adminSrv.Serve(adminLn); !errors.Is(err, http.ErrServerClosed) {
-			return err
-		}
-		return nil
-	})
+	adminCtx, stopAdmin := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopAdmin()
+	start("admin API", func() error { return adminAPI.Serve(adminCtx, adminLn) })
 	if httpsLn != nil {
 		start("HTTPS gateway", func() error { return d.proxy.Serve(runCtx, httpsLn) })
 	}
@@ -311,7 +309,8 @@ func (d *daemon) serve(ctx context.Context) error {
 		ms := &metricsServer{m: m, ready: d.ready, logger: d.log}
 		start("metrics", func() error { return ms.Serve(runCtx, metricsLn) })
 	}
-	start("audit retention", func() error { return d.runRetention(runCtx) })
+	retention := &audit.Retention{Store: d.st.(audit.Pruner), Log: d.audit, Keep: cfg.AuditRetention, Logger: d.log}
+	start("audit retention", func() error { return retention.Run(runCtx) })
 
 	d.log.Info("agw serving", "version", cfg.Version, "data_dir", cfg.DataDir, "admin", d.listeners.Admin,
 		"https", d.listeners.HTTPS, "dns", d.listeners.DNS, "metrics", d.listeners.Metrics, "advertise", d.advertise, "upstream_dns", upstreams)
@@ -322,11 +321,7 @@ func (d *daemon) serve(ctx context.Context) error {
 	<-runCtx.Done()
 	d.log.Info("shutting down: finishing in-flight requests and flushing the audit trail")
 	close(d.stopping)
-	shutCtx, done := context.WithTimeout(context.Background(), 15*time.Second)
-	defer done()
-	if err := adminSrv.Shutdown(shutCtx); err != nil {
-		_ = adminSrv.Close()
-	}
+	stopAdmin()
 	wg.Wait()
 	close(errc)
 	var errs []error
@@ -336,56 +331,6 @@ func (d *daemon) serve(ctx context.Context) error {
 	d.audit.Close()
 	d.log.Info("stopped")
 	return errors.Join(errs...)
-}
-
-// listenAdmin opens the admin socket: mode 0600, or 0660 owned by the admin
-// group. A stale socket left by a crash is replaced; a live one is an error.
-func listenAdmin(path string, gid int) (net.Listener, error) {
-	dir := filepath.Dir(path)
-	dirMode := os.FileMode(0o700)
-	if gid >= 0 {
-		dirMode = 0o750
-	}
-	if !exists(dir) {
-		if err := os.MkdirAll(dir, dirMode); err != nil {
-			return nil, fmt.Errorf("create socket directory: %w", err)
-		}
-		if gid >= 0 {
-			if err := os.Chown(dir, -1, gid); err != nil {
-				return nil, fmt.Errorf("give socket directory to the admin group: %w", err)
-			}
-		}
-	}
-	if fi, err := os.Lstat(path); err == nil {
-		if fi.Mode()&fs.ModeSocket == 0 {
-			return nil, fmt.Errorf("%s exists and is not a socket; remove it or pass another --socket", path)
-		}
-		if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
-			c.Close()
-			return nil, fmt.Errorf("another agw serve is already listening on %s", path)
-		}
-		if err := os.Remove(path); err != nil {
-			return nil, fmt.Errorf("remove stale socket: %w", err)
-		}
-	}
-	ln, err := net.Listen("unix", path)
-	if err != nil {
-		return nil, fmt.Errorf("listen on admin socket %s: %w", path, err)
-	}
-	ln.(*net.UnixListener).SetUnlinkOnClose(true)
-	mode := os.FileMode(0o600)
-	if gid >= 0 {
-		mode = 0o660
-		if err := os.Chown(path, -1, gid); err != nil {
-			ln.Close()
-			return nil, fmt.Errorf("give admin socket to the admin group: %w", err)
-		}
-	}
-	if err := os.Chmod(path, mode); err != nil {
-		ln.Close()
-		return nil, fmt.Errorf("set admin socket mode: %w", err)
-	}
-	return ln, nil
 }
 
 // defaultAdvertise derives the addresses DNS answers with from the HTTPS
@@ -453,7 +398,7 @@ func (d *daemon) upstreamResolvers() ([]string, error) {
 }
 
 func (d *daemon) status() admin.Status {
-	b, a, g, t, p := d.state.counts(d.now())
+	b, a, g, t, p := d.state.Counts(d.now())
 	st := admin.Status{
 		Version:   d.cfg.Version,
 		PID:       os.Getpid(),
@@ -480,7 +425,7 @@ func (d *daemon) exportDNS(w io.Writer, format string) error {
 	if len(d.advertise) == 0 {
 		return fmt.Errorf("%w: the daemon has no address to advertise (start it with --advertise-ip)", store.ErrConflict)
 	}
-	if err := dns.Export(w, format, d.state.hostList(), d.advertise, 30); err != nil {
+	if err := dns.Export(w, format, d.state.HostList(), d.advertise, 30); err != nil {
 		return fmt.Errorf("%w: %v", store.ErrInvalid, err)
 	}
 	return nil

@@ -1,4 +1,7 @@
-package gateway
+// Package state is the daemon's in-memory projection of the store: what
+// the request path reads, built from a snapshot and kept current by the
+// store's change feed.
+package state
 
 import (
 	"cmp"
@@ -13,18 +16,18 @@ import (
 	"github.com/agw-dev/agw/store"
 )
 
-// state is the daemon's in-memory view of the store: what the request path
+// State is the daemon's in-memory view of the store: what the request path
 // reads. Admin writes reach Badger first and then replace entries here.
 //
 // Entries are immutable once published: an update swaps in a new pointer, so
 // a request that read a backend (and its credential) keeps using that version
 // to the end while the next request sees the new one. Every update touches
 // only the entries it changes: its cost does not grow with what is stored.
-type state struct {
+type State struct {
 	mu        sync.RWMutex
-	backends  map[string]*route       // by backend name
-	hosts     map[string]*route       // exact host → backend
-	wildcards map[string]*route       // base of "*.base" → backend
+	backends  map[string]*Route       // by backend name
+	hosts     map[string]*Route       // exact host → backend
+	wildcards map[string]*Route       // base of "*.base" → backend
 	agents    map[string]*store.Agent // by name
 	subjects  map[subjectKey]string   // (idp, subject) → agent name
 	grants    map[grantKey]*store.Grant
@@ -35,21 +38,21 @@ type state struct {
 	lastSeen sync.Map // agent name → *atomic.Int64 (unix nanos)
 }
 
-// route is one backend as the request path needs it: its configuration and
+// Route is one backend as the request path needs it: its configuration and
 // its opened credential.
-type route struct {
-	backend store.Backend
-	secret  crypto.Secret
+type Route struct {
+	Backend store.Backend
+	Secret  crypto.Secret
 }
 
 type subjectKey struct{ idp, subject string }
 type grantKey struct{ agent, backend string }
 
-func newState() *state {
-	return &state{
-		backends:  map[string]*route{},
-		hosts:     map[string]*route{},
-		wildcards: map[string]*route{},
+func New() *State {
+	return &State{
+		backends:  map[string]*Route{},
+		hosts:     map[string]*Route{},
+		wildcards: map[string]*Route{},
 		agents:    map[string]*store.Agent{},
 		subjects:  map[subjectKey]string{},
 		grants:    map[grantKey]*store.Grant{},
@@ -61,8 +64,8 @@ func newState() *state {
 
 // loadState builds the view from a snapshot, opening each backend's
 // credential with the keyring.
-func loadState(snap *store.Snapshot, keys *crypto.Keyring) (*state, error) {
-	s := newState()
+func Load(snap *store.Snapshot, keys *crypto.Keyring) (*State, error) {
+	s := New()
 	creds := map[string]store.Credential{}
 	for _, c := range snap.Credentials {
 		creds[c.Backend] = c
@@ -76,25 +79,25 @@ func loadState(snap *store.Snapshot, keys *crypto.Keyring) (*state, error) {
 		if err != nil {
 			return nil, fmt.Errorf("open credential of backend %q: %w", b.Name, err)
 		}
-		s.putBackend(b, secret)
+		s.PutBackend(b, secret)
 	}
 	for _, a := range snap.Agents {
-		s.putAgent(a)
+		s.PutAgent(a)
 	}
 	for _, g := range snap.Grants {
-		s.putGrant(g)
+		s.PutGrant(g)
 	}
 	for _, t := range snap.Tokens {
-		s.putToken(t)
+		s.PutToken(t)
 	}
 	for _, p := range snap.IdPs {
-		s.putIdP(p)
+		s.PutIdP(p)
 	}
 	return s, nil
 }
 
 // routeHost returns the backend serving a normalised host name, or nil.
-func (s *state) routeHost(host string) *route {
+func (s *State) RouteHost(host string) *Route {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if r := s.hosts[host]; r != nil {
@@ -107,46 +110,46 @@ func (s *state) routeHost(host string) *route {
 }
 
 // Intercepts reports whether name is a registered host (dns.Interceptor).
-func (s *state) Intercepts(name string) bool { return s.routeHost(name) != nil }
+func (s *State) Intercepts(name string) bool { return s.RouteHost(name) != nil }
 
-func (s *state) backend(name string) *route {
+func (s *State) Backend(name string) *Route {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	return s.backends[name]
 }
 
-func (s *state) agent(name string) *store.Agent {
+func (s *State) Agent(name string) *store.Agent {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	return s.agents[name]
 }
 
-func (s *state) agentBySubject(idp, subject string) *store.Agent {
+func (s *State) AgentBySubject(idp, subject string) *store.Agent {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	return s.agents[s.subjects[subjectKey{idp, subject}]]
 }
 
-func (s *state) grant(agent, backend string) *store.Grant {
+func (s *State) Grant(agent, backend string) *store.Grant {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	return s.grants[grantKey{agent, backend}]
 }
 
-func (s *state) token(id string) *store.Token {
+func (s *State) Token(id string) *store.Token {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	return s.tokens[id]
 }
 
-func (s *state) idp(name string) *store.IdP {
+func (s *State) Idp(name string) *store.IdP {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	return s.idps[name]
 }
 
 // markSeen records that agent made a request at t.
-func (s *state) markSeen(agent string, t time.Time) {
+func (s *State) MarkSeen(agent string, t time.Time) {
 	v, ok := s.lastSeen.Load(agent)
 	if !ok {
 		v, _ = s.lastSeen.LoadOrStore(agent, new(atomic.Int64))
@@ -154,7 +157,7 @@ func (s *state) markSeen(agent string, t time.Time) {
 	v.(*atomic.Int64).Store(t.UnixNano())
 }
 
-func (s *state) seen(agent string) time.Time {
+func (s *State) Seen(agent string) time.Time {
 	if v, ok := s.lastSeen.Load(agent); ok {
 		return time.Unix(0, v.(*atomic.Int64).Load())
 	}
@@ -162,8 +165,8 @@ func (s *state) seen(agent string) time.Time {
 }
 
 // putBackend publishes a backend (new or changed) with its credential.
-func (s *state) putBackend(b store.Backend, secret crypto.Secret) {
-	r := &route{backend: b, secret: secret}
+func (s *State) PutBackend(b store.Backend, secret crypto.Secret) {
+	r := &Route{Backend: b, Secret: secret}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if old := s.backends[b.Name]; old != nil {
@@ -179,8 +182,8 @@ func (s *state) putBackend(b store.Backend, secret crypto.Secret) {
 	}
 }
 
-func (s *state) unindexHosts(r *route) {
-	for _, h := range r.backend.Hosts {
+func (s *State) unindexHosts(r *Route) {
+	for _, h := range r.Backend.Hosts {
 		if base, ok := strings.CutPrefix(h, "*."); ok {
 			if s.wildcards[base] == r {
 				delete(s.wildcards, base)
@@ -192,18 +195,18 @@ func (s *state) unindexHosts(r *route) {
 }
 
 // updateBackendConfig publishes new settings for a backend, keeping its credential.
-func (s *state) updateBackendConfig(b store.Backend) {
+func (s *State) UpdateBackendConfig(b store.Backend) {
 	s.mu.RLock()
 	old := s.backends[b.Name]
 	s.mu.RUnlock()
 	var secret crypto.Secret
 	if old != nil {
-		secret = old.secret
+		secret = old.Secret
 	}
-	s.putBackend(b, secret)
+	s.PutBackend(b, secret)
 }
 
-func (s *state) removeBackend(name string) {
+func (s *State) RemoveBackend(name string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	r := s.backends[name]
@@ -219,7 +222,7 @@ func (s *state) removeBackend(name string) {
 
 // grantsOfBackendLocked scans grants by backend. Grants are few (agents ×
 // backends actually granted), unlike tokens.
-func (s *state) grantsOfBackendLocked(name string) map[grantKey]*store.Grant {
+func (s *State) grantsOfBackendLocked(name string) map[grantKey]*store.Grant {
 	out := map[grantKey]*store.Grant{}
 	for k, g := range s.grants {
 		if k.backend == name {
@@ -229,7 +232,7 @@ func (s *state) grantsOfBackendLocked(name string) map[grantKey]*store.Grant {
 	return out
 }
 
-func (s *state) putAgent(a store.Agent) {
+func (s *State) PutAgent(a store.Agent) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if old := s.agents[a.Name]; old != nil && old.IdP != "" {
@@ -241,7 +244,7 @@ func (s *state) putAgent(a store.Agent) {
 	}
 }
 
-func (s *state) removeAgent(name string) {
+func (s *State) RemoveAgent(name string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	a := s.agents[name]
@@ -264,19 +267,19 @@ func (s *state) removeAgent(name string) {
 	s.lastSeen.Delete(name)
 }
 
-func (s *state) putGrant(g store.Grant) {
+func (s *State) PutGrant(g store.Grant) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.grants[grantKey{g.Agent, g.Backend}] = &g
 }
 
-func (s *state) removeGrant(agent, backend string) {
+func (s *State) RemoveGrant(agent, backend string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.grants, grantKey{agent, backend})
 }
 
-func (s *state) putToken(t store.Token) {
+func (s *State) PutToken(t store.Token) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.tokens[t.ID] = &t
@@ -288,13 +291,13 @@ func (s *state) putToken(t store.Token) {
 	m[t.ID] = &t
 }
 
-func (s *state) putIdP(p store.IdP) {
+func (s *State) PutIdP(p store.IdP) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.idps[p.Name] = &p
 }
 
-func (s *state) removeIdP(name string) {
+func (s *State) RemoveIdP(name string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.idps, name)
@@ -302,18 +305,18 @@ func (s *state) removeIdP(name string) {
 
 // Listing for the admin API: copies, sorted by name.
 
-func (s *state) listBackends() []store.Backend {
+func (s *State) ListBackends() []store.Backend {
 	s.mu.RLock()
 	out := make([]store.Backend, 0, len(s.backends))
 	for _, r := range s.backends {
-		out = append(out, r.backend)
+		out = append(out, r.Backend)
 	}
 	s.mu.RUnlock()
 	slices.SortFunc(out, func(a, b store.Backend) int { return cmp.Compare(a.Name, b.Name) })
 	return out
 }
 
-func (s *state) listAgents() []store.Agent {
+func (s *State) ListAgents() []store.Agent {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	return sortedByName(s.agents, func(a *store.Agent) string { return a.Name })
@@ -330,7 +333,7 @@ func sortedByName[T any](m map[string]*T, name func(*T) string) []T {
 }
 
 // listGrants returns grants filtered by agent and/or backend ("" matches all).
-func (s *state) listGrants(agent, backend string) []store.Grant {
+func (s *State) ListGrants(agent, backend string) []store.Grant {
 	s.mu.RLock()
 	var out []store.Grant
 	for k, g := range s.grants {
@@ -346,7 +349,7 @@ func (s *state) listGrants(agent, backend string) []store.Grant {
 }
 
 // listTokens returns token records of one agent, or of all agents when agent is "".
-func (s *state) listTokens(agent string) []store.Token {
+func (s *State) ListTokens(agent string) []store.Token {
 	s.mu.RLock()
 	var out []store.Token
 	if agent != "" {
@@ -366,7 +369,7 @@ func (s *state) listTokens(agent string) []store.Token {
 	return out
 }
 
-func (s *state) activeTokenCount(agent string, now time.Time) int {
+func (s *State) ActiveTokenCount(agent string, now time.Time) int {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	n := 0
@@ -378,25 +381,25 @@ func (s *state) activeTokenCount(agent string, now time.Time) int {
 	return n
 }
 
-func (s *state) listIdPs() []store.IdP {
+func (s *State) ListIdPs() []store.IdP {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	return sortedByName(s.idps, func(p *store.IdP) string { return p.Name })
 }
 
 // hostList returns every registered host pattern, sorted.
-func (s *state) hostList() []string {
+func (s *State) HostList() []string {
 	s.mu.RLock()
 	var out []string
 	for _, r := range s.backends {
-		out = append(out, r.backend.Hosts...)
+		out = append(out, r.Backend.Hosts...)
 	}
 	s.mu.RUnlock()
 	slices.Sort(out)
 	return out
 }
 
-func (s *state) counts(now time.Time) (backends, agents, grants, tokens, idps int) {
+func (s *State) Counts(now time.Time) (backends, agents, grants, tokens, idps int) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	for _, t := range s.tokens {

@@ -1,4 +1,4 @@
-package gateway
+package state
 
 import (
 	"fmt"
@@ -11,19 +11,19 @@ import (
 
 // stateWithTokens returns a view holding n tokens of one agent, and one
 // minted token (value and id) among them.
-func stateWithTokens(b *testing.B, n int) (*state, crypto.Secret, string) {
+func stateWithTokens(b *testing.B, n int) (*State, crypto.Secret, string) {
 	b.Helper()
-	s := newState()
-	s.putAgent(store.Agent{Name: "bot"})
+	s := New()
+	s.PutAgent(store.Agent{Name: "bot"})
 	now := time.Now()
 	for i := range n - 1 {
-		s.putToken(store.Token{ID: fmt.Sprintf("id%010d", i), Agent: "bot", Hash: []byte{byte(i)}, CreatedAt: now})
+		s.PutToken(store.Token{ID: fmt.Sprintf("id%010d", i), Agent: "bot", Hash: []byte{byte(i)}, CreatedAt: now})
 	}
 	value, id, hash, err := crypto.MintToken()
 	if err != nil {
 		b.Fatal(err)
 	}
-	s.putToken(store.Token{ID: id, Agent: "bot", Hash: hash, CreatedAt: now})
+	s.PutToken(store.Token{ID: id, Agent: "bot", Hash: hash, CreatedAt: now})
 	return s, value, id
 }
 
@@ -41,7 +41,7 @@ func BenchmarkTokenLookup(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				t := s.token(id)
+				t := s.Token(id)
 				if t == nil || !crypto.VerifyToken(raw, t.Hash) {
 					b.Fatal("token not found")
 				}
@@ -56,12 +56,12 @@ func BenchmarkStateTokenWrite(b *testing.B) {
 	for _, n := range []int{1_000, 100_000} {
 		b.Run(fmt.Sprintf("tokens=%d", n), func(b *testing.B) {
 			s, _, id := stateWithTokens(b, n)
-			t := *s.token(id)
+			t := *s.Token(id)
 			b.ReportAllocs()
 			b.ResetTimer()
 			for b.Loop() {
 				t.RevokedAt = time.Now()
-				s.putToken(t)
+				s.PutToken(t)
 			}
 		})
 	}

@@ -1,4 +1,4 @@
-package gateway
+package adminserver
 
 import (
 	"context"
@@ -8,7 +8,7 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/agw-dev/agw/gateway/admin"
+	"github.com/agw-dev/agw/admin"
 	"github.com/agw-dev/agw/store"
 )
 
@@ -19,7 +19,7 @@ import (
 // waits on the reader. A reader more than the follow lag limit behind the
 // newest record is skipped ahead to it and told which records it missed
 // (admin.StreamMessage); storage keeps them, and a query re-reads them.
-func (s *adminServer) audit(w http.ResponseWriter, r *http.Request) error {
+func (s *Server) audit(w http.ResponseWriter, r *http.Request) error {
 	q, follow, err := admin.DecodeAuditQuery(r.URL.Query())
 	if err != nil {
 		return err
@@ -27,7 +27,7 @@ func (s *adminServer) audit(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
 	cursor := q.AfterSeq
 	if follow {
-		last, err := s.d.st.LastAuditSeq(ctx)
+		last, err := s.st.LastAuditSeq(ctx)
 		if err != nil {
 			return err
 		}
@@ -50,23 +50,23 @@ func (s *adminServer) audit(w http.ResponseWriter, r *http.Request) error {
 		cursor = max(cursor, ev.Seq)
 		return true
 	}
-	if err := s.d.st.QueryAudit(ctx, q, emit); err != nil || werr != nil {
+	if err := s.st.QueryAudit(ctx, q, emit); err != nil || werr != nil {
 		return nil // headers are sent; the stream just ends
 	}
 	_ = rc.Flush()
 	if !follow {
 		return nil
 	}
-	f := follower{st: s.d.st, q: q, cursor: cursor, maxLag: s.d.audit.followMaxLag, enc: enc, flush: rc.Flush}
+	f := follower{st: s.st, q: q, cursor: cursor, maxLag: s.auditLog.FollowMaxLag, enc: enc, flush: rc.Flush}
 	for {
-		changed := s.d.audit.Changed()
+		changed := s.auditLog.Changed()
 		if err := f.catchUp(ctx); err != nil {
 			return nil
 		}
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-s.d.stopping:
+		case <-s.stopping:
 			return nil
 		case <-changed:
 		}
@@ -147,8 +147,8 @@ type auditVerifier interface {
 	VerifyAudit(ctx context.Context) (int, error)
 }
 
-func (s *adminServer) auditVerify(w http.ResponseWriter, r *http.Request) error {
-	v, ok := s.d.st.(auditVerifier)
+func (s *Server) auditVerify(w http.ResponseWriter, r *http.Request) error {
+	v, ok := s.st.(auditVerifier)
 	if !ok {
 		return fmt.Errorf("%w: this store cannot verify its audit chain", store.ErrConflict)
 	}

@@ -1,33 +1,126 @@
-package gateway
+// Package adminserver is the server half of the admin API: HTTP+JSON on the
+// daemon's Unix socket, the caller's uid checked from the kernel, every
+// mutation written to the store with its audit event.
+package adminserver
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
+	"time"
 
+	"github.com/agw-dev/agw/admin"
+	"github.com/agw-dev/agw/audit"
 	"github.com/agw-dev/agw/crypto"
-	"github.com/agw-dev/agw/gateway/admin"
+	"github.com/agw-dev/agw/state"
 	"github.com/agw-dev/agw/store"
 )
 
-// adminServer is the server half of the admin API. Every mutation goes to
-// the store first (with its audit event, in one transaction) and then to the
+// Server is the server half of the admin API. Every mutation goes to the
+// store first (with its audit event, in one transaction) and then to the
 // in-memory state, under writeMu so the two stay in the same order.
-type adminServer struct {
-	d       *daemon
-	policy  adminPolicy
-	writeMu sync.Mutex
+type Server struct {
+	st        store.Store
+	state     *state.State
+	keys      *crypto.Keyring
+	caCert    *crypto.CA
+	auditLog  *audit.Log
+	statusFn  func() admin.Status
+	exportDNS func(w io.Writer, format string) error
+	stopping  <-chan struct{}
+	log       *slog.Logger
+	now       func() time.Time
+	policy    adminPolicy
+	writeMu   sync.Mutex
+}
+
+// Config is what the admin server serves from; every field but Now,
+// Logger and AdminGroup is required.
+type Config struct {
+	Store store.Store
+	State *state.State
+	Keys  *crypto.Keyring
+	CA    *crypto.CA
+	Audit *audit.Log
+	// Status reports the daemon's status (GET /status).
+	Status func() admin.Status
+	// ExportDNS writes the DNS overrides in a resolver's format.
+	ExportDNS func(w io.Writer, format string) error
+	// Stopping is closed when the daemon begins to shut down: follow
+	// streams end then.
+	Stopping <-chan struct{}
+	// AdminGroup, when set, may use the API beside root and the daemon's
+	// own user.
+	AdminGroup string
+	Logger     *slog.Logger
+	Now        func() time.Time // nil → time.Now
+}
+
+// New checks cfg and returns the server. The error names an unknown admin
+// group.
+func New(cfg Config) (*Server, error) {
+	pol, err := newAdminPolicy(cfg.AdminGroup)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{
+		st: cfg.Store, state: cfg.State, keys: cfg.Keys, caCert: cfg.CA, auditLog: cfg.Audit,
+		statusFn: cfg.Status, exportDNS: cfg.ExportDNS, stopping: cfg.Stopping,
+		log: cfg.Logger, now: cfg.Now, policy: pol,
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	return s, nil
+}
+
+// GroupGID is the admin group's gid, or -1 without one (for Listen).
+func (s *Server) GroupGID() int { return s.policy.groupGID }
+
+// Serve answers the admin API on ln until ctx is done, then finishes the
+// requests in progress (follow streams end at once) for up to 15 seconds.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{
+		Handler:           s.Handler(),
+		ConnContext:       peerConnContext,
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		if errors.Is(err, http.ErrServerClosed) {
+			return nil
+		}
+		return err
+	case <-ctx.Done():
+	}
+	shutCtx, done := context.WithTimeout(context.Background(), 15*time.Second)
+	defer done()
+	if err := srv.Shutdown(shutCtx); err != nil {
+		_ = srv.Close()
+	}
+	<-errc
+	return nil
 }
 
 // maxAdminBody bounds admin request bodies; the largest legitimate one is a
 // backend with an upstream CA bundle.
 const maxAdminBody = 1 << 20
 
-func (s *adminServer) handler() http.Handler {
+// Handler is the admin API, with the caller's uid checked first.
+func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	route := func(method, path string, h func(http.ResponseWriter, *http.Request) error) {
 		mux.HandleFunc(method+" "+path, func(w http.ResponseWriter, r *http.Request) {
@@ -68,11 +161,11 @@ func (s *adminServer) handler() http.Handler {
 }
 
 // authorize refuses callers whose kernel-reported uid is not allowed.
-func (s *adminServer) authorize(next http.Handler) http.Handler {
+func (s *Server) authorize(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p := peerFrom(r.Context())
 		if ok, why := s.policy.allows(p); !ok {
-			s.d.log.Warn("admin request refused", "uid", p.UID, "pid", p.PID, "method", r.Method, "path", r.URL.Path)
+			s.log.Warn("admin request refused", "uid", p.UID, "pid", p.PID, "method", r.Method, "path", r.URL.Path)
 			s.writeError(w, r, fmt.Errorf("%w: %s", store.ErrForbidden, why))
 			return
 		}
@@ -80,7 +173,7 @@ func (s *adminServer) authorize(next http.Handler) http.Handler {
 	})
 }
 
-func (s *adminServer) writeError(w http.ResponseWriter, r *http.Request, err error) {
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	status, code := http.StatusInternalServerError, admin.CodeInternal
 	switch {
 	case errors.Is(err, store.ErrNotFound):
@@ -100,7 +193,7 @@ func (s *adminServer) writeError(w http.ResponseWriter, r *http.Request, err err
 		body.Error.Field = fe.Field
 	}
 	if status == http.StatusInternalServerError {
-		s.d.log.Error("admin request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		s.log.Error("admin request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 	}
 	writeJSON(w, status, body)
 }
@@ -124,10 +217,10 @@ func decodeBody(r *http.Request, v any) error {
 }
 
 // adminEvent is the audit record of a mutation by the request's caller.
-func (s *adminServer) adminEvent(r *http.Request, action, target string) store.AuditEvent {
+func (s *Server) adminEvent(r *http.Request, action, target string) store.AuditEvent {
 	p := peerFrom(r.Context())
 	return store.AuditEvent{
-		Time:     s.d.now(),
+		Time:     s.now(),
 		Kind:     store.KindAdmin,
 		Action:   action,
 		Target:   target,
@@ -139,23 +232,23 @@ func (s *adminServer) adminEvent(r *http.Request, action, target string) store.A
 
 // mutate runs one store write and its state update in order, then wakes
 // audit followers (the write stored the admin event).
-func (s *adminServer) mutate(fn func() error) error {
+func (s *Server) mutate(fn func() error) error {
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
 	if err := fn(); err != nil {
 		return err
 	}
-	s.d.audit.Notify()
+	s.auditLog.Notify()
 	return nil
 }
 
-func (s *adminServer) status(w http.ResponseWriter, r *http.Request) error {
-	writeJSON(w, http.StatusOK, s.d.status())
+func (s *Server) status(w http.ResponseWriter, r *http.Request) error {
+	writeJSON(w, http.StatusOK, s.statusFn())
 	return nil
 }
 
-func (s *adminServer) listBackends(w http.ResponseWriter, r *http.Request) error {
-	writeJSON(w, http.StatusOK, s.d.state.listBackends())
+func (s *Server) listBackends(w http.ResponseWriter, r *http.Request) error {
+	writeJSON(w, http.StatusOK, s.state.ListBackends())
 	return nil
 }
 
@@ -170,16 +263,16 @@ func backendWarnings(b *store.Backend) []string {
 	return out
 }
 
-func (s *adminServer) showBackend(w http.ResponseWriter, r *http.Request) error {
+func (s *Server) showBackend(w http.ResponseWriter, r *http.Request) error {
 	name := r.PathValue("name")
-	rt := s.d.state.backend(name)
+	rt := s.state.Backend(name)
 	if rt == nil {
 		return fmt.Errorf("backend %q: %w (see `agw backend list`)", name, store.ErrNotFound)
 	}
 	writeJSON(w, http.StatusOK, admin.BackendDetail{
-		Backend:  rt.backend,
-		Grants:   nonNil(s.d.state.listGrants("", name)),
-		Warnings: backendWarnings(&rt.backend),
+		Backend:  rt.Backend,
+		Grants:   nonNil(s.state.ListGrants("", name)),
+		Warnings: backendWarnings(&rt.Backend),
 	})
 	return nil
 }
@@ -194,7 +287,7 @@ func secretBytes(in admin.SecretInput) ([]byte, error) {
 	return []byte(in.Value), nil
 }
 
-func (s *adminServer) addBackend(w http.ResponseWriter, r *http.Request) error {
+func (s *Server) addBackend(w http.ResponseWriter, r *http.Request) error {
 	var req admin.AddBackendRequest
 	if err := decodeBody(r, &req); err != nil {
 		return err
@@ -208,27 +301,27 @@ func (s *adminServer) addBackend(w http.ResponseWriter, r *http.Request) error {
 	if err := b.Validate(); err != nil {
 		return err
 	}
-	sealed, err := s.d.keys.Seal(secret)
+	sealed, err := s.keys.Seal(secret)
 	if err != nil {
 		return fmt.Errorf("seal credential: %w", err)
 	}
 	err = s.mutate(func() error {
 		c := &store.Credential{Backend: b.Name, Sealed: sealed}
-		if err := s.d.st.CreateBackend(r.Context(), &b, c, s.adminEvent(r, "backend.add", b.Name)); err != nil {
+		if err := s.st.CreateBackend(r.Context(), &b, c, s.adminEvent(r, "backend.add", b.Name)); err != nil {
 			return err
 		}
-		s.d.state.putBackend(b, crypto.NewSecret(secret))
+		s.state.PutBackend(b, crypto.NewSecret(secret))
 		return nil
 	})
 	if err != nil {
 		return err
 	}
-	s.d.log.Info("backend added", "backend", b.Name, "hosts", b.Hosts, "uid", peerFrom(r.Context()).UID)
+	s.log.Info("backend added", "backend", b.Name, "hosts", b.Hosts, "uid", peerFrom(r.Context()).UID)
 	writeJSON(w, http.StatusCreated, b)
 	return nil
 }
 
-func (s *adminServer) updateBackend(w http.ResponseWriter, r *http.Request) error {
+func (s *Server) updateBackend(w http.ResponseWriter, r *http.Request) error {
 	var req admin.UpdateBackendRequest
 	if err := decodeBody(r, &req); err != nil {
 		return err
@@ -236,11 +329,11 @@ func (s *adminServer) updateBackend(w http.ResponseWriter, r *http.Request) erro
 	name := r.PathValue("name")
 	var b store.Backend
 	err := s.mutate(func() error {
-		rt := s.d.state.backend(name)
+		rt := s.state.Backend(name)
 		if rt == nil {
 			return fmt.Errorf("backend %q: %w", name, store.ErrNotFound)
 		}
-		b = rt.backend
+		b = rt.Backend
 		b.Hosts = append([]string(nil), b.Hosts...)
 		if req.Rate != nil {
 			b.Rate = *req.Rate
@@ -260,10 +353,10 @@ func (s *adminServer) updateBackend(w http.ResponseWriter, r *http.Request) erro
 		if err := b.Validate(); err != nil {
 			return err
 		}
-		if err := s.d.st.UpdateBackend(r.Context(), &b, s.adminEvent(r, "backend.update", name)); err != nil {
+		if err := s.st.UpdateBackend(r.Context(), &b, s.adminEvent(r, "backend.update", name)); err != nil {
 			return err
 		}
-		s.d.state.updateBackendConfig(b)
+		s.state.UpdateBackendConfig(b)
 		return nil
 	})
 	if err != nil {
@@ -273,7 +366,7 @@ func (s *adminServer) updateBackend(w http.ResponseWriter, r *http.Request) erro
 	return nil
 }
 
-func (s *adminServer) rotateBackend(w http.ResponseWriter, r *http.Request) error {
+func (s *Server) rotateBackend(w http.ResponseWriter, r *http.Request) error {
 	var req admin.RotateRequest
 	if err := decodeBody(r, &req); err != nil {
 		return err
@@ -283,7 +376,7 @@ func (s *adminServer) rotateBackend(w http.ResponseWriter, r *http.Request) erro
 		return err
 	}
 	name := r.PathValue("name")
-	sealed, err := s.d.keys.Seal(secret)
+	sealed, err := s.keys.Seal(secret)
 	if err != nil {
 		return fmt.Errorf("seal credential: %w", err)
 	}
@@ -291,27 +384,27 @@ func (s *adminServer) rotateBackend(w http.ResponseWriter, r *http.Request) erro
 	err = s.mutate(func() error {
 		c := &store.Credential{Backend: name, Sealed: sealed}
 		var err error
-		if b, err = s.d.st.RotateCredential(r.Context(), c, s.adminEvent(r, "backend.rotate", name)); err != nil {
+		if b, err = s.st.RotateCredential(r.Context(), c, s.adminEvent(r, "backend.rotate", name)); err != nil {
 			return err
 		}
-		s.d.state.putBackend(*b, crypto.NewSecret(secret))
+		s.state.PutBackend(*b, crypto.NewSecret(secret))
 		return nil
 	})
 	if err != nil {
 		return err
 	}
-	s.d.log.Info("credential rotated", "backend", name, "version", b.CredentialVersion, "uid", peerFrom(r.Context()).UID)
+	s.log.Info("credential rotated", "backend", name, "version", b.CredentialVersion, "uid", peerFrom(r.Context()).UID)
 	writeJSON(w, http.StatusOK, b)
 	return nil
 }
 
-func (s *adminServer) removeBackend(w http.ResponseWriter, r *http.Request) error {
+func (s *Server) removeBackend(w http.ResponseWriter, r *http.Request) error {
 	name := r.PathValue("name")
 	err := s.mutate(func() error {
-		if err := s.d.st.DeleteBackend(r.Context(), name, s.adminEvent(r, "backend.remove", name)); err != nil {
+		if err := s.st.DeleteBackend(r.Context(), name, s.adminEvent(r, "backend.remove", name)); err != nil {
 			return err
 		}
-		s.d.state.removeBackend(name)
+		s.state.RemoveBackend(name)
 		return nil
 	})
 	if err != nil {
@@ -321,37 +414,37 @@ func (s *adminServer) removeBackend(w http.ResponseWriter, r *http.Request) erro
 	return nil
 }
 
-func (s *adminServer) listAgents(w http.ResponseWriter, r *http.Request) error {
-	now := s.d.now()
-	agents := s.d.state.listAgents()
+func (s *Server) listAgents(w http.ResponseWriter, r *http.Request) error {
+	now := s.now()
+	agents := s.state.ListAgents()
 	out := make([]admin.AgentSummary, 0, len(agents))
 	for _, a := range agents {
 		out = append(out, admin.AgentSummary{
 			Agent:    a,
-			Tokens:   s.d.state.activeTokenCount(a.Name, now),
-			Grants:   len(s.d.state.listGrants(a.Name, "")),
-			LastSeen: s.d.state.seen(a.Name),
+			Tokens:   s.state.ActiveTokenCount(a.Name, now),
+			Grants:   len(s.state.ListGrants(a.Name, "")),
+			LastSeen: s.state.Seen(a.Name),
 		})
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
 }
 
-func (s *adminServer) showAgent(w http.ResponseWriter, r *http.Request) error {
+func (s *Server) showAgent(w http.ResponseWriter, r *http.Request) error {
 	name := r.PathValue("name")
-	a := s.d.state.agent(name)
+	a := s.state.Agent(name)
 	if a == nil {
 		return fmt.Errorf("agent %q: %w (see `agw agent list`)", name, store.ErrNotFound)
 	}
 	writeJSON(w, http.StatusOK, admin.AgentDetail{
 		Agent:  *a,
-		Grants: nonNil(s.d.state.listGrants(name, "")),
-		Tokens: nonNil(s.d.state.listTokens(name)),
+		Grants: nonNil(s.state.ListGrants(name, "")),
+		Tokens: nonNil(s.state.ListTokens(name)),
 	})
 	return nil
 }
 
-func (s *adminServer) addAgent(w http.ResponseWriter, r *http.Request) error {
+func (s *Server) addAgent(w http.ResponseWriter, r *http.Request) error {
 	var a store.Agent
 	if err := decodeBody(r, &a); err != nil {
 		return err
@@ -361,10 +454,10 @@ func (s *adminServer) addAgent(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	err := s.mutate(func() error {
-		if err := s.d.st.CreateAgent(r.Context(), &a, s.adminEvent(r, "agent.add", a.Name)); err != nil {
+		if err := s.st.CreateAgent(r.Context(), &a, s.adminEvent(r, "agent.add", a.Name)); err != nil {
 			return err
 		}
-		s.d.state.putAgent(a)
+		s.state.PutAgent(a)
 		return nil
 	})
 	if err != nil {
@@ -374,7 +467,7 @@ func (s *adminServer) addAgent(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func (s *adminServer) updateAgent(w http.ResponseWriter, r *http.Request) error {
+func (s *Server) updateAgent(w http.ResponseWriter, r *http.Request) error {
 	var req admin.UpdateAgentRequest
 	if err := decodeBody(r, &req); err != nil {
 		return err
@@ -382,7 +475,7 @@ func (s *adminServer) updateAgent(w http.ResponseWriter, r *http.Request) error 
 	name := r.PathValue("name")
 	var a store.Agent
 	err := s.mutate(func() error {
-		cur := s.d.state.agent(name)
+		cur := s.state.Agent(name)
 		if cur == nil {
 			return fmt.Errorf("agent %q: %w", name, store.ErrNotFound)
 		}
@@ -415,10 +508,10 @@ func (s *adminServer) updateAgent(w http.ResponseWriter, r *http.Request) error 
 		if err := a.Validate(); err != nil {
 			return err
 		}
-		if err := s.d.st.UpdateAgent(r.Context(), &a, s.adminEvent(r, action, name)); err != nil {
+		if err := s.st.UpdateAgent(r.Context(), &a, s.adminEvent(r, action, name)); err != nil {
 			return err
 		}
-		s.d.state.putAgent(a)
+		s.state.PutAgent(a)
 		return nil
 	})
 	if err != nil {
@@ -428,13 +521,13 @@ func (s *adminServer) updateAgent(w http.ResponseWriter, r *http.Request) error 
 	return nil
 }
 
-func (s *adminServer) removeAgent(w http.ResponseWriter, r *http.Request) error {
+func (s *Server) removeAgent(w http.ResponseWriter, r *http.Request) error {
 	name := r.PathValue("name")
 	err := s.mutate(func() error {
-		if err := s.d.st.DeleteAgent(r.Context(), name, s.adminEvent(r, "agent.remove", name)); err != nil {
+		if err := s.st.DeleteAgent(r.Context(), name, s.adminEvent(r, "agent.remove", name)); err != nil {
 			return err
 		}
-		s.d.state.removeAgent(name)
+		s.state.RemoveAgent(name)
 		return nil
 	})
 	if err != nil {
@@ -444,12 +537,12 @@ func (s *adminServer) removeAgent(w http.ResponseWriter, r *http.Request) error 
 	return nil
 }
 
-func (s *adminServer) listGrants(w http.ResponseWriter, r *http.Request) error {
-	writeJSON(w, http.StatusOK, nonNil(s.d.state.listGrants(r.URL.Query().Get("agent"), r.URL.Query().Get("backend"))))
+func (s *Server) listGrants(w http.ResponseWriter, r *http.Request) error {
+	writeJSON(w, http.StatusOK, nonNil(s.state.ListGrants(r.URL.Query().Get("agent"), r.URL.Query().Get("backend"))))
 	return nil
 }
 
-func (s *adminServer) putGrant(w http.ResponseWriter, r *http.Request) error {
+func (s *Server) putGrant(w http.ResponseWriter, r *http.Request) error {
 	var g store.Grant
 	if err := decodeBody(r, &g); err != nil {
 		return err
@@ -459,10 +552,10 @@ func (s *adminServer) putGrant(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	err := s.mutate(func() error {
-		if err := s.d.st.PutGrant(r.Context(), &g, s.adminEvent(r, "grant.add", g.Agent+"/"+g.Backend)); err != nil {
+		if err := s.st.PutGrant(r.Context(), &g, s.adminEvent(r, "grant.add", g.Agent+"/"+g.Backend)); err != nil {
 			return err
 		}
-		s.d.state.putGrant(g)
+		s.state.PutGrant(g)
 		return nil
 	})
 	if err != nil {
@@ -472,13 +565,13 @@ func (s *adminServer) putGrant(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func (s *adminServer) removeGrant(w http.ResponseWriter, r *http.Request) error {
+func (s *Server) removeGrant(w http.ResponseWriter, r *http.Request) error {
 	agent, backend := r.PathValue("agent"), r.PathValue("backend")
 	err := s.mutate(func() error {
-		if err := s.d.st.DeleteGrant(r.Context(), agent, backend, s.adminEvent(r, "grant.remove", agent+"/"+backend)); err != nil {
+		if err := s.st.DeleteGrant(r.Context(), agent, backend, s.adminEvent(r, "grant.remove", agent+"/"+backend)); err != nil {
 			return err
 		}
-		s.d.state.removeGrant(agent, backend)
+		s.state.RemoveGrant(agent, backend)
 		return nil
 	})
 	if err != nil {
@@ -488,12 +581,12 @@ func (s *adminServer) removeGrant(w http.ResponseWriter, r *http.Request) error 
 	return nil
 }
 
-func (s *adminServer) listTokens(w http.ResponseWriter, r *http.Request) error {
-	writeJSON(w, http.StatusOK, nonNil(s.d.state.listTokens(r.URL.Query().Get("agent"))))
+func (s *Server) listTokens(w http.ResponseWriter, r *http.Request) error {
+	writeJSON(w, http.StatusOK, nonNil(s.state.ListTokens(r.URL.Query().Get("agent"))))
 	return nil
 }
 
-func (s *adminServer) mintToken(w http.ResponseWriter, r *http.Request) error {
+func (s *Server) mintToken(w http.ResponseWriter, r *http.Request) error {
 	var req admin.MintRequest
 	if err := decodeBody(r, &req); err != nil {
 		return err
@@ -505,16 +598,16 @@ func (s *adminServer) mintToken(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return fmt.Errorf("mint token: %w", err)
 	}
-	now := s.d.now()
+	now := s.now()
 	t := store.Token{ID: id, Agent: req.Agent, Label: req.Label, Hash: hash, CreatedAt: now}
 	if req.TTL > 0 {
 		t.ExpiresAt = now.Add(req.TTL.Std())
 	}
 	err = s.mutate(func() error {
-		if err := s.d.st.CreateToken(r.Context(), &t, s.adminEvent(r, "token.mint", id+" ("+req.Agent+")")); err != nil {
+		if err := s.st.CreateToken(r.Context(), &t, s.adminEvent(r, "token.mint", id+" ("+req.Agent+")")); err != nil {
 			return err
 		}
-		s.d.state.putToken(t)
+		s.state.PutToken(t)
 		return nil
 	})
 	if err != nil {
@@ -525,15 +618,15 @@ func (s *adminServer) mintToken(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func (s *adminServer) revokeToken(w http.ResponseWriter, r *http.Request) error {
+func (s *Server) revokeToken(w http.ResponseWriter, r *http.Request) error {
 	id := r.PathValue("id")
 	var t *store.Token
 	err := s.mutate(func() error {
 		var err error
-		if t, err = s.d.st.RevokeToken(r.Context(), id, s.d.now(), s.adminEvent(r, "token.revoke", id)); err != nil {
+		if t, err = s.st.RevokeToken(r.Context(), id, s.now(), s.adminEvent(r, "token.revoke", id)); err != nil {
 			return err
 		}
-		s.d.state.putToken(*t)
+		s.state.PutToken(*t)
 		return nil
 	})
 	if err != nil {
@@ -543,12 +636,12 @@ func (s *adminServer) revokeToken(w http.ResponseWriter, r *http.Request) error 
 	return nil
 }
 
-func (s *adminServer) listIdPs(w http.ResponseWriter, r *http.Request) error {
-	writeJSON(w, http.StatusOK, s.d.state.listIdPs())
+func (s *Server) listIdPs(w http.ResponseWriter, r *http.Request) error {
+	writeJSON(w, http.StatusOK, s.state.ListIdPs())
 	return nil
 }
 
-func (s *adminServer) addIdP(w http.ResponseWriter, r *http.Request) error {
+func (s *Server) addIdP(w http.ResponseWriter, r *http.Request) error {
 	var p store.IdP
 	if err := decodeBody(r, &p); err != nil {
 		return err
@@ -558,10 +651,10 @@ func (s *adminServer) addIdP(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	err := s.mutate(func() error {
-		if err := s.d.st.CreateIdP(r.Context(), &p, s.adminEvent(r, "idp.add", p.Name)); err != nil {
+		if err := s.st.CreateIdP(r.Context(), &p, s.adminEvent(r, "idp.add", p.Name)); err != nil {
 			return err
 		}
-		s.d.state.putIdP(p)
+		s.state.PutIdP(p)
 		return nil
 	})
 	if err != nil {
@@ -571,13 +664,13 @@ func (s *adminServer) addIdP(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func (s *adminServer) removeIdP(w http.ResponseWriter, r *http.Request) error {
+func (s *Server) removeIdP(w http.ResponseWriter, r *http.Request) error {
 	name := r.PathValue("name")
 	err := s.mutate(func() error {
-		if err := s.d.st.DeleteIdP(r.Context(), name, s.adminEvent(r, "idp.remove", name)); err != nil {
+		if err := s.st.DeleteIdP(r.Context(), name, s.adminEvent(r, "idp.remove", name)); err != nil {
 			return err
 		}
-		s.d.state.removeIdP(name)
+		s.state.RemoveIdP(name)
 		return nil
 	})
 	if err != nil {
@@ -587,15 +680,15 @@ func (s *adminServer) removeIdP(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func (s *adminServer) ca(w http.ResponseWriter, r *http.Request) error {
+func (s *Server) ca(w http.ResponseWriter, r *http.Request) error {
 	w.Header().Set("Content-Type", "application/x-pem-file")
-	_, err := w.Write(s.d.ca.CertPEM)
+	_, err := w.Write(s.caCert.CertPEM)
 	return err
 }
 
-func (s *adminServer) dnsExport(w http.ResponseWriter, r *http.Request) error {
+func (s *Server) dnsExport(w http.ResponseWriter, r *http.Request) error {
 	var buf strings.Builder
-	if err := s.d.exportDNS(&buf, r.URL.Query().Get("format")); err != nil {
+	if err := s.exportDNS(&buf, r.URL.Query().Get("format")); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")

@@ -1,4 +1,4 @@
-package gateway
+package adminserver
 
 import "golang.org/x/sys/unix"
 

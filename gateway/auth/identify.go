@@ -1,4 +1,7 @@
-package gateway
+// Package auth identifies the agent behind a request: a gateway token, an
+// IdP access token or a Basic-auth password, read from wherever the
+// backend's SDKs put a key, with failed attempts throttled.
+package auth
 
 import (
 	"context"
@@ -10,11 +13,14 @@ import (
 	"time"
 
 	"github.com/agw-dev/agw/crypto"
-	"github.com/agw-dev/agw/gateway/jwtauth"
+	"github.com/agw-dev/agw/gateway/auth/jwt"
+	"github.com/agw-dev/agw/gateway/deny"
+	"github.com/agw-dev/agw/gateway/limit"
+	"github.com/agw-dev/agw/state"
 	"github.com/agw-dev/agw/store"
 )
 
-// keyHeaders are the headers where SDKs commonly put an API key, beside the
+// KeyHeaders are the headers where SDKs commonly put an API key, beside the
 // backend's own credential header and Authorization. The gateway reads the
 // agent's credential from any of them and strips all of them from every
 // forwarded request, so a key sent where the backend does not look for it
@@ -26,17 +32,38 @@ import (
 //	X-Api-Token     various
 //	X-Auth-Token    OpenStack, various
 //	Private-Token   GitLab
-var keyHeaders = []string{"X-Api-Key", "Api-Key", "X-Goog-Api-Key", "X-Api-Token", "X-Auth-Token", "Private-Token"}
+var KeyHeaders = []string{"X-Api-Key", "Api-Key", "X-Goog-Api-Key", "X-Api-Token", "X-Auth-Token", "Private-Token"}
 
-// identity is who made a request.
-type identity struct {
-	agent      *store.Agent
-	authMethod string // "token" or "jwt"
-	tokenID    string
-	idp        string
-	subject    string
-	jti        string
-	credential string // the agent's credential as presented, for stripping; never logged
+// Identity is who made a request.
+type Identity struct {
+	Agent      *store.Agent
+	AuthMethod string // "token" or "jwt"
+	TokenID    string
+	IdP        string
+	Subject    string
+	JTI        string
+	Credential string // the agent's credential as presented, for stripping; never logged
+}
+
+// Config is what an Identifier reads and verifies with.
+type Config struct {
+	State *state.State
+	// IdP verifies JWTs; nil refuses them.
+	IdP IdPVerifier
+	// Throttle counts failed authentications; nil throttles nothing.
+	Throttle *limit.AuthThrottle
+}
+
+// Identifier finds the agent behind requests.
+type Identifier struct {
+	state    *state.State
+	idp      IdPVerifier
+	throttle *limit.AuthThrottle
+}
+
+// New returns an Identifier for cfg.
+func New(cfg Config) *Identifier {
+	return &Identifier{state: cfg.State, idp: cfg.IdP, throttle: cfg.Throttle}
 }
 
 // IdPVerifier verifies a JWT an agent presents for a backend and names the
@@ -85,7 +112,7 @@ func credentialCandidates(r *http.Request, b *store.Backend, buf []string) []str
 			add(authorizationCredential(v))
 		}
 	}
-	for _, h := range keyHeaders {
+	for _, h := range KeyHeaders {
 		if h == hdrName {
 			continue
 		}
@@ -158,83 +185,104 @@ func forEachQueryParam(raw string, fn func(k, v string)) {
 	}
 }
 
-// identify finds the agent behind a request. It never puts the credential
-// into a denial.
-func (p *proxy) identify(ctx context.Context, r *http.Request, b *store.Backend, now time.Time) (identity, *denial) {
+// Identify finds the agent behind a request for backend b. It never puts
+// the credential into a denial. A credential (or, without one, a client
+// address) that failed too often is refused with 429 before any lookup, and
+// every failure that proved no identity is counted.
+func (a *Identifier) Identify(ctx context.Context, r *http.Request, b *store.Backend, now time.Time) (Identity, *deny.Denial) {
 	var buf [4]string
 	cands := credentialCandidates(r, b, buf[:])
+	key := ""
+	if a.throttle != nil {
+		if len(cands) == 0 {
+			key = limit.AddressKey(r.RemoteAddr)
+		} else {
+			key = limit.CredentialKey(cands[0])
+		}
+		if d := a.throttle.Blocked(ctx, key, now); d != nil {
+			return Identity{}, d
+		}
+	}
+	ident, d := a.identify(ctx, cands, b, now)
+	if d != nil && key != "" && d.Status == http.StatusUnauthorized && ident.AuthMethod == "" && ident.TokenID == "" {
+		a.throttle.Fail(ctx, key, now) // nothing presented proved an identity
+	}
+	return ident, d
+}
+
+func (a *Identifier) identify(ctx context.Context, cands []string, b *store.Backend, now time.Time) (Identity, *deny.Denial) {
 	if len(cands) == 0 {
-		return identity{}, deny(http.StatusUnauthorized, errUnauthenticated,
+		return Identity{}, deny.New(http.StatusUnauthorized, deny.Unauthenticated,
 			"no credential: send your agw gateway token as the API key (Authorization: Bearer, the backend's key header or Basic-auth password)")
 	}
 	cred := cands[0]
 	for _, c := range cands[1:] {
 		if c != cred {
-			return identity{}, deny(http.StatusUnauthorized, errUnauthenticated,
+			return Identity{}, deny.New(http.StatusUnauthorized, deny.Unauthenticated,
 				"ambiguous credentials: the request carries different credentials in different places; send only the gateway token")
 		}
 	}
 	switch {
 	case crypto.LooksLikeToken(cred):
-		return p.identifyToken(cred, now)
-	case jwtauth.LooksLikeJWT(cred):
-		if p.idp == nil {
-			return identity{}, deny(http.StatusUnauthorized, errUnauthenticated,
+		return a.identifyToken(cred, now)
+	case jwt.LooksLikeJWT(cred):
+		if a.idp == nil {
+			return Identity{}, deny.New(http.StatusUnauthorized, deny.Unauthenticated,
 				"IdP tokens are not configured for this backend")
 		}
-		return p.identifyJWT(ctx, b, cred)
+		return a.identifyJWT(ctx, b, cred)
 	default:
-		return identity{}, deny(http.StatusUnauthorized, errUnauthenticated,
+		return Identity{}, deny.New(http.StatusUnauthorized, deny.Unauthenticated,
 			"the credential is not an agw gateway token; use a token minted with `agw token mint`, never a backend key")
 	}
 }
 
-func (p *proxy) identifyToken(tok string, now time.Time) (identity, *denial) {
+func (a *Identifier) identifyToken(tok string, now time.Time) (Identity, *deny.Denial) {
 	id, err := crypto.ParseToken(tok)
 	if err != nil {
-		return identity{}, deny(http.StatusUnauthorized, errUnauthenticated, "malformed gateway token")
+		return Identity{}, deny.New(http.StatusUnauthorized, deny.Unauthenticated, "malformed gateway token")
 	}
-	t := p.state.token(id)
+	t := a.state.Token(id)
 	if t == nil || t.Agent == "" || !crypto.VerifyToken([]byte(tok), t.Hash) {
-		return identity{}, deny(http.StatusUnauthorized, errUnauthenticated, "unknown gateway token")
+		return Identity{}, deny.New(http.StatusUnauthorized, deny.Unauthenticated, "unknown gateway token")
 	}
 	// Only someone holding the whole token gets told why it no longer works.
 	if !t.RevokedAt.IsZero() {
-		return identity{tokenID: id}, deny(http.StatusUnauthorized, errUnauthenticated, "gateway token "+id+" is revoked")
+		return Identity{TokenID: id}, deny.New(http.StatusUnauthorized, deny.Unauthenticated, "gateway token "+id+" is revoked")
 	}
 	if !t.Active(now) {
-		return identity{tokenID: id}, deny(http.StatusUnauthorized, errUnauthenticated, "gateway token "+id+" has expired")
+		return Identity{TokenID: id}, deny.New(http.StatusUnauthorized, deny.Unauthenticated, "gateway token "+id+" has expired")
 	}
-	a := p.state.agent(t.Agent)
-	ident := identity{authMethod: "token", tokenID: id, credential: tok}
-	if a == nil {
-		return ident, deny(http.StatusUnauthorized, errUnauthenticated, "gateway token "+id+" belongs to no agent")
+	ag := a.state.Agent(t.Agent)
+	ident := Identity{AuthMethod: "token", TokenID: id, Credential: tok}
+	if ag == nil {
+		return ident, deny.New(http.StatusUnauthorized, deny.Unauthenticated, "gateway token "+id+" belongs to no agent")
 	}
-	ident.agent = a
-	if a.Disabled {
-		return ident, policyDenial("agent disabled")
+	ident.Agent = ag
+	if ag.Disabled {
+		return ident, deny.Policy("agent disabled")
 	}
 	return ident, nil
 }
 
-func (p *proxy) identifyJWT(ctx context.Context, b *store.Backend, raw string) (identity, *denial) {
-	res, err := p.idp.VerifyJWT(ctx, b, raw)
-	ident := identity{idp: res.IdP, subject: res.Subject, jti: res.JTI, credential: raw}
+func (a *Identifier) identifyJWT(ctx context.Context, b *store.Backend, raw string) (Identity, *deny.Denial) {
+	res, err := a.idp.VerifyJWT(ctx, b, raw)
+	ident := Identity{IdP: res.IdP, Subject: res.Subject, JTI: res.JTI, Credential: raw}
 	if res.Subject != "" {
 		// The token verified (the verifier names a subject only then),
 		// even if it identifies no agent: not a failed authentication.
-		ident.authMethod = "jwt"
+		ident.AuthMethod = "jwt"
 	}
 	if err != nil {
 		return ident, jwtDenial(ctx, err)
 	}
-	a := p.state.agent(res.Agent)
-	if a == nil {
-		return ident, deny(http.StatusUnauthorized, errUnauthenticated, "the IdP token identifies no agent")
+	ag := a.state.Agent(res.Agent)
+	if ag == nil {
+		return ident, deny.New(http.StatusUnauthorized, deny.Unauthenticated, "the IdP token identifies no agent")
 	}
-	ident.agent = a
-	if a.Disabled {
-		return ident, policyDenial("agent disabled")
+	ident.Agent = ag
+	if ag.Disabled {
+		return ident, deny.Policy("agent disabled")
 	}
 	return ident, nil
 }
@@ -243,36 +291,36 @@ func (p *proxy) identifyJWT(ctx context.Context, b *store.Backend, raw string) (
 // (401, or 503 when the IdP's keys cannot be obtained: the token may be
 // fine, so the agent is told to retry rather than to get another), its
 // stable reason in the audit record and its public message to the agent.
-func jwtDenial(ctx context.Context, err error) *denial {
-	d := &denial{status: http.StatusUnauthorized, typ: errUnauthenticated, reason: "jwt_rejected"}
-	var je *jwtauth.Error
+func jwtDenial(ctx context.Context, err error) *deny.Denial {
+	d := &deny.Denial{Status: http.StatusUnauthorized, Type: deny.Unauthenticated, Reason: "jwt_rejected"}
+	var je *jwt.Error
 	var jr *jwtRefusal
 	switch {
 	case errors.As(err, &je):
-		d.status, d.reason, d.msg = je.Status, je.Reason, je.Public()
+		d.Status, d.Reason, d.Msg = je.Status, je.Reason, je.Public()
 	case errors.As(err, &jr):
-		d.status, d.reason, d.msg = jr.Status, jr.Reason, jr.Public()
+		d.Status, d.Reason, d.Msg = jr.Status, jr.Reason, jr.Public()
 	case ctx.Err() != nil:
-		d.reason, d.msg = "jwt_verification_cancelled", "the request ended before its IdP token was verified"
+		d.Reason, d.Msg = "jwt_verification_cancelled", "the request ended before its IdP token was verified"
 	default:
 		var pub interface{ Public() string }
 		if errors.As(err, &pub) {
-			d.msg = pub.Public()
+			d.Msg = pub.Public()
 		}
 	}
 	prefix := "IdP token rejected"
-	switch d.status {
+	switch d.Status {
 	case http.StatusServiceUnavailable:
-		d.typ, prefix = errIdPUnavailable, "IdP token not verified"
+		d.Type, prefix = deny.IdPUnavailable, "IdP token not verified"
 	case http.StatusForbidden:
-		d.typ = errForbidden
+		d.Type = deny.Forbidden
 	default:
-		d.status = http.StatusUnauthorized
+		d.Status = http.StatusUnauthorized
 	}
-	if d.msg != "" {
-		d.msg = prefix + " (" + d.reason + "): " + d.msg
+	if d.Msg != "" {
+		d.Msg = prefix + " (" + d.Reason + "): " + d.Msg
 	} else {
-		d.msg = prefix + " (" + d.reason + ")"
+		d.Msg = prefix + " (" + d.Reason + ")"
 	}
 	return d
 }

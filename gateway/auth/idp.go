@@ -1,4 +1,4 @@
-package gateway
+package auth
 
 import (
 	"context"
@@ -6,38 +6,39 @@ import (
 	"net/http"
 	"sync/atomic"
 
-	"github.com/agw-dev/agw/gateway/jwtauth"
+	"github.com/agw-dev/agw/gateway/auth/jwt"
+	"github.com/agw-dev/agw/state"
 	"github.com/agw-dev/agw/store"
 )
 
-// Audit reasons for IdP tokens that jwtauth does not decide itself. Like
-// jwtauth's, they are stable: add new ones freely, rename none.
+// Audit reasons for IdP tokens that jwt does not decide itself. Like
+// jwt's, they are stable: add new ones freely, rename none.
 const (
-	reasonUnknownIssuer  = "jwt_unknown_issuer"  // no registered IdP has the token's issuer
-	reasonUnknownSubject = "jwt_unknown_subject" // the token verified, but no agent is bound to its claim value
+	ReasonUnknownIssuer  = "jwt_unknown_issuer"  // no registered IdP has the token's issuer
+	ReasonUnknownSubject = "jwt_unknown_subject" // the token verified, but no agent is bound to its claim value
 )
 
-// idpVerifier is the gateway's IdPVerifier: jwtauth's signature and claim
+// JWTVerifier is the gateway's IdPVerifier: jwt's signature and claim
 // checks against the IdPs registered in the in-memory state, then the
 // claim value mapped to an agent. It holds no copy of the configuration, so
 // an IdP or agent added, changed or removed counts from the next request.
-type idpVerifier struct {
-	state *state
-	v     *jwtauth.Verifier
+type JWTVerifier struct {
+	state *state.State
+	v     *jwt.Verifier
 
 	verified, rejected, unavailable atomic.Uint64
 }
 
-var _ IdPVerifier = (*idpVerifier)(nil)
+var _ IdPVerifier = (*JWTVerifier)(nil)
 
-// newIdPVerifier verifies against the IdPs in st with v, which the daemon
+// NewJWTVerifier verifies against the IdPs in st with v, which the daemon
 // keeps for its lifetime (it caches keys and verified tokens).
-func newIdPVerifier(st *state, v *jwtauth.Verifier) *idpVerifier {
-	return &idpVerifier{state: st, v: v}
+func NewJWTVerifier(st *state.State, v *jwt.Verifier) *JWTVerifier {
+	return &JWTVerifier{state: st, v: v}
 }
 
 // jwtRefusal is a token refused by the gateway's own rules (no IdP for its
-// issuer, no agent for its subject). Like *jwtauth.Error it carries a stable
+// issuer, no agent for its subject). Like *jwt.Error it carries a stable
 // audit reason, an HTTP status and a message for the agent, and never the
 // token.
 type jwtRefusal struct {
@@ -60,9 +61,9 @@ func (e *jwtRefusal) Public() string { return e.msg }
 // On failure the identity names the IdP tried, and, only once the token
 // verified, its subject and jti: claims of an unverified token are the
 // caller's word and stay out of the audit trail.
-func (iv *idpVerifier) VerifyJWT(ctx context.Context, _ *store.Backend, raw string) (IdPIdentity, error) {
+func (iv *JWTVerifier) VerifyJWT(ctx context.Context, _ *store.Backend, raw string) (IdPIdentity, error) {
 	id, err := iv.verify(ctx, raw)
-	var je *jwtauth.Error
+	var je *jwt.Error
 	switch {
 	case err == nil:
 		iv.verified.Add(1)
@@ -74,10 +75,10 @@ func (iv *idpVerifier) VerifyJWT(ctx context.Context, _ *store.Backend, raw stri
 	return id, err
 }
 
-func (iv *idpVerifier) verify(ctx context.Context, raw string) (IdPIdentity, error) {
-	iss, ok := jwtauth.IssuerOf(raw)
+func (iv *JWTVerifier) verify(ctx context.Context, raw string) (IdPIdentity, error) {
+	iss, ok := jwt.IssuerOf(raw)
 	if !ok {
-		return IdPIdentity{}, &jwtRefusal{Reason: jwtauth.ReasonMalformed, Status: http.StatusUnauthorized,
+		return IdPIdentity{}, &jwtRefusal{Reason: jwt.ReasonMalformed, Status: http.StatusUnauthorized,
 			msg: "the token has no readable iss claim"}
 	}
 	var (
@@ -87,7 +88,7 @@ func (iv *idpVerifier) verify(ctx context.Context, raw string) (IdPIdentity, err
 		telling bool         // bestErr is more than a wrong audience
 		unknown *IdPIdentity // the first IdP that verified the token but binds no agent to it
 	)
-	for _, p := range iv.state.listIdPs() {
+	for _, p := range iv.state.ListIdPs() {
 		if p.Issuer != iss {
 			continue
 		}
@@ -97,15 +98,15 @@ func (iv *idpVerifier) verify(ctx context.Context, raw string) (IdPIdentity, err
 			if ctx.Err() != nil {
 				return IdPIdentity{IdP: p.Name}, err
 			}
-			var je *jwtauth.Error
-			wrongAud := errors.As(err, &je) && je.Reason == jwtauth.ReasonWrongAudience
+			var je *jwt.Error
+			wrongAud := errors.As(err, &je) && je.Reason == jwt.ReasonWrongAudience
 			if bestErr == nil || (!telling && !wrongAud) {
 				best, bestErr, telling = IdPIdentity{IdP: p.Name}, err, !wrongAud
 			}
 			continue
 		}
 		id := IdPIdentity{IdP: p.Name, Subject: claims.Subject, JTI: claims.JTI}
-		if a := iv.state.agentBySubject(p.Name, claims.Subject); a != nil {
+		if a := iv.state.AgentBySubject(p.Name, claims.Subject); a != nil {
 			id.Agent = a.Name
 			return id, nil
 		}
@@ -115,29 +116,27 @@ func (iv *idpVerifier) verify(ctx context.Context, raw string) (IdPIdentity, err
 	}
 	switch {
 	case !tried:
-		return IdPIdentity{}, &jwtRefusal{Reason: reasonUnknownIssuer, Status: http.StatusUnauthorized,
+		return IdPIdentity{}, &jwtRefusal{Reason: ReasonUnknownIssuer, Status: http.StatusUnauthorized,
 			msg: "the token's issuer is not a registered IdP; ask the gateway operator to add it with `agw idp add`"}
 	case unknown != nil:
-		return *unknown, &jwtRefusal{Reason: reasonUnknownSubject, Status: http.StatusUnauthorized,
+		return *unknown, &jwtRefusal{Reason: ReasonUnknownSubject, Status: http.StatusUnauthorized,
 			msg: "the token is valid but identifies no agent of IdP " + unknown.IdP + "; ask the gateway operator to register it with `agw agent add NAME --idp " + unknown.IdP + " --subject VALUE`"}
 	default:
 		return best, bestErr
 	}
 }
 
-// idpStats counts IdP token verifications since start, for metrics.
-type idpStats struct {
+// IdPStats counts IdP token verifications since start, for metrics.
+type IdPStats struct {
 	Verified    uint64 // tokens that identified an agent
 	Rejected    uint64 // refused: 401 (bad token, unknown issuer or subject)
 	Unavailable uint64 // failed closed: 503, no usable key from the IdP
 }
 
-// idpStats returns the JWT verification counters; zero when the proxy has
-// no IdP verifier.
-func (p *proxy) idpStats() idpStats {
-	iv, ok := p.idp.(*idpVerifier)
-	if !ok || iv == nil {
-		return idpStats{}
+// Stats returns the JWT verification counters; zero for a nil verifier.
+func (iv *JWTVerifier) Stats() IdPStats {
+	if iv == nil {
+		return IdPStats{}
 	}
-	return idpStats{Verified: iv.verified.Load(), Rejected: iv.rejected.Load(), Unavailable: iv.unavailable.Load()}
+	return IdPStats{Verified: iv.verified.Load(), Rejected: iv.rejected.Load(), Unavailable: iv.unavailable.Load()}
 }

@@ -1,4 +1,6 @@
-package gateway
+// Package deny holds the gateway's refusals: the Denial a pipeline stage
+// returns and the JSON error body an agent reads for it.
+package deny
 
 import (
 	"encoding/json"
@@ -9,68 +11,75 @@ import (
 // Agent-facing error types. They are a stable contract: SDKs and agents
 // branch on the type, never on the message.
 const (
-	errUnauthenticated = "agw_unauthenticated"  // 401
-	errForbidden       = "agw_forbidden"        // 403
-	errBadRequest      = "agw_bad_request"      // 400
-	errMisdirected     = "agw_misdirected"      // 421
-	errRateLimited     = "agw_rate_limited"     // 429, with Retry-After
-	errUpstream        = "agw_upstream_error"   // 502
-	errUpstreamTimeout = "agw_upstream_timeout" // 504
-	errIdPUnavailable  = "agw_idp_unavailable"  // 503: no usable key from the IdP; retry later
+	Unauthenticated = "agw_unauthenticated"  // 401
+	Forbidden       = "agw_forbidden"        // 403
+	BadRequest      = "agw_bad_request"      // 400
+	Misdirected     = "agw_misdirected"      // 421
+	RateLimited     = "agw_rate_limited"     // 429, with Retry-After
+	Upstream        = "agw_upstream_error"   // 502
+	UpstreamTimeout = "agw_upstream_timeout" // 504
+	IdPUnavailable  = "agw_idp_unavailable"  // 503: no usable key from the IdP; retry later
+	Unavailable     = "agw_unavailable"      // 503: the gateway cannot decide safely (a dependency is down); retry later
 )
 
-// policyNote ends every policy denial, so that an agent (or the model
+// PolicyNote ends every policy denial, so that an agent (or the model
 // driving it) reads the refusal as a deliberate decision rather than a
 // network fault to route around.
-const policyNote = " This is a policy decision of the agw gateway, not a network or backend fault; retrying, or reaching the backend by another route, will not help. Ask the gateway operator to change the grant."
+const PolicyNote = " This is a policy decision of the agw gateway, not a network or backend fault; retrying, or reaching the backend by another route, will not help. Ask the gateway operator to change the grant."
 
-// requestIDHeader carries the request id on every response, so an operator
+// RequestIDHeader carries the request id on every response, so an operator
 // can find the audit record an agent reports.
-const requestIDHeader = "X-Agw-Request-Id"
+const RequestIDHeader = "X-Agw-Request-Id"
 
-// denial is a refusal decided by the gateway: the status and type the agent
+// Denial is a refusal decided by the gateway: the status and type the agent
 // sees, the message it reads, and the shorter reason the audit keeps.
 // Neither ever holds a credential.
-type denial struct {
-	status int
-	typ    string
-	msg    string // for the agent; "" means reason
-	reason string // for the audit record
-	// retryAfter, when positive, is sent as Retry-After (seconds).
-	retryAfter int
+type Denial struct {
+	Status int
+	Type   string
+	Msg    string // for the agent; "" means Reason
+	Reason string // for the audit record
+	// RetryAfter, when positive, is sent as Retry-After (seconds).
+	RetryAfter int
+	// Limit names the limit that refused a 429 (limit.Kind*), for metrics.
+	Limit string
 }
 
-func (d *denial) message() string {
-	if d.msg != "" {
-		return d.msg
+// Message is what the agent reads: Msg, or Reason when Msg is empty.
+func (d *Denial) Message() string {
+	if d.Msg != "" {
+		return d.Msg
 	}
-	return d.reason
+	return d.Reason
 }
 
-func deny(status int, typ, reason string) *denial {
-	return &denial{status: status, typ: typ, reason: reason}
+// New is a refusal whose message is its audit reason.
+func New(status int, typ, reason string) *Denial {
+	return &Denial{Status: status, Type: typ, Reason: reason}
 }
 
-// policyDenial is a 403 that names the rule and says retrying will not help.
-func policyDenial(reason string) *denial {
-	return &denial{status: http.StatusForbidden, typ: errForbidden, reason: reason, msg: reason + "." + policyNote}
+// Policy is a 403 that names the rule and says retrying will not help.
+func Policy(reason string) *Denial {
+	return &Denial{Status: http.StatusForbidden, Type: Forbidden, Reason: reason, Msg: reason + "." + PolicyNote}
 }
 
-type errorBody struct {
-	Error errorDetail `json:"error"`
+// Body is the JSON document of every gateway error.
+type Body struct {
+	Error Detail `json:"error"`
 }
 
-type errorDetail struct {
+// Detail is the error inside a Body.
+type Detail struct {
 	Type      string `json:"type"`
 	Message   string `json:"message"`
 	RequestID string `json:"request_id"`
 }
 
-// writeError answers with the gateway's JSON error shape. The message must
+// Write answers with the gateway's JSON error shape. The message must
 // already be free of credentials: callers build it from names and redacted
 // errors only.
-func writeError(w http.ResponseWriter, status int, typ, msg, requestID string) {
-	body, err := json.Marshal(errorBody{Error: errorDetail{Type: typ, Message: msg, RequestID: requestID}})
+func Write(w http.ResponseWriter, status int, typ, msg, requestID string) {
+	body, err := json.Marshal(Body{Error: Detail{Type: typ, Message: msg, RequestID: requestID}})
 	if err != nil { // cannot happen with string fields
 		body = []byte(`{"error":{"type":"` + typ + `","message":"internal error","request_id":"` + requestID + `"}}`)
 	}
@@ -80,7 +89,7 @@ func writeError(w http.ResponseWriter, status int, typ, msg, requestID string) {
 	h.Set("Content-Length", strconv.Itoa(len(body)))
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set(requestIDHeader, requestID)
+	h.Set(RequestIDHeader, requestID)
 	if status == http.StatusUnauthorized {
 		h.Add("WWW-Authenticate", `Bearer realm="agw"`)
 	}

@@ -1,4 +1,4 @@
-package gateway
+package front
 
 import (
 	"bytes"
@@ -35,8 +35,8 @@ import (
 // HTTP/2 server of their own whose refusals are recorded (h2conn.go).
 
 const (
-	reasonRefusedByServer = "malformed request refused by the HTTP server before routing"
-	reasonCutOff          = "incomplete request: the client stopped sending or took too long"
+	ReasonRefusedByServer = "malformed request refused by the HTTP server before routing"
+	ReasonCutOff          = "incomplete request: the client stopped sending or took too long"
 )
 
 // tlsListener accepts TCP connections and completes each TLS handshake in
@@ -45,7 +45,7 @@ type tlsListener struct {
 	net.Listener
 	cfg     *tls.Config
 	timeout time.Duration // for the handshake
-	p       *proxy
+	s       *Server
 	ready   chan net.Conn
 	errc    chan error
 
@@ -56,9 +56,9 @@ type tlsListener struct {
 	once    sync.Once
 }
 
-func newTLSListener(ln net.Listener, cfg *tls.Config, timeout time.Duration, p *proxy) *tlsListener {
+func newTLSListener(ln net.Listener, cfg *tls.Config, timeout time.Duration, s *Server) *tlsListener {
 	l := &tlsListener{
-		Listener: ln, cfg: cfg, timeout: timeout, p: p,
+		Listener: ln, cfg: cfg, timeout: timeout, s: s,
 		ready:   make(chan net.Conn),
 		errc:    make(chan error, 1),
 		pending: make(map[net.Conn]struct{}),
@@ -82,7 +82,7 @@ func (l *tlsListener) acceptLoop() {
 			}
 			// Out of file descriptors and the like: wait and retry, as
 			// http.Server does, rather than stop serving.
-			l.p.logger.Warn("accept failed; retrying", "err", err, "retry_in", backoff)
+			l.s.log.Warn("accept failed; retrying", "err", err, "retry_in", backoff)
 			time.Sleep(backoff)
 			backoff = min(2*backoff, time.Second)
 			continue
@@ -126,11 +126,11 @@ func (l *tlsListener) handshake(raw net.Conn) {
 		var rh tls.RecordHeaderError
 		if errors.As(err, &rh) && rh.Conn != nil && looksLikeHTTP(rh.RecordHeader) {
 			_, _ = io.WriteString(rh.Conn, "HTTP/1.0 400 Bad Request\r\n\r\nThis is agw's HTTPS port: connect with https://.\n")
-			l.p.stats.tlsRefused.Add(1)
-			l.p.audit(store.AuditEvent{Time: l.p.now(), Kind: store.KindTLS, Decision: store.Deny,
+			l.s.tlsRefused.Add(1)
+			l.s.record(store.AuditEvent{Time: l.s.now(), Kind: store.KindTLS, Decision: store.Deny,
 				Reason: "plain HTTP on the HTTPS port", Client: raw.RemoteAddr().String()})
 		}
-		l.p.logger.Debug("TLS handshake failed", "client", raw.RemoteAddr().String(), "err", err)
+		l.s.log.Debug("TLS handshake failed", "client", raw.RemoteAddr().String(), "err", err)
 		raw.Close()
 		return
 	}
@@ -231,9 +231,9 @@ func connContext(ctx context.Context, c net.Conn) context.Context {
 	return ctx
 }
 
-// markServed records that the current request of ctx's connection reached
+// MarkServed records that the current request of ctx's connection reached
 // the pipeline, which writes its audit record.
-func markServed(ctx context.Context) {
+func MarkServed(ctx context.Context) {
 	if t, ok := ctx.Value(trackedConnKey{}).(*trackedConn); ok {
 		t.owed.Store(true)
 	}
@@ -241,51 +241,49 @@ func markServed(ctx context.Context) {
 
 // connState is the http.Server.ConnState hook; the server runs it from the
 // connection's own goroutine, in order.
-func (p *proxy) connState(c net.Conn, s http.ConnState) {
+func (s *Server) connState(c net.Conn, cs http.ConnState) {
 	hc, ok := c.(*h1Conn)
 	if !ok {
 		return
 	}
 	t := hc.t
-	switch s {
+	switch cs {
 	case http.StateIdle:
-		p.settle(hc, false)
+		s.settle(hc, false)
 		t.owed.Store(false)
 		t.mark = t.read.Load()
 	case http.StateClosed:
-		p.settle(hc, true)
+		s.settle(hc, true)
 	}
 }
 
 // settle writes the records of what the server refused or the client cut
 // off since the last answered request.
-func (p *proxy) settle(c *h1Conn, closing bool) {
+func (s *Server) settle(c *h1Conn, closing bool) {
 	t := c.t
 	n := int(t.refusals.Swap(0))
 	for range n {
-		p.recordUnrouted(c.RemoteAddr().String(), c.host(), int(t.status.Load()), reasonRefusedByServer)
+		s.recordUnrouted(c.RemoteAddr().String(), c.host(), int(t.status.Load()), ReasonRefusedByServer)
 	}
 	if closing && n == 0 && !t.owed.Load() && t.read.Load() > t.mark {
-		p.recordUnrouted(c.RemoteAddr().String(), c.host(), 0, reasonCutOff)
+		s.recordUnrouted(c.RemoteAddr().String(), c.host(), 0, ReasonCutOff)
 	}
 }
 
 // host is the server name the client asked for.
-func (c *h1Conn) host() string { return normalizeHost(c.ConnectionState().ServerName) }
+func (c *h1Conn) host() string { return store.RequestHost(c.ConnectionState().ServerName) }
 
-func (p *proxy) recordUnrouted(client, host string, status int, reason string) {
-	p.stats.requests.Add(1)
-	p.stats.denied.Add(1)
+func (s *Server) recordUnrouted(client, host string, status int, reason string) {
+	s.unrouted.Add(1)
 	ev := store.AuditEvent{
-		Time:      p.now(),
+		Time:      s.now(),
 		Kind:      store.KindRequest,
-		RequestID: newRequestID(),
+		RequestID: NewRequestID(),
 		Client:    client,
 		Host:      host,
 		Status:    status,
 		Decision:  store.Deny,
 		Reason:    reason,
 	}
-	p.metrics.observe(&ev)
-	p.audit(ev)
+	s.record(ev)
 }

@@ -1,4 +1,4 @@
-package gateway
+package front
 
 import (
 	"context"
@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"sync"
 
+	"github.com/agw-dev/agw/store"
 	"golang.org/x/net/http2"
 )
 
@@ -19,7 +20,7 @@ import (
 // agw_http2_errors_total and becomes an audit record, as the HTTP/1.x
 // server's refusals do (conntrack.go).
 
-const reasonH2Refused = "malformed HTTP/2 stream or frame refused by the HTTP/2 server before routing"
+const ReasonH2Refused = "malformed HTTP/2 stream or frame refused by the HTTP/2 server before routing"
 
 // h2Conns holds a graceful-shutdown handle for each HTTP/2 connection being
 // served.
@@ -65,31 +66,31 @@ func (h *h2Conns) shutdown() {
 }
 
 // serveH2 is the HTTP server's TLSNextProto handler for "h2".
-func (p *proxy) serveH2(hs *http.Server, c *tls.Conn, h http.Handler) {
+func (s *Server) serveH2(hs *http.Server, c *tls.Conn, h http.Handler) {
 	ctx := context.Background()
 	// h carries the connection's base context (ConnContext and the
 	// server's BaseContext), as net/http's own HTTP/2 setup uses it.
 	if bc, ok := h.(interface{ BaseContext() context.Context }); ok {
 		ctx = bc.BaseContext()
 	}
-	client, host := c.RemoteAddr().String(), normalizeHost(c.ConnectionState().ServerName)
+	client, host := c.RemoteAddr().String(), store.RequestHost(c.ConnectionState().ServerName)
 	h2 := &http2.Server{CountError: func(errType string) {
-		p.metrics.http2Error(errType)
-		p.recordUnrouted(client, host, 0, reasonH2Refused+": "+errType)
+		s.http2Error(errType)
+		s.recordUnrouted(client, host, 0, ReasonH2Refused+": "+errType)
 	}}
 	// ConfigureServer ties this connection's graceful shutdown to a
 	// stand-in server that holds nothing else, so shutting it down reaches
 	// this connection alone.
 	stop := &http.Server{}
 	if err := http2.ConfigureServer(stop, h2); err != nil {
-		p.logger.Error("HTTP/2 setup failed; closing the connection", "client", client, "err", err)
+		s.log.Error("HTTP/2 setup failed; closing the connection", "client", client, "err", err)
 		c.Close()
 		return
 	}
-	if !p.h2.add(stop) {
+	if !s.h2.add(stop) {
 		c.Close()
 		return
 	}
-	defer p.h2.remove(stop)
+	defer s.h2.remove(stop)
 	h2.ServeConn(c, &http2.ServeConnOpts{Context: ctx, BaseConfig: hs, Handler: h})
 }

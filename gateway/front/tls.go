@@ -1,14 +1,12 @@
-package gateway
+package front
 
 import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/agw-dev/agw/crypto"
 	"github.com/agw-dev/agw/store"
@@ -111,74 +109,39 @@ func (c *certCache) evictLocked(now time.Time) {
 
 // TLSConfig is the server TLS configuration of the proxy listener: a leaf
 // per registered SNI name, ALPN h2 and http/1.1, TLS 1.2 or later.
-func (p *proxy) TLSConfig() *tls.Config {
+func (s *Server) TLSConfig() *tls.Config {
 	return &tls.Config{
 		MinVersion:     tls.VersionTLS12,
 		NextProtos:     []string{"h2", "http/1.1"},
-		GetCertificate: p.getCertificate,
+		GetCertificate: s.getCertificate,
 	}
 }
 
 // getCertificate serves a leaf for a registered host and refuses the
 // handshake for anything else: an unknown name must not be intercepted, so
 // clients that pin certificates fail closed rather than talk to agw.
-func (p *proxy) getCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
-	name := normalizeHost(hello.ServerName)
-	if name == "" || p.state.routeHost(name) == nil {
-		p.stats.tlsRefused.Add(1)
+func (s *Server) getCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+	name := store.RequestHost(hello.ServerName)
+	if name == "" || !s.hosts.Intercepts(name) {
+		s.tlsRefused.Add(1)
 		reason := "missing SNI"
 		if name != "" {
-			reason = "unknown SNI " + printableName(name)
+			reason = "unknown SNI " + store.PrintableName(name)
 		}
-		ev := store.AuditEvent{Time: p.now(), Kind: store.KindTLS, Decision: store.Deny, Reason: reason}
+		ev := store.AuditEvent{Time: s.now(), Kind: store.KindTLS, Decision: store.Deny, Reason: reason}
 		if hello.Conn != nil {
 			ev.Client = hello.Conn.RemoteAddr().String()
 		}
-		p.audit(ev)
+		s.record(ev)
 		if name == "" {
 			return nil, errors.New("agw: the client sent no server name (SNI); connect by host name")
 		}
 		return nil, errUnknownSNI
 	}
-	cert, err := p.certs.get(name)
+	cert, err := s.certs.get(name)
 	if err != nil {
-		p.logger.Error("mint leaf certificate", "host", printableName(name), "err", err)
-		return nil, fmt.Errorf("agw: no certificate for %s", printableName(name))
+		s.log.Error("mint leaf certificate", "host", store.PrintableName(name), "err", err)
+		return nil, fmt.Errorf("agw: no certificate for %s", store.PrintableName(name))
 	}
 	return cert, nil
-}
-
-// normalizeHost lower-cases a host name, drops a port and one trailing dot.
-// It returns "" for an empty name.
-func normalizeHost(h string) string {
-	if h == "" {
-		return ""
-	}
-	if i := strings.LastIndexByte(h, ':'); i >= 0 && !strings.Contains(h[i:], "]") {
-		h = h[:i]
-	}
-	h = strings.TrimSuffix(h, ".")
-	for i := 0; i < len(h); i++ {
-		if c := h[i]; 'A' <= c && c <= 'Z' {
-			return strings.ToLower(h)
-		}
-	}
-	return h
-}
-
-// printableName bounds and quotes an attacker-supplied name before it goes
-// into a log line or audit record.
-func printableName(s string) string {
-	if len(s) > 253 {
-		s = s[:253] + "…"
-	}
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x21 || c >= 0x7f || c == '"' {
-			if !utf8.ValidString(s) {
-				s = strings.ToValidUTF8(s, "?")
-			}
-			return fmt.Sprintf("%q", s)
-		}
-	}
-	return s
 }

@@ -1,4 +1,4 @@
-package gateway
+package policy
 
 import (
 	"net/http"
@@ -28,9 +28,9 @@ import (
 // What remains is decoded once (%20 → space) into the normalised path the
 // grant patterns see.
 
-// requestPath returns the raw (still escaped) path of the request target,
+// RequestPath returns the raw (still escaped) path of the request target,
 // without the query.
-func requestPath(r *http.Request) string {
+func RequestPath(r *http.Request) string {
 	uri := r.RequestURI
 	if strings.HasPrefix(uri, "/") {
 		if i := strings.IndexByte(uri, '?'); i >= 0 {
@@ -45,9 +45,9 @@ func requestPath(r *http.Request) string {
 	return uri
 }
 
-// normalizePath checks a raw request path and returns the decoded path for
+// NormalizePath checks a raw request path and returns the decoded path for
 // policy matching, or the reason it is refused.
-func normalizePath(raw string) (string, string) {
+func NormalizePath(raw string) (string, string) {
 	if raw == "" || raw[0] != '/' {
 		return "", "request target must be an absolute path starting with /"
 	}

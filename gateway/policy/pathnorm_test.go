@@ -1,4 +1,4 @@
-package gateway
+package policy
 
 import "testing"
 
@@ -42,18 +42,18 @@ func TestNormalizePath(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, why := normalizePath(tt.raw)
+			got, why := NormalizePath(tt.raw)
 			if tt.refused {
 				if why == "" {
-					t.Fatalf("normalizePath(%q) = %q, want refused", tt.raw, got)
+					t.Fatalf("NormalizePath(%q) = %q, want refused", tt.raw, got)
 				}
 				return
 			}
 			if why != "" {
-				t.Fatalf("normalizePath(%q) refused: %s", tt.raw, why)
+				t.Fatalf("NormalizePath(%q) refused: %s", tt.raw, why)
 			}
 			if got != tt.want {
-				t.Fatalf("normalizePath(%q) = %q, want %q", tt.raw, got, tt.want)
+				t.Fatalf("NormalizePath(%q) = %q, want %q", tt.raw, got, tt.want)
 			}
 		})
 	}

@@ -1,29 +1,32 @@
-package gateway
+// Package policy decides whether a grant allows a request: the method, and
+// the path after normalisation against the grant's patterns.
+package policy
 
 import (
 	"fmt"
 	"strings"
 
+	"github.com/agw-dev/agw/gateway/deny"
 	"github.com/agw-dev/agw/store"
 )
 
-// authorize applies a grant to a request: the method must be listed (or the
+// Authorize applies a grant to a request: the method must be listed (or the
 // grant lists "*") and the normalised path must match one of the grant's
 // patterns. A nil grant denies. The returned denial names the rule.
-func authorize(g *store.Grant, agent, backend, method, path string) *denial {
+func Authorize(g *store.Grant, agent, backend, method, path string) *deny.Denial {
 	if g == nil {
-		return policyDenial(fmt.Sprintf("no grant for agent %q on backend %q", agent, backend))
+		return deny.Policy(fmt.Sprintf("no grant for agent %q on backend %q", agent, backend))
 	}
 	if !methodAllowed(g.Methods, method) {
-		return policyDenial(fmt.Sprintf("method %s not in grant for agent %q on backend %q (allowed: %s)",
+		return deny.Policy(fmt.Sprintf("method %s not in grant for agent %q on backend %q (allowed: %s)",
 			method, agent, backend, strings.Join(g.Methods, ", ")))
 	}
 	for _, p := range g.Paths {
-		if globMatch(p, path) {
+		if GlobMatch(p, path) {
 			return nil
 		}
 	}
-	return policyDenial(fmt.Sprintf("path %s not in grant patterns [%s] for agent %q on backend %q",
+	return deny.Policy(fmt.Sprintf("path %s not in grant patterns [%s] for agent %q on backend %q",
 		path, strings.Join(g.Paths, " "), agent, backend))
 }
 
@@ -38,12 +41,12 @@ func methodAllowed(methods []string, method string) bool {
 	return false
 }
 
-// globMatch matches a grant path pattern against a normalised path.
+// GlobMatch matches a grant path pattern against a normalised path.
 // Patterns are split on "/": a "**" segment matches any number of path
 // segments including zero ("/v1/**" matches "/v1", "/v1/" and "/v1/a/b");
 // within any other segment "*" matches any run of characters except "/".
 // Every other character is literal. It does not allocate.
-func globMatch(pattern, path string) bool {
+func GlobMatch(pattern, path string) bool {
 	pattern, pok := strings.CutPrefix(pattern, "/")
 	path, ok := strings.CutPrefix(path, "/")
 	if !pok || !ok {

@@ -1,10 +1,11 @@
-package gateway
+package policy
 
 import (
 	"net/http"
 	"strings"
 	"testing"
 
+	"github.com/agw-dev/agw/gateway/deny"
 	"github.com/agw-dev/agw/store"
 )
 
@@ -45,8 +46,8 @@ func TestGlobMatch(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.pattern+" "+tt.path, func(t *testing.T) {
-			if got := globMatch(tt.pattern, tt.path); got != tt.want {
-				t.Errorf("globMatch(%q, %q) = %v, want %v", tt.pattern, tt.path, got, tt.want)
+			if got := GlobMatch(tt.pattern, tt.path); got != tt.want {
+				t.Errorf("GlobMatch(%q, %q) = %v, want %v", tt.pattern, tt.path, got, tt.want)
 			}
 		})
 	}
@@ -70,24 +71,24 @@ func TestAuthorize(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			d := authorize(tt.grant, "bot", "openai", tt.method, tt.path)
+			d := Authorize(tt.grant, "bot", "openai", tt.method, tt.path)
 			if tt.wantReason == "" {
 				if d != nil {
-					t.Fatalf("denied: %s", d.reason)
+					t.Fatalf("denied: %s", d.Reason)
 				}
 				return
 			}
 			if d == nil {
 				t.Fatal("allowed, want a denial")
 			}
-			if d.status != http.StatusForbidden || d.typ != errForbidden {
-				t.Errorf("status %d type %s, want 403 %s", d.status, d.typ, errForbidden)
+			if d.Status != http.StatusForbidden || d.Type != deny.Forbidden {
+				t.Errorf("status %d type %s, want 403 %s", d.Status, d.Type, deny.Forbidden)
 			}
-			if !strings.Contains(d.reason, tt.wantReason) {
-				t.Errorf("reason %q does not name the rule %q", d.reason, tt.wantReason)
+			if !strings.Contains(d.Reason, tt.wantReason) {
+				t.Errorf("reason %q does not name the rule %q", d.Reason, tt.wantReason)
 			}
-			if !strings.Contains(d.message(), "policy decision") || !strings.Contains(d.message(), "will not help") {
-				t.Errorf("message %q does not say it is policy and that retrying will not help", d.message())
+			if !strings.Contains(d.Message(), "policy decision") || !strings.Contains(d.Message(), "will not help") {
+				t.Errorf("message %q does not say it is policy and that retrying will not help", d.Message())
 			}
 		})
 	}
@@ -95,6 +96,6 @@ func TestAuthorize(t *testing.T) {
 
 func BenchmarkGlobMatch(b *testing.B) {
 	for b.Loop() {
-		globMatch("/v1/**/files/*.json", "/v1/org/project/files/data.json")
+		GlobMatch("/v1/**/files/*.json", "/v1/org/project/files/data.json")
 	}
 }

@@ -1,4 +1,4 @@
-package jwtauth
+package jwt
 
 import (
 	"context"
@@ -150,7 +150,7 @@ func (c *keyCache) get(ctx context.Context, key string, force bool) (v any, fetc
 	close(ch)
 	if ferr != nil {
 		e.err = ferr
-		c.log.Warn("jwtauth: fetch failed; keeping the last good copy if any",
+		c.log.Warn("jwt: fetch failed; keeping the last good copy if any",
 			"what", c.what, "url", key, "have_copy", e.value != nil, "err", ferr)
 		return e.value, false, ferr
 	}
@@ -203,7 +203,7 @@ func (v *Verifier) newIssuerKeys(issuer string) (*issuerKeys, error) {
 		return nil, err
 	}
 	if ik.jwks == nil {
-		return nil, errors.New("jwtauth: the verifier library did not take agw's key cache")
+		return nil, errors.New("jwt: the verifier library did not take agw's key cache")
 	}
 	ik.adaptor = a
 	return ik, nil
@@ -298,7 +298,7 @@ func (v *Verifier) usableKeys(val any) (any, error) {
 			continue
 		}
 		if new(big.Int).SetBytes(pk.N()).BitLen() < minRSABits {
-			v.log.Warn("jwtauth: ignoring an RSA key shorter than 2048 bits", "kid", k.KeyID())
+			v.log.Warn("jwt: ignoring an RSA key shorter than 2048 bits", "kid", k.KeyID())
 			continue
 		}
 		if err := out.AddKey(k); err != nil {

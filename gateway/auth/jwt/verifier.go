@@ -1,4 +1,4 @@
-// Package jwtauth verifies the IdP access tokens agents present to the
+// Package jwt verifies the IdP access tokens agents present to the
 // gateway: RS256 signature against the issuer's published keys, iss, aud
 // (the gateway's own audience, so a token minted for the backend itself is
 // refused), exp, nbf and iat. A refusal is an *Error with a stable Reason
@@ -25,7 +25,7 @@
 // (http only on loopback); the JWKS holds RSA keys of at least 2048 bits
 // with a kid; tokens are RS256 with a kid, and carry iss, aud, exp, iat and
 // the IdP's identifying claim.
-package jwtauth
+package jwt
 
 import (
 	"context"
