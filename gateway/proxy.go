@@ -304,6 +304,9 @@ func (p *Gateway) serve(ex *exchange, r *http.Request) *deny.Denial {
 	if d := policy.Authorize(g, ident.Agent.Name, b.Name, r.Method, norm); d != nil {
 		return d
 	}
+	if why := policy.CheckOverrideParams(r); why != "" {
+		return deny.New(http.StatusBadRequest, deny.BadRequest, why)
+	}
 	if limit.Limited(ident.Agent, g, b) {
 		adm, d := limit.Admit(r.Context(), p.limiter, ident.Agent, g, b, ex.start)
 		if d != nil {
@@ -423,6 +426,7 @@ func (p *Gateway) rewrite(pr *httputil.ProxyRequest) {
 	b := &ex.up.route.Backend
 	auth.StripAgentCredential(out.Header, out.URL, b, ex.ident.Credential)
 	stripForwarding(out.Header)
+	policy.StripOverrideHeaders(out.Header)
 	ex.up.inj.Apply(out.Header, out.URL)
 	if ex.up.scrub != nil {
 		scrubRequest(out.Header)
@@ -487,6 +491,9 @@ func (p *Gateway) upstreamError(w http.ResponseWriter, r *http.Request, err erro
 		msg = oauth.msg
 	case errors.As(err, &unread):
 		msg = unread.Error()
+	case errors.Is(err, policy.ErrOverrideInBody):
+		status, typ = http.StatusBadRequest, deny.BadRequest
+		msg = "the multipart body has a method override field (_method); the gateway decides one method and forwards exactly that one, so the request was abandoned"
 	case errors.Is(err, dns.ErrLoopback):
 		msg = "resolution loops back to the gateway: the upstream resolvers answer " + ex.host + " with agw's own address; set an explicit upstream for the backend"
 	case r.Context().Err() != nil:

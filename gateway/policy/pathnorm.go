@@ -1,9 +1,14 @@
 package policy
 
 import (
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"golang.org/x/text/unicode/norm"
 )
 
 // Path normalisation.
@@ -95,14 +100,56 @@ func NormalizePath(raw string) (string, string) {
 		}
 		rest = tail
 	}
-	if !escaped {
-		return raw, ""
+	p := raw
+	if escaped {
+		var err error
+		if p, err = url.PathUnescape(raw); err != nil {
+			return "", "path contains a malformed percent escape"
+		}
 	}
-	p, err := url.PathUnescape(raw)
-	if err != nil {
-		return "", "path contains a malformed percent escape"
+	if why := checkUnicode(p); why != "" {
+		return "", why
 	}
 	return p, ""
+}
+
+// checkUnicode refuses decoded paths that servers may read differently
+// from the gateway: invalid UTF-8 (overlong forms like %C0%AE decode to '.'
+// in lax decoders), format characters (bidi controls and zero-width marks
+// that change how a path reads), and compatibility characters whose
+// normalised form is ASCII (a full-width dot or solidus becomes '.' or '/',
+// full-width letters become a granted prefix, after NFKC normalisation on
+// the backend).
+func checkUnicode(p string) string {
+	ascii := true
+	for i := 0; i < len(p); i++ {
+		if p[i] >= utf8.RuneSelf {
+			ascii = false
+			break
+		}
+	}
+	if ascii {
+		return ""
+	}
+	if !utf8.ValidString(p) {
+		return "path is not valid UTF-8 (overlong or truncated encodings are read differently by different servers)"
+	}
+	for _, r := range p {
+		if r < utf8.RuneSelf {
+			continue
+		}
+		if unicode.Is(unicode.Cf, r) || unicode.IsControl(r) {
+			return fmt.Sprintf("path contains the invisible or direction-changing character U+%04X", r)
+		}
+		if nf := norm.NFKC.String(string(r)); nf != string(r) {
+			for i := 0; i < len(nf); i++ {
+				if nf[i] < utf8.RuneSelf {
+					return fmt.Sprintf("path contains U+%04X, which servers may normalise to %q", r, nf)
+				}
+			}
+		}
+	}
+	return ""
 }
 
 func isHex(c byte) bool {

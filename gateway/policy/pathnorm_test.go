@@ -39,6 +39,19 @@ func TestNormalizePath(t *testing.T) {
 		{"not absolute", "v1/models", "", true},
 		{"asterisk", "*", "", true},
 		{"empty", "", "", true},
+
+		{"overlong dot", "/v1/%C0%AE%C0%AE/admin", "", true},
+		{"overlong slash", "/v1/a%C0%AFb", "", true},
+		{"truncated utf-8", "/v1/a%C3", "", true},
+		{"full-width dot", "/v1/%EF%BC%8E%EF%BC%8E/admin", "", true},
+		{"full-width solidus", "/v1/a%EF%BC%8Fb", "", true},
+		{"one dot leader", "/v1/%E2%80%A4%E2%80%A4/x", "", true},
+		{"full-width letters", "/%EF%BD%961/models", "", true},
+		{"bidi override", "/v1/a%E2%80%AEb", "", true},
+		{"zero width space", "/v1/a%E2%80%8Bb", "", true},
+		{"raw bidi", "/v1/a\u202eb", "", true},
+		{"cjk kept", "/v1/%E6%97%A5%E6%9C%AC", "/v1/日本", false},
+		{"emoji kept", "/v1/%F0%9F%98%80", "/v1/😀", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
