@@ -19,7 +19,7 @@ const (
 	KindBackend    ObjectKind = "backend"    // Name; Backend on put
 	KindCredential ObjectKind = "credential" // Name is the backend; Credential (the new current version) on put
 	KindAgent      ObjectKind = "agent"      // Name; Agent on put
-	KindGrant      ObjectKind = "grant"      // Agent and Name (the backend); Grant on put
+	KindGrant      ObjectKind = "grant"      // GrantAgent and Name (the backend); Grant on put
 	KindToken      ObjectKind = "token"      // Name is the token id; Token on put
 	KindIdP        ObjectKind = "idp"        // Name; IdP on put
 )
@@ -33,11 +33,12 @@ type Change struct {
 	Kind    ObjectKind `json:"kind"`
 	Deleted bool       `json:"deleted,omitempty"`
 	Name    string     `json:"name"`
-	Agent   string     `json:"agent,omitempty"` // grants: the agent of (Agent, Name)
+	// GrantAgent is a grant's agent; Name is then its backend.
+	GrantAgent string `json:"grant_agent,omitempty"`
 
 	Backend    *Backend    `json:"backend,omitempty"`
 	Credential *Credential `json:"credential,omitempty"`
-	AgentObj   *Agent      `json:"agent_obj,omitempty"`
+	Agent      *Agent      `json:"agent,omitempty"`
 	Grant      *Grant      `json:"grant,omitempty"`
 	Token      *Token      `json:"token,omitempty"`
 	IdP        *IdP        `json:"idp,omitempty"`
