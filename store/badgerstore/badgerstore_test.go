@@ -49,7 +49,13 @@ func admin(action, target string) store.AuditEvent {
 }
 
 func TestConformance(t *testing.T) {
-	storetest.Run(t, func(t *testing.T) store.Store { return openTemp(t) })
+	storetest.RunHarness(t, storetest.Harness{
+		Open: func(t *testing.T) store.Store { return openTemp(t) },
+		Compact: func(t *testing.T, s store.Store, keepAfter store.Revision) {
+			must(t, s.(*badgerstore.Store).CompactChanges(keepAfter))
+		},
+		Synctest: true,
+	})
 }
 
 // populate writes one of everything plus some request events.

@@ -262,3 +262,75 @@ func testQueryFilters(t *testing.T, open func(t *testing.T) store.Store) {
 		})
 	}
 }
+
+// testAuditVerifyPrune checks VerifyAudit on a fresh, a grown and a pruned
+// trail, and that PruneAudit removes exactly the records older than its
+// bound.
+func testAuditVerifyPrune(t *testing.T, open func(t *testing.T) store.Store) {
+	t.Parallel()
+	s := open(t)
+	ctx := t.Context()
+	verify := func(want int) {
+		t.Helper()
+		n, err := s.VerifyAudit(ctx)
+		if err != nil {
+			t.Fatalf("VerifyAudit: %v", err)
+		}
+		if n != want {
+			t.Errorf("VerifyAudit checked %d records, want %d", n, want)
+		}
+	}
+	verify(0)
+
+	base := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
+	appendAt := func(minutes ...int) {
+		t.Helper()
+		var evs []store.AuditEvent
+		for _, m := range minutes {
+			evs = append(evs, store.AuditEvent{Kind: store.KindRequest, Agent: agentBot, Status: 200 + m, Time: base.Add(time.Duration(m) * time.Minute)})
+		}
+		must(t, s.AppendAudit(ctx, evs))
+	}
+	appendAt(0, 1, 2, 3, 4, 5, 6, 7, 8, 9)
+	verify(10)
+
+	prune := func(beforeMinute, want int) {
+		t.Helper()
+		n, err := s.PruneAudit(ctx, base.Add(time.Duration(beforeMinute)*time.Minute))
+		if err != nil {
+			t.Fatalf("PruneAudit: %v", err)
+		}
+		if n != want {
+			t.Errorf("PruneAudit before minute %d removed %d records, want %d", beforeMinute, n, want)
+		}
+	}
+	prune(-1, 0)
+	prune(5, 5) // minutes 0-4 go; the record at minute 5 is not older, it stays
+	if got := seqs(queryAll(t, s, store.AuditQuery{})); !slices.Equal(got, []uint64{6, 7, 8, 9, 10}) {
+		t.Errorf("after pruning, seqs %v, want 6-10", got)
+	}
+	if got := seqs(queryAll(t, s, store.AuditQuery{Agent: agentBot})); !slices.Equal(got, []uint64{6, 7, 8, 9, 10}) {
+		t.Errorf("after pruning, the agent filter finds seqs %v, want 6-10", got)
+	}
+	verify(5)
+	prune(5, 0)
+
+	// The chain goes on from the oldest record kept.
+	appendAt(10, 11)
+	verify(7)
+	if evs := queryAll(t, s, store.AuditQuery{}); len(evs) == 7 {
+		checkChain(t, evs)
+	}
+
+	// Everything can go; the next record still verifies.
+	prune(60, 7)
+	verify(0)
+	if last, err := s.LastAuditSeq(ctx); err != nil || last != 12 {
+		t.Errorf("LastAuditSeq after pruning everything = %d, %v; want 12", last, err)
+	}
+	appendAt(61)
+	verify(1)
+	if got := seqs(queryAll(t, s, store.AuditQuery{})); !slices.Equal(got, []uint64{13}) {
+		t.Errorf("after pruning everything and appending, seqs %v, want [13]", got)
+	}
+}

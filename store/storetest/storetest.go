@@ -1,8 +1,9 @@
 // Package storetest is the conformance suite for store.Store
 // implementations: every validation and reference rule reached through the
-// store, atomicity of failed writes, cascades, credential rotation, tokens
-// and the audit trail. An implementation's test calls Run with a function
-// that opens a fresh, empty store.
+// store, atomicity of failed writes, cascades, credential rotation, tokens,
+// revisions and the change feed, and the audit trail with its verification
+// and pruning. An implementation's test calls RunHarness (or Run) with a
+// function that opens a fresh, empty store.
 package storetest
 
 import (
@@ -16,14 +17,40 @@ import (
 	"github.com/agw-dev/agw/store"
 )
 
-// Run runs the suite. open must return a new empty store for each call and
-// may register its own cleanup; the suite may Close the store itself.
+// Harness is what the suite needs from an implementation.
+type Harness struct {
+	// Open returns a new empty store for each call and may register its
+	// own cleanup; the suite may Close the store itself. Required.
+	Open func(t *testing.T) store.Store
+	// Compact, if set, drops s's change history up to and including
+	// keepAfter, so that Watch from an earlier revision fails with
+	// ErrCompacted while Watch from keepAfter on still works. Without it
+	// the compaction tests are skipped.
+	Compact func(t *testing.T, s store.Store, keepAfter store.Revision)
+	// Synctest says Open, the mutations and Watch work inside a
+	// testing/synctest bubble: the store's goroutines wait only on
+	// channels, timers and local files, never on the network. The
+	// heartbeat test then runs on the bubble's clock and checks every
+	// interval; otherwise it waits on the real clock for a few heartbeats.
+	Synctest bool
+}
+
+// Run runs the suite with open and no optional hooks.
 func Run(t *testing.T, open func(t *testing.T) store.Store) {
+	RunHarness(t, Harness{Open: open})
+}
+
+// RunHarness runs the suite against h.
+func RunHarness(t *testing.T, h Harness) {
+	open := h.Open
 	t.Run("Rejects", func(t *testing.T) { testRejects(t, open) })
 	t.Run("Backends", func(t *testing.T) { testBackends(t, open) })
 	t.Run("Agents", func(t *testing.T) { testAgents(t, open) })
 	t.Run("GrantsAndTokens", func(t *testing.T) { testGrantsAndTokens(t, open) })
 	t.Run("Audit", func(t *testing.T) { testAudit(t, open) })
+	t.Run("AuditVerifyPrune", func(t *testing.T) { testAuditVerifyPrune(t, open) })
+	t.Run("Revisions", func(t *testing.T) { testRevisions(t, open) })
+	t.Run("Watch", func(t *testing.T) { testWatch(t, h) })
 	t.Run("Closed", func(t *testing.T) { testClosed(t, open) })
 }
 
@@ -205,6 +232,11 @@ func testClosed(t *testing.T, open func(t *testing.T) store.Store) {
 			return s.QueryAudit(ctx, store.AuditQuery{}, func(store.AuditEvent) bool { return true })
 		}},
 		{"LastAuditSeq", func() error { _, err := s.LastAuditSeq(ctx); return err }},
+		{"Watch", func() error {
+			return s.Watch(ctx, 0, func(store.ChangeSet) error { return nil })
+		}},
+		{"VerifyAudit", func() error { _, err := s.VerifyAudit(ctx); return err }},
+		{"PruneAudit", func() error { _, err := s.PruneAudit(ctx, time.Now()); return err }},
 		{"RevokeToken", func() error {
 			_, err := dropRev(s.RevokeToken(ctx, "x", time.Now(), ev("token.revoke", "x")))
 			return err
