@@ -309,7 +309,7 @@ func (d *daemon) serve(ctx context.Context) error {
 		ms := &metricsServer{m: m, ready: d.ready, logger: d.log}
 		start("metrics", func() error { return ms.Serve(runCtx, metricsLn) })
 	}
-	retention := &audit.Retention{Store: d.st.(audit.Pruner), Log: d.audit, Keep: cfg.AuditRetention, Logger: d.log}
+	retention := &audit.Retention{Store: d.st, Log: d.audit, Keep: cfg.AuditRetention, Logger: d.log}
 	start("audit retention", func() error { return retention.Run(runCtx) })
 
 	d.log.Info("agw serving", "version", cfg.Version, "data_dir", cfg.DataDir, "admin", d.listeners.Admin,

@@ -239,6 +239,9 @@ func (q *AuditQuery) Match(ev *AuditEvent) bool {
 
 // Snapshot is everything the daemon keeps in memory, read once at start.
 type Snapshot struct {
+	// Revision is the store revision the snapshot is consistent with:
+	// Watch from it to keep the snapshot current.
+	Revision    Revision
 	Backends    []Backend
 	Credentials []Credential // the current version of each backend's credential
 	Agents      []Agent

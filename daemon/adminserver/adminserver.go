@@ -307,7 +307,7 @@ func (s *Server) addBackend(w http.ResponseWriter, r *http.Request) error {
 	}
 	err = s.mutate(func() error {
 		c := &store.Credential{Backend: b.Name, Sealed: sealed}
-		if err := s.st.CreateBackend(r.Context(), &b, c, s.adminEvent(r, "backend.add", b.Name)); err != nil {
+		if _, err := s.st.CreateBackend(r.Context(), &b, c, s.adminEvent(r, "backend.add", b.Name)); err != nil {
 			return err
 		}
 		s.state.PutBackend(b, crypto.NewSecret(secret))
@@ -353,7 +353,7 @@ func (s *Server) updateBackend(w http.ResponseWriter, r *http.Request) error {
 		if err := b.Validate(); err != nil {
 			return err
 		}
-		if err := s.st.UpdateBackend(r.Context(), &b, s.adminEvent(r, "backend.update", name)); err != nil {
+		if _, err := s.st.UpdateBackend(r.Context(), &b, s.adminEvent(r, "backend.update", name)); err != nil {
 			return err
 		}
 		s.state.UpdateBackendConfig(b)
@@ -384,7 +384,7 @@ func (s *Server) rotateBackend(w http.ResponseWriter, r *http.Request) error {
 	err = s.mutate(func() error {
 		c := &store.Credential{Backend: name, Sealed: sealed}
 		var err error
-		if b, err = s.st.RotateCredential(r.Context(), c, s.adminEvent(r, "backend.rotate", name)); err != nil {
+		if b, _, err = s.st.RotateCredential(r.Context(), c, s.adminEvent(r, "backend.rotate", name)); err != nil {
 			return err
 		}
 		s.state.PutBackend(*b, crypto.NewSecret(secret))
@@ -401,7 +401,7 @@ func (s *Server) rotateBackend(w http.ResponseWriter, r *http.Request) error {
 func (s *Server) removeBackend(w http.ResponseWriter, r *http.Request) error {
 	name := r.PathValue("name")
 	err := s.mutate(func() error {
-		if err := s.st.DeleteBackend(r.Context(), name, s.adminEvent(r, "backend.remove", name)); err != nil {
+		if _, err := s.st.DeleteBackend(r.Context(), name, s.adminEvent(r, "backend.remove", name)); err != nil {
 			return err
 		}
 		s.state.RemoveBackend(name)
@@ -454,7 +454,7 @@ func (s *Server) addAgent(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	err := s.mutate(func() error {
-		if err := s.st.CreateAgent(r.Context(), &a, s.adminEvent(r, "agent.add", a.Name)); err != nil {
+		if _, err := s.st.CreateAgent(r.Context(), &a, s.adminEvent(r, "agent.add", a.Name)); err != nil {
 			return err
 		}
 		s.state.PutAgent(a)
@@ -508,7 +508,7 @@ func (s *Server) updateAgent(w http.ResponseWriter, r *http.Request) error {
 		if err := a.Validate(); err != nil {
 			return err
 		}
-		if err := s.st.UpdateAgent(r.Context(), &a, s.adminEvent(r, action, name)); err != nil {
+		if _, err := s.st.UpdateAgent(r.Context(), &a, s.adminEvent(r, action, name)); err != nil {
 			return err
 		}
 		s.state.PutAgent(a)
@@ -524,7 +524,7 @@ func (s *Server) updateAgent(w http.ResponseWriter, r *http.Request) error {
 func (s *Server) removeAgent(w http.ResponseWriter, r *http.Request) error {
 	name := r.PathValue("name")
 	err := s.mutate(func() error {
-		if err := s.st.DeleteAgent(r.Context(), name, s.adminEvent(r, "agent.remove", name)); err != nil {
+		if _, err := s.st.DeleteAgent(r.Context(), name, s.adminEvent(r, "agent.remove", name)); err != nil {
 			return err
 		}
 		s.state.RemoveAgent(name)
@@ -552,7 +552,7 @@ func (s *Server) putGrant(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	err := s.mutate(func() error {
-		if err := s.st.PutGrant(r.Context(), &g, s.adminEvent(r, "grant.add", g.Agent+"/"+g.Backend)); err != nil {
+		if _, err := s.st.PutGrant(r.Context(), &g, s.adminEvent(r, "grant.add", g.Agent+"/"+g.Backend)); err != nil {
 			return err
 		}
 		s.state.PutGrant(g)
@@ -568,7 +568,7 @@ func (s *Server) putGrant(w http.ResponseWriter, r *http.Request) error {
 func (s *Server) removeGrant(w http.ResponseWriter, r *http.Request) error {
 	agent, backend := r.PathValue("agent"), r.PathValue("backend")
 	err := s.mutate(func() error {
-		if err := s.st.DeleteGrant(r.Context(), agent, backend, s.adminEvent(r, "grant.remove", agent+"/"+backend)); err != nil {
+		if _, err := s.st.DeleteGrant(r.Context(), agent, backend, s.adminEvent(r, "grant.remove", agent+"/"+backend)); err != nil {
 			return err
 		}
 		s.state.RemoveGrant(agent, backend)
@@ -604,7 +604,7 @@ func (s *Server) mintToken(w http.ResponseWriter, r *http.Request) error {
 		t.ExpiresAt = now.Add(req.TTL.Std())
 	}
 	err = s.mutate(func() error {
-		if err := s.st.CreateToken(r.Context(), &t, s.adminEvent(r, "token.mint", id+" ("+req.Agent+")")); err != nil {
+		if _, err := s.st.CreateToken(r.Context(), &t, s.adminEvent(r, "token.mint", id+" ("+req.Agent+")")); err != nil {
 			return err
 		}
 		s.state.PutToken(t)
@@ -623,7 +623,7 @@ func (s *Server) revokeToken(w http.ResponseWriter, r *http.Request) error {
 	var t *store.Token
 	err := s.mutate(func() error {
 		var err error
-		if t, err = s.st.RevokeToken(r.Context(), id, s.now(), s.adminEvent(r, "token.revoke", id)); err != nil {
+		if t, _, err = s.st.RevokeToken(r.Context(), id, s.now(), s.adminEvent(r, "token.revoke", id)); err != nil {
 			return err
 		}
 		s.state.PutToken(*t)
@@ -651,7 +651,7 @@ func (s *Server) addIdP(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	err := s.mutate(func() error {
-		if err := s.st.CreateIdP(r.Context(), &p, s.adminEvent(r, "idp.add", p.Name)); err != nil {
+		if _, err := s.st.CreateIdP(r.Context(), &p, s.adminEvent(r, "idp.add", p.Name)); err != nil {
 			return err
 		}
 		s.state.PutIdP(p)
@@ -667,7 +667,7 @@ func (s *Server) addIdP(w http.ResponseWriter, r *http.Request) error {
 func (s *Server) removeIdP(w http.ResponseWriter, r *http.Request) error {
 	name := r.PathValue("name")
 	err := s.mutate(func() error {
-		if err := s.st.DeleteIdP(r.Context(), name, s.adminEvent(r, "idp.remove", name)); err != nil {
+		if _, err := s.st.DeleteIdP(r.Context(), name, s.adminEvent(r, "idp.remove", name)); err != nil {
 			return err
 		}
 		s.state.RemoveIdP(name)
