@@ -296,6 +296,15 @@ func (d *daemon) serve(ctx context.Context) error {
 			}
 		}()
 	}
+	// The view follows the store's change feed until the admin API (whose
+	// writes wait for it) has stopped.
+	projCtx, stopProjection := context.WithCancel(context.WithoutCancel(ctx))
+	projDone := make(chan struct{})
+	go func() {
+		defer close(projDone)
+		_ = (&state.Projector{Store: d.st, Keys: d.keys, State: d.state, Logger: d.log}).Run(projCtx)
+	}()
+	defer func() { stopProjection(); <-projDone }()
 	adminCtx, stopAdmin := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopAdmin()
 	start("admin API", func() error { return adminAPI.Serve(adminCtx, adminLn) })
