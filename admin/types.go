@@ -43,6 +43,13 @@ type Status struct {
 	DNS       DNSStats  `json:"dns"`
 	// AuditQueue is the number of audit records waiting to be written.
 	AuditQueue int `json:"audit_queue"`
+	// Revision is the store revision the gateway's view has applied, and
+	// ConfirmedAt when the store's change feed last confirmed it current.
+	Revision    uint64    `json:"revision"`
+	ConfirmedAt time.Time `json:"confirmed_at,omitzero"`
+	// Stale, when set, says why agent requests are refused: the view could
+	// not be confirmed current within --max-staleness.
+	Stale string `json:"stale,omitempty"`
 }
 
 // Listeners are the daemon's bound addresses ("" when off).

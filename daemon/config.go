@@ -23,6 +23,10 @@ type Config struct {
 	MetricsListen  string        // "" disables
 	AdminGroup     string        // group whose members may use the admin socket
 	AuditRetention time.Duration // 0 keeps everything
+	// MaxStaleness is how long the in-memory view may go unconfirmed by
+	// the store's change feed before agent requests are refused; 0 takes
+	// DefaultMaxStaleness, negative turns the check off.
+	MaxStaleness time.Duration
 	// FollowMaxLag is how far an audit follow stream may fall behind before
 	// it is skipped ahead; 0 takes the default.
 	FollowMaxLag uint64
@@ -31,6 +35,12 @@ type Config struct {
 	// Ready, when set, is called once every listener is bound.
 	Ready func(Listeners)
 }
+
+// DefaultMaxStaleness: the change feed confirms the view at least every
+// second (store.HeartbeatInterval), so five seconds tolerates a few missed
+// heartbeats (a busy disk, a database failover in progress) while a
+// revocation still cannot be ignored for longer than that.
+const DefaultMaxStaleness = 5 * time.Second
 
 // Listeners are the addresses the daemon bound.
 type Listeners struct {

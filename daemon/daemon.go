@@ -270,6 +270,8 @@ func (d *daemon) serve(ctx context.Context) error {
 		Logger:  d.log,
 		IdP:     d.jwt,
 		Metrics: m,
+
+		MaxStaleness: maxStaleness(cfg.MaxStaleness),
 	})
 	if udp != nil {
 		if d.dns, err = dns.New(dns.Config{
@@ -406,6 +408,16 @@ func (d *daemon) upstreamResolvers() ([]string, error) {
 	return out, nil
 }
 
+func maxStaleness(d time.Duration) time.Duration {
+	switch {
+	case d == 0:
+		return DefaultMaxStaleness
+	case d < 0:
+		return 0
+	}
+	return d
+}
+
 func (d *daemon) status() admin.Status {
 	b, a, g, t, p := d.state.Counts(d.now())
 	st := admin.Status{
@@ -422,7 +434,10 @@ func (d *daemon) status() admin.Status {
 	}
 	if d.proxy != nil {
 		st.Gateway = d.proxy.Stats()
+		st.Stale = d.proxy.Stale()
 	}
+	st.Revision = uint64(d.state.Revision())
+	st.ConfirmedAt = d.state.ConfirmedAt()
 	if d.dns != nil {
 		s := d.dns.Stats()
 		st.DNS = admin.DNSStats{Queries: s.Queries, Intercepted: s.Intercepted, Forwarded: s.Forwarded, Failures: s.Failures}

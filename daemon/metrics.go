@@ -131,5 +131,10 @@ func (d *daemon) ready(ctx context.Context) error {
 	if _, err := d.st.LastAuditSeq(ctx); err != nil {
 		return fmt.Errorf("store: %w", err)
 	}
+	if d.proxy != nil {
+		if why := d.proxy.Stale(); why != "" {
+			return errors.New(why)
+		}
+	}
 	return nil
 }

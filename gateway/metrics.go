@@ -29,6 +29,7 @@ type Metrics struct {
 	limited    *prometheus.CounterVec
 	redactions *prometheus.CounterVec
 	h2errs     *prometheus.CounterVec
+	stale      prometheus.Counter
 
 	// Per-label children are cached by value keys so the request path does
 	// not build label slices or format status codes.
@@ -95,6 +96,11 @@ func NewMetrics(src MetricSources) *Metrics {
 		Name: "agw_http2_errors_total",
 		Help: "HTTP/2 protocol errors from agents' connections (malformed frames or streams the HTTP/2 server refused before routing), by type.",
 	}, []string{"type"})
+	m.stale = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "agw_stale_refusals_total",
+		Help: "Requests refused (503) because the store's change feed had not confirmed the gateway's view current within --max-staleness.",
+	})
+	m.reg.MustRegister(m.stale)
 	for _, kind := range limit.Kinds {
 		m.limited.WithLabelValues(kind) // present at zero before the first hit
 	}
@@ -187,6 +193,13 @@ func (m *Metrics) observers(backend string) *backendObservers {
 	}
 	v, _ := m.lats.LoadOrStore(backend, o)
 	return v.(*backendObservers)
+}
+
+// staleRefusal counts a request refused for a stale view.
+func (m *Metrics) staleRefusal() {
+	if m != nil {
+		m.stale.Inc()
+	}
 }
 
 // rateLimited counts a 429 by the kind of limit.

@@ -53,6 +53,11 @@ type Config struct {
 	Limiter limit.Limiter
 	// Metrics counts requests; nil counts nothing.
 	Metrics *Metrics
+	// MaxStaleness, when positive, is how long the view may go without the
+	// store's change feed confirming it current before requests are
+	// refused (503 agw_unavailable): a revoked token must never keep
+	// working because the feed stopped.
+	MaxStaleness time.Duration
 }
 
 // Gateway is the credential-swapping request pipeline: route → identify →
@@ -72,6 +77,9 @@ type Gateway struct {
 	bufs    bufferPool
 	oauth   oauth2Sources // client-credentials tokens of oauth2 backends
 	metrics *Metrics
+	live    liveSet // allowed exchanges being forwarded, for revocation
+
+	maxStale time.Duration
 
 	stats struct {
 		requests, allowed, denied, upstreamErrs atomic.Uint64
@@ -88,6 +96,8 @@ func New(cfg Config) *Gateway {
 		idp:     cfg.IdP,
 		limiter: cfg.Limiter,
 		metrics: cfg.Metrics,
+
+		maxStale: cfg.MaxStaleness,
 	}
 	if p.now == nil {
 		p.now = time.Now
@@ -154,6 +164,7 @@ func (p *Gateway) TLSConfig() *tls.Config { return p.front.TLSConfig() }
 // backend connection pools.
 func (p *Gateway) Serve(ctx context.Context, ln net.Listener) error {
 	go p.sweep(ctx)
+	go p.watchRevocations(ctx)
 	err := p.front.Serve(ctx, ln)
 	p.ups.closeAll()
 	return err
@@ -190,7 +201,12 @@ type exchange struct {
 	upStart, upEnd time.Time
 	upStatus       int
 	adm            limit.Admission // in-flight slot held until finish
-	scrub          scrubReader     // the response body's scrubber, allocated with the exchange
+	norm           string          // the normalised path policy decided on
+
+	cancel     context.CancelCauseFunc // ends the forwarding (revocation)
+	revokeOnce sync.Once
+	revoked    atomic.Pointer[string] // why the exchange was ended mid-flight
+	scrub      scrubReader            // the response body's scrubber, allocated with the exchange
 }
 
 type exchangeKey struct{}
@@ -266,6 +282,9 @@ func (p *Gateway) serve(ex *exchange, r *http.Request) *deny.Denial {
 	b := &rt.Backend
 	ex.ev.Backend = b.Name
 	ex.ev.CredentialVersion = b.CredentialVersion
+	if d := p.stale(ex.start); d != nil {
+		return d
+	}
 
 	// Identify (failed attempts are throttled before any token lookup, so
 	// guessing stays slow).
@@ -334,11 +353,45 @@ func (p *Gateway) serve(ex *exchange, r *http.Request) *deny.Denial {
 	p.stats.allowed.Add(1)
 	p.state.MarkSeen(ident.Agent.Name, ex.start)
 
-	p.rp.ServeHTTP(&ex.rec, r.WithContext(context.WithValue(r.Context(), exchangeKey{}, ex)))
+	ex.norm = norm
+	ctx, cancel := context.WithCancelCause(context.WithValue(r.Context(), exchangeKey{}, ex))
+	ex.cancel = cancel
+	p.live.add(ex)
+	defer func() { p.live.remove(ex); cancel(nil) }()
+	if why := p.stillAllowed(ex, ex.start); why != "" {
+		// A change applied between the checks above and registration.
+		return deny.Policy(why)
+	}
+	p.rp.ServeHTTP(&ex.rec, r.WithContext(ctx))
 	// Trailers are copied into the header map after the body; scrub them
 	// before the server sends them.
 	ex.ev.Redactions += ex.up.inj.ScrubHeaders(ex.rec.Header())
 	return nil
+}
+
+// stale refuses every request while the view cannot be proved current.
+func (p *Gateway) stale(now time.Time) *deny.Denial {
+	if p.maxStale <= 0 {
+		return nil
+	}
+	age := now.Sub(p.state.ConfirmedAt())
+	if age <= p.maxStale {
+		return nil
+	}
+	p.metrics.staleRefusal()
+	d := deny.New(http.StatusServiceUnavailable, deny.Unavailable, fmt.Sprintf(
+		"the gateway cannot confirm its configuration is current (last confirmed %s ago, limit %s), so it refuses rather than risk honouring a revoked token; retry shortly",
+		age.Truncate(time.Millisecond), p.maxStale))
+	d.RetryAfter = 1
+	return d
+}
+
+// Stale reports why the gateway refuses requests for staleness, or "".
+func (p *Gateway) Stale() string {
+	if d := p.stale(p.now()); d != nil {
+		return d.Reason
+	}
+	return ""
 }
 
 // refuse answers a gateway decision and counts it.
@@ -374,6 +427,9 @@ func (p *Gateway) finish(ex *exchange) {
 	ev.TotalMillis = millis(end.Sub(ex.start))
 	if !ex.upEnd.IsZero() {
 		ev.UpstreamMillis = millis(ex.upEnd.Sub(ex.upStart))
+	}
+	if why := ex.revokedReason(); why != "" {
+		ev.Reason = "closed mid-flight: " + why
 	}
 	if c := ex.ident.Credential; c != "" && strings.Contains(ev.Path, c) {
 		ev.Path = "[path withheld: it contained the agent credential]"
@@ -554,6 +610,7 @@ type recorder struct {
 	// (WebSocket), when the connection is no longer HTTP. Atomic: the two
 	// copy goroutines may still be finishing as the record is written.
 	upIn, upOut atomic.Int64
+	up          atomic.Pointer[countingConn]
 }
 
 func (w *recorder) WriteHeader(code int) {
@@ -608,14 +665,21 @@ func (w *recorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	return &countingConn{Conn: conn, in: &w.upIn, out: &w.upOut}, brw, nil
+	cc := &countingConn{Conn: conn, in: &w.upIn, out: &w.upOut}
+	w.up.Store(cc)
+	return cc, brw, nil
 }
+
+// upgraded is the agent's connection after a protocol upgrade, or nil.
+func (w *recorder) upgraded() *countingConn { return w.up.Load() }
 
 // countingConn counts the bytes read from and written to an upgraded
 // agent connection.
 type countingConn struct {
 	net.Conn
 	in, out *atomic.Int64
+	wmu     sync.Mutex // one writer at a time: the copy, or the close frame
+	closed  bool       // guarded by wmu: a close frame was sent
 }
 
 func (c *countingConn) Read(p []byte) (int, error) {
@@ -625,9 +689,29 @@ func (c *countingConn) Read(p []byte) (int, error) {
 }
 
 func (c *countingConn) Write(p []byte) (int, error) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.closed {
+		return 0, net.ErrClosed
+	}
 	n, err := c.Conn.Write(p)
 	c.out.Add(int64(n))
 	return n, err
+}
+
+// closeWith1008 sends the agent a WebSocket close frame (policy violation)
+// between two writes of the backend's data, then closes the connection.
+func (c *countingConn) closeWith1008(reason string) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.closed {
+		return
+	}
+	c.closed = true
+	_ = c.Conn.SetWriteDeadline(time.Now().Add(time.Second))
+	n, _ := c.Conn.Write(wsClose1008(reason))
+	c.out.Add(int64(n))
+	_ = c.Conn.Close()
 }
 
 // countingBody counts the request body bytes read, and keeps answering

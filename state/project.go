@@ -263,6 +263,9 @@ func (p *Projector) reload(ctx context.Context, now func() time.Time) error {
 	p.State.replaceWith(n)
 	p.State.prog.rev.Store(0) // a reload may go back (a restored store); take the snapshot's revision as it is
 	p.State.prog.advance(snap.Revision, now())
+	for _, fn := range p.State.observers() {
+		fn(store.ChangeSet{Revision: snap.Revision})
+	}
 	if p.Reloaded != nil {
 		p.Reloaded()
 	}

@@ -24,6 +24,7 @@ type serveFlags struct {
 	adminGroup     string
 	auditRetention time.Duration
 	followMaxLag   uint64
+	maxStaleness   time.Duration
 	logFormat      string
 }
 
@@ -54,6 +55,7 @@ An empty data directory is initialised first. Logs go to stderr.`,
 	fl.StringVar(&f.metricsListen, "metrics-listen", "", "`ADDR` serving Prometheus metrics (default off)")
 	fl.StringVar(&f.adminGroup, "admin-group", "", "`GROUP` whose members may use the admin socket (default the daemon's user only)")
 	fl.Var(durationValue{&f.auditRetention}, "audit-retention", "drop audit records older than `DUR`, like 90d or 720h (default keep all)")
+	fl.Var(durationValue{&f.maxStaleness}, "max-staleness", "refuse agent requests (503) when the store has not confirmed the gateway's configuration current for `DUR` (default 5s)")
 	fl.Uint64Var(&f.followMaxLag, "audit-follow-max-lag", 0, "`N` records an `audit tail -f` reader may fall behind before it is skipped ahead and told what it missed (default 10000)")
 	fl.Var(newEnumValue(&f.logFormat, "auto", "auto", "text", "json"), "log-format", "log format: text, json, or auto (text on a terminal, json otherwise)")
 	_ = cmd.RegisterFlagCompletionFunc("log-format", fixedCompletion("auto", "text", "json"))
@@ -75,6 +77,7 @@ func (a *app) serveConfig(cmd *cobra.Command, f *serveFlags) (daemon.Config, err
 		AdminGroup:     f.adminGroup,
 		AuditRetention: f.auditRetention,
 		FollowMaxLag:   f.followMaxLag,
+		MaxStaleness:   f.maxStaleness,
 		Version:        version,
 		Logger:         newLogger(cmd.ErrOrStderr(), level, f.logFormat),
 	}
