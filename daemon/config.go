@@ -23,6 +23,9 @@ type Config struct {
 	MetricsListen  string        // "" disables
 	AdminGroup     string        // group whose members may use the admin socket
 	AuditRetention time.Duration // 0 keeps everything
+	// MaxConns and MaxConnsPerClient cap open agent connections; 0 takes
+	// the defaults, negative turns a cap off.
+	MaxConns, MaxConnsPerClient int
 	// MaxStaleness is how long the in-memory view may go unconfirmed by
 	// the store's change feed before agent requests are refused; 0 takes
 	// DefaultMaxStaleness, negative turns the check off.

@@ -271,7 +271,9 @@ func (d *daemon) serve(ctx context.Context) error {
 		IdP:     d.jwt,
 		Metrics: m,
 
-		MaxStaleness: maxStaleness(cfg.MaxStaleness),
+		MaxStaleness:      maxStaleness(cfg.MaxStaleness),
+		MaxConns:          cfg.MaxConns,
+		MaxConnsPerClient: cfg.MaxConnsPerClient,
 	})
 	if udp != nil {
 		if d.dns, err = dns.New(dns.Config{

@@ -93,6 +93,12 @@ func (d *daemon) metricSources() gateway.MetricSources {
 			return d.proxy.Stats().UpstreamErrs
 		},
 	}
+	src.Conns = func() (int64, uint64) {
+		if d.proxy == nil {
+			return 0, 0
+		}
+		return d.proxy.Conns()
+	}
 	src.JWTVerifications = func() (verified, rejected, unavailable uint64) {
 		s := d.jwt.Stats()
 		return s.Verified, s.Rejected, s.Unavailable

@@ -58,6 +58,7 @@ type MetricSources struct {
 	DNS              func() (queries, intercepted, forwarded, failures, cacheHits uint64)
 	JWTVerifications func() (verified, rejected, unavailable uint64)
 	OAuth2           func() (fetches, failures, refused, retried uint64)
+	Conns            func() (open int64, refused uint64)
 }
 
 // latencyBuckets span a cached answer (a millisecond) to a long model
@@ -123,6 +124,13 @@ func NewMetrics(src MetricSources) *Metrics {
 	counter("agw_audit_records_written_total", "Audit records written to the store.", src.AuditWritten)
 	counter("agw_audit_write_errors_total", "Failed audit batch writes (each is retried).", src.AuditWriteFails)
 	counter("agw_tls_handshakes_refused_total", "TLS handshakes refused (unknown server name, plain HTTP on the HTTPS port).", src.TLSRefused)
+	if f := src.Conns; f != nil {
+		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "agw_open_connections",
+			Help: "Agent connections open now (HTTPS listener).",
+		}, func() float64 { o, _ := f(); return float64(o) }))
+		counter("agw_connections_refused_total", "Agent connections closed at once because --max-conns or --max-conns-per-client was reached.", func() uint64 { _, r := f(); return r })
+	}
 	counter("agw_upstream_errors_total", "Requests the backend could not answer (502/504).", src.UpstreamErrors)
 	if f := src.DNS; f != nil {
 		pick := func(i int) func() uint64 {

@@ -53,6 +53,9 @@ type Config struct {
 	Limiter limit.Limiter
 	// Metrics counts requests; nil counts nothing.
 	Metrics *Metrics
+	// MaxConns and MaxConnsPerClient cap open agent connections (see
+	// front.Config); 0 takes the defaults.
+	MaxConns, MaxConnsPerClient int
 	// MaxStaleness, when positive, is how long the view may go without the
 	// store's change feed confirming it current before requests are
 	// refused (503 agw_unavailable): a revoked token must never keep
@@ -126,6 +129,9 @@ func New(cfg Config) *Gateway {
 		Logger:     p.logger,
 		ErrorLog:   log.New(&logWriter{logger: p.logger}, "", 0),
 		Now:        p.now,
+
+		MaxConns:          cfg.MaxConns,
+		MaxConnsPerClient: cfg.MaxConnsPerClient,
 	})
 	p.ups.dial = cfg.Dial
 	p.rp = &httputil.ReverseProxy{
@@ -142,6 +148,13 @@ func New(cfg Config) *Gateway {
 		ErrorLog:       log.New(&logWriter{logger: p.logger}, "", 0),
 	}
 	return p
+}
+
+// Conns returns the open agent connections and how many were refused at a
+// connection cap since start.
+func (p *Gateway) Conns() (open int64, refused uint64) {
+	fs := p.front.Stats()
+	return fs.OpenConns, fs.ConnsRefused
 }
 
 // Stats returns the request counters since start.
@@ -202,6 +215,7 @@ type exchange struct {
 	upStatus       int
 	adm            limit.Admission // in-flight slot held until finish
 	norm           string          // the normalised path policy decided on
+	proto          int             // the request's HTTP major version
 
 	cancel     context.CancelCauseFunc // ends the forwarding (revocation)
 	revokeOnce sync.Once
@@ -243,6 +257,7 @@ func (p *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.finish(ex)
 	}()
 	w.Header().Set(deny.RequestIDHeader, ex.ev.RequestID)
+	ex.proto = r.ProtoMajor
 	if r.Body != nil && r.Body != http.NoBody {
 		ex.body.rc = r.Body
 		r.Body = &ex.body
@@ -406,8 +421,20 @@ func (p *Gateway) refuse(ex *exchange, d *deny.Denial) {
 	if d.RetryAfter > 0 {
 		ex.rec.Header().Set("Retry-After", strconv.Itoa(d.RetryAfter))
 	}
+	if ex.body.rc != nil && !ex.body.eof && ex.proto == 1 {
+		// The refused request's body is still coming: rather than let the
+		// server drain a body trickled in forever, close the connection
+		// after the answer, and give the body at most refusedBodyWait.
+		ex.rec.Header().Set("Connection", "close")
+		_ = http.NewResponseController(ex.rec.ResponseWriter).SetReadDeadline(p.now().Add(refusedBodyWait))
+	}
 	deny.Write(&ex.rec, d.Status, d.Type, d.Message(), ex.ev.RequestID)
 }
+
+// refusedBodyWait bounds how long the connection of a refused HTTP/1.1
+// request keeps reading the body still arriving. (HTTP/2 streams of
+// refused requests are reset by the server once the answer is sent.)
+const refusedBodyWait = 2 * time.Second
 
 // finish completes and hands over the audit record.
 func (p *Gateway) finish(ex *exchange) {

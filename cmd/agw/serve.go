@@ -25,6 +25,8 @@ type serveFlags struct {
 	auditRetention time.Duration
 	followMaxLag   uint64
 	maxStaleness   time.Duration
+	maxConns       int
+	maxConnsClient int
 	logFormat      string
 }
 
@@ -56,6 +58,8 @@ An empty data directory is initialised first. Logs go to stderr.`,
 	fl.StringVar(&f.adminGroup, "admin-group", "", "`GROUP` whose members may use the admin socket (default the daemon's user only)")
 	fl.Var(durationValue{&f.auditRetention}, "audit-retention", "drop audit records older than `DUR`, like 90d or 720h (default keep all)")
 	fl.Var(durationValue{&f.maxStaleness}, "max-staleness", "refuse agent requests (503) when the store has not confirmed the gateway's configuration current for `DUR` (default 5s)")
+	fl.IntVar(&f.maxConns, "max-conns", 0, "close at once agent connections beyond `N` open (default 20000; -1 no cap)")
+	fl.IntVar(&f.maxConnsClient, "max-conns-per-client", 0, "close at once connections beyond `N` open from one client address, an IPv4 address or IPv6 /64 (default 512; -1 no cap)")
 	fl.Uint64Var(&f.followMaxLag, "audit-follow-max-lag", 0, "`N` records an `audit tail -f` reader may fall behind before it is skipped ahead and told what it missed (default 10000)")
 	fl.Var(newEnumValue(&f.logFormat, "auto", "auto", "text", "json"), "log-format", "log format: text, json, or auto (text on a terminal, json otherwise)")
 	_ = cmd.RegisterFlagCompletionFunc("log-format", fixedCompletion("auto", "text", "json"))
@@ -78,8 +82,11 @@ func (a *app) serveConfig(cmd *cobra.Command, f *serveFlags) (daemon.Config, err
 		AuditRetention: f.auditRetention,
 		FollowMaxLag:   f.followMaxLag,
 		MaxStaleness:   f.maxStaleness,
-		Version:        version,
-		Logger:         newLogger(cmd.ErrOrStderr(), level, f.logFormat),
+		MaxConns:       f.maxConns,
+
+		MaxConnsPerClient: f.maxConnsClient,
+		Version:           version,
+		Logger:            newLogger(cmd.ErrOrStderr(), level, f.logFormat),
 	}
 	for _, s := range f.advertiseIPs {
 		ip, err := netip.ParseAddr(s)

@@ -88,6 +88,13 @@ func (l *tlsListener) acceptLoop() {
 			continue
 		}
 		backoff = 5 * time.Millisecond
+		capped, ok := l.s.caps.admit(c)
+		if !ok {
+			l.s.log.Debug("connection refused: too many open connections", "client", c.RemoteAddr().String())
+			c.Close()
+			continue
+		}
+		c = capped
 		if !l.track(c) {
 			c.Close()
 			return
