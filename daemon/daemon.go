@@ -127,6 +127,7 @@ type daemon struct {
 	started   time.Time
 	listeners Listeners
 	stopping  chan struct{}
+	health    health
 }
 
 func (d *daemon) now() time.Time { return time.Now() }
@@ -178,7 +179,7 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 		return err
 	}
-	defer st.Close()
+	defer closeStore(st, log)
 	snap, err := st.Load(ctx)
 	if err != nil {
 		return fmt.Errorf("load store: %w", err)
@@ -198,8 +199,39 @@ func Run(ctx context.Context, cfg Config) error {
 		stopping: make(chan struct{}),
 	}
 	d.audit = audit.New(audit.Config{Sink: audit.StoreSink{Store: st}, Logger: log, FollowMaxLag: cfg.FollowMaxLag})
-	defer d.audit.Close()
+	defer d.closeAudit()
 	return d.serve(ctx)
+}
+
+// Shutdown bounds: whatever the store does, `agw serve` exits within the
+// HTTPS drain (front.DrainTimeout), plus auditCloseWait to write the
+// records still queued, plus storeCloseWait for the store to close.
+const (
+	auditCloseWait = 10 * time.Second
+	storeCloseWait = 5 * time.Second
+)
+
+// closeAudit writes what is queued, giving up after auditCloseWait when
+// the store fails, and says what it could not write.
+func (d *daemon) closeAudit() {
+	if lost := d.audit.CloseWithin(auditCloseWait); lost > 0 {
+		d.log.Error("stopped with audit records unwritten: the store could not take them", "records", lost)
+	}
+}
+
+// closeStore closes st, or gives up after storeCloseWait (a store whose
+// storage is gone may retry its flush forever).
+func closeStore(st store.Store, log *slog.Logger) {
+	done := make(chan error, 1)
+	go func() { done <- st.Close() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			log.Error("close store", "err", err)
+		}
+	case <-time.After(storeCloseWait):
+		log.Error("the store did not close in time; exiting without it (it recovers from its log at the next start)", "waited", storeCloseWait)
+	}
 }
 
 func (d *daemon) serve(ctx context.Context) error {
@@ -272,6 +304,7 @@ func (d *daemon) serve(ctx context.Context) error {
 		Metrics: m,
 
 		MaxStaleness:      maxStaleness(cfg.MaxStaleness),
+		Unhealthy:         d.health.get,
 		MaxConns:          cfg.MaxConns,
 		MaxConnsPerClient: cfg.MaxConnsPerClient,
 	})
@@ -322,6 +355,7 @@ func (d *daemon) serve(ctx context.Context) error {
 		ms := &metricsServer{m: m, ready: d.ready, logger: d.log}
 		start("metrics", func() error { return ms.Serve(runCtx, metricsLn) })
 	}
+	go d.watchHealth(runCtx, filepath.Join(cfg.DataDir, DBDir))
 	retention := &audit.Retention{Store: d.st, Log: d.audit, Keep: cfg.AuditRetention, Logger: d.log}
 	start("audit retention", func() error { return retention.Run(runCtx) })
 
@@ -341,7 +375,7 @@ func (d *daemon) serve(ctx context.Context) error {
 	for err := range errc {
 		errs = append(errs, err)
 	}
-	d.audit.Close()
+	d.closeAudit()
 	d.log.Info("stopped")
 	return errors.Join(errs...)
 }
@@ -437,6 +471,9 @@ func (d *daemon) status() admin.Status {
 	if d.proxy != nil {
 		st.Gateway = d.proxy.Stats()
 		st.Stale = d.proxy.Stale()
+		if why := d.health.get(); why != "" {
+			st.Stale = why
+		}
 	}
 	st.Revision = uint64(d.state.Revision())
 	st.ConfirmedAt = d.state.ConfirmedAt()

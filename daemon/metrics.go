@@ -80,6 +80,7 @@ func (d *daemon) metricSources() gateway.MetricSources {
 		AuditDepth:      d.audit.Depth,
 		AuditWritten:    d.audit.Written,
 		AuditWriteFails: d.audit.WriteFails,
+		AuditLost:       d.audit.Lost,
 		TLSRefused: func() uint64 {
 			if d.proxy == nil {
 				return 0
@@ -136,6 +137,9 @@ func (d *daemon) ready(ctx context.Context) error {
 	}
 	if _, err := d.st.LastAuditSeq(ctx); err != nil {
 		return fmt.Errorf("store: %w", err)
+	}
+	if why := d.health.get(); why != "" {
+		return errors.New(why)
 	}
 	if d.proxy != nil {
 		if why := d.proxy.Stale(); why != "" {

@@ -53,6 +53,7 @@ type MetricSources struct {
 	AuditDepth       func() int
 	AuditWritten     func() uint64
 	AuditWriteFails  func() uint64
+	AuditLost        func() uint64
 	TLSRefused       func() uint64
 	UpstreamErrors   func() uint64
 	DNS              func() (queries, intercepted, forwarded, failures, cacheHits uint64)
@@ -123,6 +124,7 @@ func NewMetrics(src MetricSources) *Metrics {
 	}
 	counter("agw_audit_records_written_total", "Audit records written to the store.", src.AuditWritten)
 	counter("agw_audit_write_errors_total", "Failed audit batch writes (each is retried).", src.AuditWriteFails)
+	counter("agw_audit_records_lost_total", "Audit records given up on: the store failed with the queue full, or a shutdown could not write them.", src.AuditLost)
 	counter("agw_tls_handshakes_refused_total", "TLS handshakes refused (unknown server name, plain HTTP on the HTTPS port).", src.TLSRefused)
 	if f := src.Conns; f != nil {
 		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{

@@ -53,6 +53,10 @@ type Config struct {
 	Limiter limit.Limiter
 	// Metrics counts requests; nil counts nothing.
 	Metrics *Metrics
+	// Unhealthy, when set, says why requests cannot be served safely now
+	// (the audit trail or the storage under it is failing), or "": the
+	// gateway then refuses with 503 rather than serve unrecorded.
+	Unhealthy func() string
 	// MaxConns and MaxConnsPerClient cap open agent connections (see
 	// front.Config); 0 takes the defaults.
 	MaxConns, MaxConnsPerClient int
@@ -82,7 +86,8 @@ type Gateway struct {
 	metrics *Metrics
 	live    liveSet // allowed exchanges being forwarded, for revocation
 
-	maxStale time.Duration
+	maxStale  time.Duration
+	unhealthy func() string
 
 	stats struct {
 		requests, allowed, denied, upstreamErrs atomic.Uint64
@@ -100,7 +105,8 @@ func New(cfg Config) *Gateway {
 		limiter: cfg.Limiter,
 		metrics: cfg.Metrics,
 
-		maxStale: cfg.MaxStaleness,
+		maxStale:  cfg.MaxStaleness,
+		unhealthy: cfg.Unhealthy,
 	}
 	if p.now == nil {
 		p.now = time.Now
@@ -384,8 +390,16 @@ func (p *Gateway) serve(ex *exchange, r *http.Request) *deny.Denial {
 	return nil
 }
 
-// stale refuses every request while the view cannot be proved current.
+// stale refuses every request while the view cannot be proved current, or
+// while the request could not be recorded.
 func (p *Gateway) stale(now time.Time) *deny.Denial {
+	if p.unhealthy != nil {
+		if why := p.unhealthy(); why != "" {
+			d := deny.New(http.StatusServiceUnavailable, deny.Unavailable, why+"; the gateway refuses rather than serve requests it cannot record; retry shortly")
+			d.RetryAfter = 5
+			return d
+		}
+	}
 	if p.maxStale <= 0 {
 		return nil
 	}
