@@ -22,7 +22,7 @@ type Config struct {
 	UpstreamDNS    []string      // "ip:port"; default the system resolvers
 	MetricsListen  string        // "" disables
 	AdminGroup     string        // group whose members may use the admin socket
-	AuditRetention time.Duration // 0 keeps everything
+	AuditRetention time.Duration // 0 takes DefaultAuditRetention; negative keeps everything
 	// MaxConns and MaxConnsPerClient cap open agent connections; 0 takes
 	// the defaults, negative turns a cap off.
 	MaxConns, MaxConnsPerClient int
@@ -38,6 +38,11 @@ type Config struct {
 	// Ready, when set, is called once every listener is bound.
 	Ready func(Listeners)
 }
+
+// DefaultAuditRetention keeps a quarter of a year of audit records: long
+// enough for the usual incident review, and bounded, so that what a flood
+// of refusals still writes cannot fill the disk for good.
+const DefaultAuditRetention = 90 * 24 * time.Hour
 
 // DefaultMaxStaleness: the change feed confirms the view at least every
 // second (store.HeartbeatInterval), so five seconds tolerates a few missed

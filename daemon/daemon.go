@@ -356,7 +356,11 @@ func (d *daemon) serve(ctx context.Context) error {
 		start("metrics", func() error { return ms.Serve(runCtx, metricsLn) })
 	}
 	go d.watchHealth(runCtx, filepath.Join(cfg.DataDir, DBDir))
-	retention := &audit.Retention{Store: d.st, Log: d.audit, Keep: cfg.AuditRetention, Logger: d.log}
+	keep := cfg.AuditRetention
+	if keep == 0 {
+		keep = DefaultAuditRetention
+	}
+	retention := &audit.Retention{Store: d.st, Log: d.audit, Keep: keep, Logger: d.log}
 	start("audit retention", func() error { return retention.Run(runCtx) })
 
 	d.log.Info("agw serving", "version", cfg.Version, "data_dir", cfg.DataDir, "admin", d.listeners.Admin,

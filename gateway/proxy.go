@@ -85,6 +85,7 @@ type Gateway struct {
 	oauth   oauth2Sources // client-credentials tokens of oauth2 backends
 	metrics *Metrics
 	live    liveSet // allowed exchanges being forwarded, for revocation
+	sampler *sampler
 
 	maxStale  time.Duration
 	unhealthy func() string
@@ -117,6 +118,8 @@ func New(cfg Config) *Gateway {
 	if p.audit == nil {
 		p.audit = func(store.AuditEvent) {}
 	}
+	p.sampler = &sampler{emit: p.audit, now: p.now}
+	p.audit = p.sampler.record
 	if p.limiter == nil {
 		p.limiter = limit.NewLocal()
 	}
@@ -184,7 +187,12 @@ func (p *Gateway) TLSConfig() *tls.Config { return p.front.TLSConfig() }
 func (p *Gateway) Serve(ctx context.Context, ln net.Listener) error {
 	go p.sweep(ctx)
 	go p.watchRevocations(ctx)
+	sctx, stopSampler := context.WithCancel(context.WithoutCancel(ctx))
+	sampled := make(chan struct{})
+	go func() { p.sampler.run(sctx); close(sampled) }()
 	err := p.front.Serve(ctx, ln)
+	stopSampler()
+	<-sampled // the last summaries, after every request has finished
 	p.ups.closeAll()
 	return err
 }

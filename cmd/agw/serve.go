@@ -56,7 +56,7 @@ An empty data directory is initialised first. Logs go to stderr.`,
 	fl.StringArrayVar(&f.upstreamDNS, "upstream-dns", nil, "resolver `ADDR` (ip or ip:port, port 53 by default) for everything else; repeat for several (default the system's)")
 	fl.StringVar(&f.metricsListen, "metrics-listen", "", "`ADDR` serving Prometheus metrics (default off)")
 	fl.StringVar(&f.adminGroup, "admin-group", "", "`GROUP` whose members may use the admin socket (default the daemon's user only)")
-	fl.Var(durationValue{&f.auditRetention}, "audit-retention", "drop audit records older than `DUR`, like 90d or 720h (default keep all)")
+	fl.Var(durationValue{&f.auditRetention}, "audit-retention", "drop audit records older than `DUR`, like 90d or 720h; 0 keeps everything (default 90d)")
 	fl.Var(durationValue{&f.maxStaleness}, "max-staleness", "refuse agent requests (503) when the store has not confirmed the gateway's configuration current for `DUR` (default 5s)")
 	fl.IntVar(&f.maxConns, "max-conns", 0, "close at once agent connections beyond `N` open (default 20000; -1 no cap)")
 	fl.IntVar(&f.maxConnsClient, "max-conns-per-client", 0, "close at once connections beyond `N` open from one client address, an IPv4 address or IPv6 /64 (default 512; -1 no cap)")
@@ -80,13 +80,17 @@ func (a *app) serveConfig(cmd *cobra.Command, f *serveFlags) (daemon.Config, err
 		MetricsListen:  f.metricsListen,
 		AdminGroup:     f.adminGroup,
 		AuditRetention: f.auditRetention,
-		FollowMaxLag:   f.followMaxLag,
-		MaxStaleness:   f.maxStaleness,
-		MaxConns:       f.maxConns,
+		// An explicit 0 keeps everything; unset takes the daemon's default.
+		FollowMaxLag: f.followMaxLag,
+		MaxStaleness: f.maxStaleness,
+		MaxConns:     f.maxConns,
 
 		MaxConnsPerClient: f.maxConnsClient,
 		Version:           version,
 		Logger:            newLogger(cmd.ErrOrStderr(), level, f.logFormat),
+	}
+	if cmd.Flags().Changed("audit-retention") && f.auditRetention == 0 {
+		cfg.AuditRetention = -1
 	}
 	for _, s := range f.advertiseIPs {
 		ip, err := netip.ParseAddr(s)
