@@ -128,6 +128,9 @@ type daemon struct {
 	listeners Listeners
 	stopping  chan struct{}
 	health    health
+
+	checkpoints *audit.Checkpointer
+	closeOnce   sync.Once
 }
 
 func (d *daemon) now() time.Time { return time.Now() }
@@ -198,6 +201,11 @@ func Run(ctx context.Context, cfg Config) error {
 		started:  time.Now(),
 		stopping: make(chan struct{}),
 	}
+	signer, err := audit.LoadOrCreateSigner(filepath.Join(cfg.DataDir, audit.KeyFile))
+	if err != nil {
+		return err
+	}
+	d.checkpoints = &audit.Checkpointer{Store: st, Signer: signer, Path: filepath.Join(cfg.DataDir, audit.CheckpointFile), Logger: log}
 	d.audit = audit.New(audit.Config{Sink: audit.StoreSink{Store: st}, Logger: log, FollowMaxLag: cfg.FollowMaxLag})
 	defer d.closeAudit()
 	return d.serve(ctx)
@@ -212,10 +220,23 @@ const (
 )
 
 // closeAudit writes what is queued, giving up after auditCloseWait when
-// the store fails, and says what it could not write.
+// the store fails, and says what it could not write; then it checkpoints
+// the final head, so that records removed while the daemon is stopped are
+// detected too.
 func (d *daemon) closeAudit() {
-	if lost := d.audit.CloseWithin(auditCloseWait); lost > 0 {
+	d.closeOnce.Do(d.closeAuditOnce)
+}
+
+func (d *daemon) closeAuditOnce() {
+	lost := d.audit.CloseWithin(auditCloseWait)
+	if lost > 0 {
 		d.log.Error("stopped with audit records unwritten: the store could not take them", "records", lost)
+		return
+	}
+	if d.health.get() == "" {
+		if _, err := d.checkpoints.Checkpoint(context.Background(), true); err != nil {
+			d.log.Error("final audit checkpoint", "err", err)
+		}
 	}
 }
 
@@ -239,7 +260,7 @@ func (d *daemon) serve(ctx context.Context) error {
 	adminAPI, err := adminserver.New(adminserver.Config{
 		Store: d.st, State: d.state, Keys: d.keys, CA: d.ca, Audit: d.audit,
 		Status: d.status, ExportDNS: d.exportDNS, Stopping: d.stopping,
-		AdminGroup: cfg.AdminGroup, Logger: d.log,
+		AdminGroup: cfg.AdminGroup, Logger: d.log, Checkpoints: d.checkpoints,
 	})
 	if err != nil {
 		return err
@@ -362,6 +383,7 @@ func (d *daemon) serve(ctx context.Context) error {
 	}
 	retention := &audit.Retention{Store: d.st, Log: d.audit, Keep: keep, Logger: d.log}
 	start("audit retention", func() error { return retention.Run(runCtx) })
+	start("audit checkpoints", func() error { return d.checkpoints.Run(runCtx) })
 
 	d.log.Info("agw serving", "version", cfg.Version, "data_dir", cfg.DataDir, "admin", d.listeners.Admin,
 		"https", d.listeners.HTTPS, "dns", d.listeners.DNS, "metrics", d.listeners.Metrics, "advertise", d.advertise, "upstream_dns", upstreams)

@@ -4,10 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"time"
 
 	"github.com/agw-dev/agw/admin"
+	"github.com/agw-dev/agw/audit"
 	"github.com/agw-dev/agw/store"
 )
 
@@ -142,8 +144,25 @@ func (f *follower) catchUp(ctx context.Context) error {
 }
 
 func (s *Server) auditVerify(w http.ResponseWriter, r *http.Request) error {
+	var req admin.AuditVerifyRequest
+	if r.ContentLength != 0 {
+		if err := decodeBody(r, &req); err != nil {
+			return err
+		}
+	}
 	n, err := s.st.VerifyAudit(r.Context())
 	res := admin.AuditVerifyResult{Checked: n, OK: err == nil}
+	if err == nil && s.checkpoints != nil {
+		var cps []store.AuditCheckpoint
+		cps, err = audit.ReadCheckpoints(s.checkpoints.Path)
+		if err != nil {
+			err = fmt.Errorf("%w: %v", store.ErrAuditTampered, err)
+		} else {
+			cps = append(cps, req.Checkpoints...)
+			res.Checkpoints, err = audit.VerifyCheckpoints(r.Context(), s.st, cps, s.checkpoints.Signer.Public())
+		}
+		res.OK = err == nil
+	}
 	if err != nil {
 		if !errors.Is(err, store.ErrAuditTampered) {
 			return err
@@ -151,5 +170,17 @@ func (s *Server) auditVerify(w http.ResponseWriter, r *http.Request) error {
 		res.Problem = err.Error()
 	}
 	writeJSON(w, http.StatusOK, res)
+	return nil
+}
+
+func (s *Server) auditCheckpoint(w http.ResponseWriter, r *http.Request) error {
+	if s.checkpoints == nil {
+		return fmt.Errorf("%w: this daemon keeps no audit checkpoints", store.ErrConflict)
+	}
+	cp, err := s.checkpoints.Checkpoint(r.Context(), false)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, cp)
 	return nil
 }

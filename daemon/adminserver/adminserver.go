@@ -39,6 +39,8 @@ type Server struct {
 	now       func() time.Time
 	policy    adminPolicy
 	writeMu   sync.Mutex
+
+	checkpoints *audit.Checkpointer
 }
 
 // Config is what the admin server serves from; every field but Now,
@@ -56,6 +58,9 @@ type Config struct {
 	// Stopping is closed when the daemon begins to shut down: follow
 	// streams end then.
 	Stopping <-chan struct{}
+	// Checkpoints signs and keeps the audit chain's checkpoints; verify
+	// checks the trail against them. Nil: none.
+	Checkpoints *audit.Checkpointer
 	// AdminGroup, when set, may use the API beside root and the daemon's
 	// own user.
 	AdminGroup string
@@ -74,6 +79,7 @@ func New(cfg Config) (*Server, error) {
 		st: cfg.Store, state: cfg.State, keys: cfg.Keys, caCert: cfg.CA, auditLog: cfg.Audit,
 		statusFn: cfg.Status, exportDNS: cfg.ExportDNS, stopping: cfg.Stopping,
 		log: cfg.Logger, now: cfg.Now, policy: pol,
+		checkpoints: cfg.Checkpoints,
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -152,6 +158,7 @@ func (s *Server) Handler() http.Handler {
 	route("DELETE", admin.PathIdP, s.removeIdP)
 	route("GET", admin.PathAudit, s.audit)
 	route("POST", admin.PathAuditVerify, s.auditVerify)
+	route("POST", admin.PathAuditCheckpoint, s.auditCheckpoint)
 	route("GET", admin.PathCA, s.ca)
 	route("GET", admin.PathDNSExport, s.dnsExport)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
