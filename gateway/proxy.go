@@ -296,7 +296,12 @@ func (p *Gateway) serve(ex *exchange, r *http.Request) *deny.Denial {
 	ex.host = host
 	ex.ev.Host = store.PrintableName(host)
 	raw := policy.RequestPath(r)
-	ex.ev.Path = auditPath(raw)
+	ex.ev.Path = store.Printable(auditPath(raw))
+	if r.ProtoMajor == 1 && len(r.TransferEncoding) > 0 && front.ConflictingFraming(r.Context()) {
+		ex.rec.Header().Set("Connection", "close")
+		return deny.New(http.StatusBadRequest, deny.BadRequest,
+			"the request has both Content-Length and Transfer-Encoding; send one framing only (the connection is closed)")
+	}
 	if sni == "" || host != sni {
 		return deny.New(http.StatusMisdirectedRequest, deny.Misdirected,
 			fmt.Sprintf("host %s does not match the TLS server name %s; open a connection per host", store.PrintableName(host), store.PrintableName(sni)))

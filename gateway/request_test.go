@@ -19,21 +19,28 @@ func TestRequestSmuggling(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
 	auth := "Authorization: Bearer " + h.token + "\r\n"
-	// CL and TE together: Go's server lets Transfer-Encoding win and drops
-	// Content-Length (RFC 9112 §6.3); the gateway re-frames the body, so the
-	// backend sees one request with the chunked body and nothing smuggled.
-	req := "POST /v1/x HTTP/1.1\r\nHost: " + testHost + "\r\n" + auth +
-		"Content-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n" +
-		"5\r\nhello\r\n0\r\n\r\n"
-	res, body := h.raw(req)
-	t.Logf("CL+TE answered %d", res.StatusCode)
-	if res.StatusCode == 200 {
-		s := h.lastSeen()
-		if string(s.Body) != "hello" || h.seenCount() != 1 {
-			t.Errorf("backend saw body %q in %d requests", s.Body, h.seenCount())
+	// CL and TE together: refused, and the connection closed, whatever the
+	// case and order of the headers; the backend sees nothing.
+	for _, hdrs := range []string{
+		"Content-Length: 4\r\nTransfer-Encoding: chunked\r\n",
+		"transfer-encoding: chunked\r\ncontent-length: 4\r\n",
+		"Content-Length: 4\r\nTransfer-Encoding: chunked\r\nX-Pad: 1\r\n",
+	} {
+		req := "POST /v1/x HTTP/1.1\r\nHost: " + testHost + "\r\n" + auth + hdrs + "\r\n" +
+			"5\r\nhello\r\n0\r\n\r\n"
+		res, body := h.raw(req)
+		if res.StatusCode != 400 || !res.Close || !strings.Contains(string(body), "Content-Length and Transfer-Encoding") {
+			t.Errorf("CL+TE %q: status %d close=%v: %s", hdrs, res.StatusCode, res.Close, body)
 		}
-	} else if res.StatusCode != 400 {
-		t.Errorf("CL+TE: status %d: %s", res.StatusCode, body)
+	}
+	if n := h.seenCount(); n != 0 {
+		t.Errorf("backend saw %d requests", n)
+	}
+	// Chunked alone, and a body that mentions both headers, still pass.
+	res, body := h.raw("POST /v1/x HTTP/1.1\r\nHost: " + testHost + "\r\n" + auth + "Transfer-Encoding: chunked\r\n\r\n" +
+		"32\r\nContent-Length: 1\nTransfer-Encoding: chunked\n\n0123\r\n0\r\n\r\n")
+	if res.StatusCode != 200 {
+		t.Errorf("chunked request: %d %s", res.StatusCode, body)
 	}
 	for name, req := range map[string]string{
 		"two Content-Lengths": "POST /v1/x HTTP/1.1\r\nHost: " + testHost + "\r\n" + auth + "Content-Length: 4\r\nContent-Length: 5\r\n\r\nhello",

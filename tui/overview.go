@@ -113,6 +113,10 @@ func (o *overview) view() string {
 // auditLine is the one-line form of an audit record, shared by the
 // overview and the audit screen.
 func (c *common) auditLine(ev *store.AuditEvent) string {
+	return store.Printable(c.rawAuditLine(ev)) // what agents sent is escaped (bidi, controls)
+}
+
+func (c *common) rawAuditLine(ev *store.AuditEvent) string {
 	who := ev.Agent
 	if who == "" {
 		who = "-"

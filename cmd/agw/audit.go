@@ -314,6 +314,13 @@ func missedWarning(m admin.StreamMessage, q store.AuditQuery, last uint64, asJSO
 
 // formatEvent renders one audit event as a line of text.
 func formatEvent(ev *store.AuditEvent) string {
+	// What an agent sent (paths, host names) is escaped: a bidi override
+	// in a path must not make a line of the trail read differently.
+	p := store.Printable
+	e := *ev
+	e.Agent, e.Backend, e.Method, e.Host, e.Path = p(e.Agent), p(e.Backend), p(e.Method), p(e.Host), p(e.Path)
+	e.Reason, e.Action, e.Target = p(e.Reason), p(e.Action), p(e.Target)
+	ev = &e
 	t := ev.Time.Local().Format(time.DateTime)
 	if ev.Kind == store.KindAdmin {
 		return fmt.Sprintf("%s  %-5s  %-16s %-20s uid %d\n", t, "admin", orDash(ev.Action), orDash(ev.Target), ev.PeerUID)
