@@ -92,8 +92,8 @@ func newKeyMap() keyMap {
 		Dismiss:    b([]string{"enter", "esc"}, "enter", "I saved it, dismiss"),
 		ClearNotes: b([]string{"c"}, "c", "clear notice"),
 
-		NextField: b([]string{"tab", "down"}, "tab", "next field"),
-		PrevField: b([]string{"shift+tab", "up"}, "shift+tab", "previous field"),
+		NextField: b([]string{"tab", "down"}, "tab", "next"),
+		PrevField: b([]string{"shift+tab", "up"}, "shift+tab", "back"),
 		Submit:    b([]string{"enter"}, "enter", "next/submit"),
 		Choose:    b([]string{"left", "right"}, "←/→ or type", "choose"),
 		Abort:     b([]string{"esc", "ctrl+c"}, "esc", "cancel"),

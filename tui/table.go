@@ -55,7 +55,7 @@ func newRowTable(c *common, grow int, cols ...column) *rowTable {
 // setSize sets the lines and cells the table may use.
 func (t *rowTable) setSize(w, h int) {
 	t.width, t.height = w, h
-	t.filter.Width = max(10, w-4)
+	t.filter.Width = max(10, w-30) // room for the match count
 	t.follow()
 }
 
@@ -241,7 +241,7 @@ func (t *rowTable) view() string {
 	if t.filterShown() {
 		line := t.filter.View()
 		if !t.filtering {
-			line = st.Label.Render("filter: ") + st.Value.Render(t.filter.Value()) + st.Muted.Render("  (/ to change, c to clear)")
+			line = st.Label.Render("filter: ") + st.Value.Render(t.filter.Value()) + st.Muted.Render("  (/ to change, esc to clear)")
 		}
 		lines = append(lines, truncate(line+st.Muted.Render("  "+matchCount(len(t.shown), len(t.all))), t.width))
 	}
