@@ -14,11 +14,15 @@ import (
 // Config is what `agw serve` passes to Run. Zero fields take the defaults in
 // DESIGN.md (see Defaults).
 type Config struct {
-	DataDir        string
-	Socket         string
-	HTTPSListen    string        // "" → default; "off" disables
-	DNSListen      string        // "" → default; "off" disables
-	AdvertiseIPs   []netip.Addr  // DNS answers; default from HTTPSListen
+	DataDir      string
+	Socket       string
+	HTTPSListen  string       // "" → default; "off" disables
+	DNSListen    string       // "" → default; "off" disables
+	AdvertiseIPs []netip.Addr // DNS answers; default from HTTPSListen
+	// DNSAllow lists the client networks the DNS server answers (others
+	// get REFUSED); loopback is always in it. nil takes dns.DefaultAllow of
+	// the DNS listener: loopback plus the networks it listens on.
+	DNSAllow       []netip.Prefix
 	UpstreamDNS    []string      // "ip:port"; default the system resolvers
 	MetricsListen  string        // "" disables
 	AdminGroup     string        // group whose members may use the admin socket

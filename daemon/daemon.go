@@ -281,8 +281,9 @@ func (d *daemon) serve(ctx context.Context) error {
 		d.listeners.HTTPS = httpsLn.Addr().String()
 	}
 	d.advertise = cfg.AdvertiseIPs
+	advertiseReason := "--advertise-ip"
 	if len(d.advertise) == 0 && httpsLn != nil {
-		d.advertise = defaultAdvertise(httpsLn.Addr())
+		d.advertise, advertiseReason = dns.DefaultAdvertise(listenIP(httpsLn.Addr()))
 	}
 
 	var udp net.PacketConn
@@ -330,10 +331,18 @@ func (d *daemon) serve(ctx context.Context) error {
 		MaxConnsPerClient: cfg.MaxConnsPerClient,
 	})
 	if udp != nil {
+		allow := cfg.DNSAllow
+		if allow == nil {
+			if allow, err = dns.DefaultAllow(listenIP(udp.LocalAddr())); err != nil {
+				d.log.Warn("dns: only loopback may query", "err", err)
+			}
+		}
+		d.log.Info("dns: clients allowed to query", "allow", allow, "from_flag", cfg.DNSAllow != nil)
 		if d.dns, err = dns.New(dns.Config{
 			Intercept: d.state,
 			Advertise: d.advertise,
 			Upstreams: upstreams,
+			Allow:     allow,
 			Logger:    d.log,
 		}); err != nil {
 			return err
@@ -386,7 +395,7 @@ func (d *daemon) serve(ctx context.Context) error {
 	start("audit checkpoints", func() error { return d.checkpoints.Run(runCtx) })
 
 	d.log.Info("agw serving", "version", cfg.Version, "data_dir", cfg.DataDir, "admin", d.listeners.Admin,
-		"https", d.listeners.HTTPS, "dns", d.listeners.DNS, "metrics", d.listeners.Metrics, "advertise", d.advertise, "upstream_dns", upstreams)
+		"https", d.listeners.HTTPS, "dns", d.listeners.DNS, "metrics", d.listeners.Metrics, "advertise", d.advertise, "advertise_reason", advertiseReason, "upstream_dns", upstreams)
 	if cfg.Ready != nil {
 		cfg.Ready(d.listeners)
 	}
@@ -406,38 +415,13 @@ func (d *daemon) serve(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// defaultAdvertise derives the addresses DNS answers with from the HTTPS
-// listener: its own address, or every non-loopback unicast address of the
-// host when it listens on all of them.
-func defaultAdvertise(a net.Addr) []netip.Addr {
+// listenIP is the IP a listener is bound to (unspecified for a wildcard).
+func listenIP(a net.Addr) netip.Addr {
 	ap, err := netip.ParseAddrPort(a.String())
 	if err != nil {
-		return nil
+		return netip.Addr{}
 	}
-	ip := ap.Addr().Unmap()
-	if !ip.IsUnspecified() {
-		return []netip.Addr{ip}
-	}
-	var out []netip.Addr
-	addrs, _ := net.InterfaceAddrs()
-	for _, ia := range addrs {
-		p, err := netip.ParsePrefix(ia.String())
-		if err != nil {
-			continue
-		}
-		addr := p.Addr().Unmap()
-		if addr.IsLoopback() || addr.IsLinkLocalUnicast() || addr.IsMulticast() {
-			continue
-		}
-		if ip.Is4() && !addr.Is4() {
-			continue
-		}
-		out = append(out, addr)
-	}
-	if len(out) == 0 {
-		out = []netip.Addr{netip.MustParseAddr("127.0.0.1")}
-	}
-	return out
+	return ap.Addr().Unmap()
 }
 
 // selfAddrs are the gateway's own addresses: an upstream answer pointing at

@@ -13,12 +13,14 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/agw-dev/agw/daemon"
+	"github.com/agw-dev/agw/dns"
 )
 
 type serveFlags struct {
 	httpsListen    string
 	dnsListen      string
 	advertiseIPs   []string
+	dnsAllow       []string
 	upstreamDNS    []string
 	metricsListen  string
 	adminGroup     string
@@ -53,6 +55,7 @@ An empty data directory is initialised first. Logs go to stderr.`,
 	fl.StringVar(&f.httpsListen, "https-listen", "", "HTTPS `ADDR` agents connect to (default :443 for root, else 127.0.0.1:8443; \"off\" disables)")
 	fl.StringVar(&f.dnsListen, "dns-listen", "", "DNS `ADDR` answering for registered hosts (default :53 for root, else 127.0.0.1:8053; \"off\" disables)")
 	fl.StringArrayVar(&f.advertiseIPs, "advertise-ip", nil, "`IP` that DNS answers point agents at; repeat for several (default from --https-listen)")
+	fl.StringArrayVar(&f.dnsAllow, "dns-allow", nil, "`CIDR` (or IP) of clients the DNS server answers; repeat for several; loopback always may; others get REFUSED (default loopback plus the networks of the --dns-listen address, every interface's for a wildcard)")
 	fl.StringArrayVar(&f.upstreamDNS, "upstream-dns", nil, "resolver `ADDR` (ip or ip:port, port 53 by default) for everything else; repeat for several (default the system's)")
 	fl.StringVar(&f.metricsListen, "metrics-listen", "", "`ADDR` serving Prometheus metrics (default off)")
 	fl.StringVar(&f.adminGroup, "admin-group", "", "`GROUP` whose members may use the admin socket (default the daemon's user only)")
@@ -98,6 +101,13 @@ func (a *app) serveConfig(cmd *cobra.Command, f *serveFlags) (daemon.Config, err
 			return cfg, usagef(cmd, "invalid --advertise-ip %q: give an IP address like 10.0.0.5 or fd00::5", s)
 		}
 		cfg.AdvertiseIPs = append(cfg.AdvertiseIPs, ip.Unmap())
+	}
+	if len(f.dnsAllow) > 0 {
+		allow, err := dns.ParseAllow(f.dnsAllow)
+		if err != nil {
+			return cfg, usagef(cmd, "%v", err)
+		}
+		cfg.DNSAllow = allow
 	}
 	for _, s := range f.upstreamDNS {
 		ap, err := parseResolver(s)
