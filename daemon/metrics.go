@@ -112,12 +112,12 @@ func (d *daemon) metricSources() gateway.MetricSources {
 		return s.Fetches, s.Failures, s.Refused, s.Retried
 	}
 	if d.cfg.DNSListen != "off" {
-		src.DNS = func() (q, in, fw, fl, ch uint64) {
+		src.DNS = func() (q, in, fw, fl, ch, rf uint64) {
 			if d.dns == nil {
 				return
 			}
 			s := d.dns.Stats()
-			return s.Queries, s.Intercepted, s.Forwarded, s.Failures, s.CacheHits
+			return s.Queries, s.Intercepted, s.Forwarded, s.Failures, s.CacheHits, s.Refused
 		}
 	}
 	return src

@@ -56,7 +56,7 @@ type MetricSources struct {
 	AuditLost        func() uint64
 	TLSRefused       func() uint64
 	UpstreamErrors   func() uint64
-	DNS              func() (queries, intercepted, forwarded, failures, cacheHits uint64)
+	DNS              func() (queries, intercepted, forwarded, failures, cacheHits, refused uint64)
 	JWTVerifications func() (verified, rejected, unavailable uint64)
 	OAuth2           func() (fetches, failures, refused, retried uint64)
 	Conns            func() (open int64, refused uint64)
@@ -137,8 +137,8 @@ func NewMetrics(src MetricSources) *Metrics {
 	if f := src.DNS; f != nil {
 		pick := func(i int) func() uint64 {
 			return func() uint64 {
-				q, in, fw, fl, ch := f()
-				return [5]uint64{q, in, fw, fl, ch}[i]
+				q, in, fw, fl, ch, rf := f()
+				return [6]uint64{q, in, fw, fl, ch, rf}[i]
 			}
 		}
 		counter("agw_dns_queries_total", "DNS queries received.", pick(0))
@@ -146,6 +146,7 @@ func NewMetrics(src MetricSources) *Metrics {
 		counter("agw_dns_forwarded_total", "DNS queries answered with upstream data.", pick(2))
 		counter("agw_dns_failures_total", "DNS queries answered SERVFAIL.", pick(3))
 		counter("agw_dns_cache_hits_total", "Forwarded DNS queries answered from the cache.", pick(4))
+		counter("agw_dns_refused_total", "DNS queries refused: the client is outside --dns-allow.", pick(5))
 	}
 	if f := src.JWTVerifications; f != nil {
 		counter("agw_jwt_verified_total", "IdP tokens verified that identified an agent.", func() uint64 { v, _, _ := f(); return v })
