@@ -23,6 +23,8 @@ import (
 	"github.com/agw-dev/agw/gateway"
 	"github.com/agw-dev/agw/gateway/auth"
 	"github.com/agw-dev/agw/gateway/auth/jwt"
+	"github.com/agw-dev/agw/gateway/limit"
+	"github.com/agw-dev/agw/gateway/limit/redislimit"
 	"github.com/agw-dev/agw/state"
 	"github.com/agw-dev/agw/store"
 	"github.com/agw-dev/agw/store/badgerstore"
@@ -123,6 +125,7 @@ type daemon struct {
 	proxy     *gateway.Gateway
 	jwt       *auth.JWTVerifier
 	dns       *dns.Server
+	rl        *redislimit.Limiter // nil: limits are this process's own
 	advertise []netip.Addr
 	started   time.Time
 	listeners Listeners
@@ -262,7 +265,16 @@ func (d *daemon) serve(ctx context.Context) error {
 	// One verifier for the daemon's lifetime: it keeps the IdPs' keys
 	// (serving them while an IdP is down) and the verified tokens.
 	d.jwt = auth.NewJWTVerifier(d.state, jwt.New(jwt.Config{Logger: d.log, Dial: resolver.DialContext}))
+	var limiter limit.Limiter
+	if cfg.RateLimitRedis != "" {
+		if d.rl, err = redislimit.New(ctx, redislimit.Config{URL: cfg.RateLimitRedis, Replicas: cfg.Replicas, Logger: d.log}); err != nil {
+			return fmt.Errorf("--ratelimit-redis: %w", err)
+		}
+		defer d.rl.Close()
+		limiter = d.rl
+	}
 	d.proxy = gateway.New(gateway.Config{
+		Limiter: limiter,
 		State:   d.state,
 		CA:      d.ca,
 		Dial:    resolver.DialContext,
@@ -413,6 +425,11 @@ func (d *daemon) status() admin.Status {
 	}
 	if d.proxy != nil {
 		st.Gateway = d.proxy.Stats()
+	}
+	st.RateLimit.Backend = "local"
+	if d.rl != nil {
+		rs := d.rl.Status()
+		st.RateLimit = admin.RateLimitStatus{Backend: "redis", Degraded: rs.Degraded, Reason: rs.Reason, Fallbacks: d.rl.Fallbacks()}
 	}
 	if d.dns != nil {
 		s := d.dns.Stats()

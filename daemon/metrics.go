@@ -104,6 +104,14 @@ func (d *daemon) metricSources() gateway.MetricSources {
 		s := d.proxy.OAuth2Stats()
 		return s.Fetches, s.Failures, s.Refused, s.Retried
 	}
+	if d.cfg.RateLimitRedis != "" {
+		src.RateLimit = func() (bool, uint64, uint64) {
+			if d.rl == nil {
+				return false, 0, 0
+			}
+			return d.rl.Degraded(), d.rl.Fallbacks(), d.rl.Outages()
+		}
+	}
 	if d.cfg.DNSListen != "off" {
 		src.DNS = func() (q, in, fw, fl, ch uint64) {
 			if d.dns == nil {

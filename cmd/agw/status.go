@@ -50,6 +50,13 @@ func (a *app) printStatus(cmd *cobra.Command, st *admin.Status) error {
 	row(tw, "dns", fmt.Sprintf("%d queries: %d intercepted, %d forwarded, %d failures",
 		d.Queries, d.Intercepted, d.Forwarded, d.Failures))
 	row(tw, "audit queue", fmt.Sprint(st.AuditQueue))
+	if rl := st.RateLimit; rl.Backend != "" {
+		v := rl.Backend
+		if rl.Degraded {
+			v += " DEGRADED: deciding locally at limit ÷ replicas (" + rl.Reason + ")"
+		}
+		row(tw, "rate limits", v)
+	}
 	return tw.Flush()
 }
 

@@ -251,12 +251,12 @@ func (l *Limiter) fail(err error) {
 	if l.degraded {
 		return
 	}
-	l.degraded, l.reason, l.since = true, err.Error(), l.now()
+	l.degraded, l.reason, l.since = true, "redis "+l.rdb.Options().Addr+": "+err.Error(), l.now()
 	l.outages.Add(1)
 	close(l.changed)
 	l.changed = make(chan struct{})
 	l.log.Warn("rate-limit Redis unreachable: deciding limits locally at limit ÷ replicas until it answers",
-		"replicas", l.replicaCount(), "err", err)
+		"replicas", l.replicaCount(), "err", l.reason)
 	if !l.probing {
 		l.probing = true
 		l.wg.Add(1)
