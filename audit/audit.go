@@ -33,6 +33,8 @@ type Log struct {
 	written    atomic.Uint64
 	writeFails atomic.Uint64
 
+	secondary []*secondary
+
 	// FollowMaxLag is how many records a follow stream may fall behind the
 	// newest before it is skipped ahead.
 	FollowMaxLag uint64
@@ -63,6 +65,11 @@ type Config struct {
 	Logger *slog.Logger
 	// FollowMaxLag: see Log.FollowMaxLag; 0 takes the default (10,000).
 	FollowMaxLag uint64
+	// Secondary sinks (an OTLP collector) get a copy of every record the
+	// primary Sink stored, each through its own bounded queue and
+	// goroutine: a slow or dead secondary never holds up Record or the
+	// primary. What a secondary cannot take is counted and logged.
+	Secondary []Sink
 }
 
 const (
@@ -98,6 +105,11 @@ func New(cfg Config) *Log {
 	}
 	if a.FollowMaxLag == 0 {
 		a.FollowMaxLag = auditFollowMaxLag
+	}
+	for _, s := range cfg.Secondary {
+		sec := newSecondary(s, a.log)
+		a.secondary = append(a.secondary, sec)
+		go sec.run()
 	}
 	go a.run()
 	return a
@@ -194,6 +206,9 @@ func (a *Log) write(batch []store.AuditEvent) {
 		if err == nil {
 			a.written.Add(uint64(len(batch)))
 			a.Notify()
+			for _, s := range a.secondary {
+				s.offer(batch)
+			}
 			return
 		}
 		a.writeFails.Add(1)
@@ -217,6 +232,9 @@ func (a *Log) Close() {
 	}
 	a.sendMu.Unlock()
 	<-a.done
+	for _, s := range a.secondary {
+		s.close()
+	}
 }
 
 // Written is the number of records stored since start.
