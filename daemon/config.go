@@ -26,6 +26,9 @@ type Config struct {
 	// FollowMaxLag is how far an audit follow stream may fall behind before
 	// it is skipped ahead; 0 takes the default.
 	FollowMaxLag uint64
+	// AuditOTLP, when set, also ships every audit record to this OTLP/HTTP
+	// logs endpoint (http://collector:4318/v1/logs).
+	AuditOTLP string
 	// RateLimitRedis, when set, shares rate limits and concurrency caps
 	// with the other replicas through this Redis URL (it may carry a
 	// password; it is never logged).

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/agw-dev/agw/admin"
 	"github.com/agw-dev/agw/audit"
+	"github.com/agw-dev/agw/audit/otlp"
 	"github.com/agw-dev/agw/crypto"
 	"github.com/agw-dev/agw/daemon/adminserver"
 	"github.com/agw-dev/agw/dns"
@@ -200,7 +202,17 @@ func Run(ctx context.Context, cfg Config) error {
 		started:  time.Now(),
 		stopping: make(chan struct{}),
 	}
-	d.audit = audit.New(audit.Config{Sink: audit.StoreSink{Store: st}, Logger: log, FollowMaxLag: cfg.FollowMaxLag})
+	var secondary []audit.Sink
+	if cfg.AuditOTLP != "" {
+		sink, err := otlp.New(ctx, otlp.Config{URL: cfg.AuditOTLP, Version: cfg.Version})
+		if err != nil {
+			return fmt.Errorf("--audit-otlp: %w", err)
+		}
+		defer sink.Close(context.WithoutCancel(ctx))
+		secondary = append(secondary, sink)
+		log.Info("shipping audit records over OTLP", "endpoint", redactedURL(cfg.AuditOTLP))
+	}
+	d.audit = audit.New(audit.Config{Sink: audit.StoreSink{Store: st}, Logger: log, FollowMaxLag: cfg.FollowMaxLag, Secondary: secondary})
 	defer d.audit.Close()
 	return d.serve(ctx)
 }
@@ -475,4 +487,13 @@ func listenDNS(addr string, listenPacket func(network, addr string) (net.PacketC
 			return nil, nil, fmt.Errorf("listen for DNS on tcp %s: %w (pick another address with --dns-listen, or 'off')", udp.LocalAddr(), err)
 		}
 	}
+}
+
+// redactedURL is u with any password replaced, for logs.
+func redactedURL(u string) string {
+	p, err := url.Parse(u)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	return p.Redacted()
 }

@@ -61,6 +61,10 @@ type MetricSources struct {
 	// locally for want of its store, how many decisions it took locally,
 	// and how many outages it saw.
 	RateLimit func() (degraded bool, fallbacks, outages uint64)
+	// AuditOTLP reads the OTLP audit sink's counts: records exported,
+	// records dropped (queue full, or export failed after retries), and
+	// failed export attempts.
+	AuditOTLP func() (sent, dropped, fails uint64)
 }
 
 // latencyBuckets span a cached answer (a millisecond) to a long model
@@ -145,6 +149,11 @@ func NewMetrics(src MetricSources) *Metrics {
 		counter("agw_oauth2_token_failures_total", "Requests answered 502 for want of an OAuth2 token.", func() uint64 { _, v, _, _ := f(); return v })
 		counter("agw_oauth2_token_refused_total", "Upstream 401s to an injected OAuth2 token.", func() uint64 { _, _, v, _ := f(); return v })
 		counter("agw_oauth2_retries_total", "Requests sent again with a fresh OAuth2 token.", func() uint64 { _, _, _, v := f(); return v })
+	}
+	if f := src.AuditOTLP; f != nil {
+		counter("agw_audit_otlp_exported_total", "Audit records exported to the OTLP collector.", func() uint64 { v, _, _ := f(); return v })
+		counter("agw_audit_otlp_dropped_total", "Audit records the OTLP sink dropped (queue full, or export failed after retries); they are still in the store.", func() uint64 { _, v, _ := f(); return v })
+		counter("agw_audit_otlp_export_errors_total", "Failed OTLP export attempts.", func() uint64 { _, _, v := f(); return v })
 	}
 	if f := src.RateLimit; f != nil {
 		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{

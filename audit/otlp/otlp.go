@@ -13,8 +13,8 @@ import (
 	"sync"
 	"time"
 
-	otellog "go.opentelemetry.io/otel/log"
 	"go.opentelemetry.io/otel/exporters/otlp/otlplog/otlploghttp"
+	otellog "go.opentelemetry.io/otel/log"
 	"go.opentelemetry.io/otel/sdk/log"
 	"go.opentelemetry.io/otel/sdk/resource"
 	semconv "go.opentelemetry.io/otel/semconv/v1.37.0"
@@ -92,8 +92,8 @@ func (c collector) OnEmit(_ context.Context, r *log.Record) error {
 	return nil
 }
 func (collector) Enabled(context.Context, log.EnabledParameters) bool { return true }
-func (collector) Shutdown(context.Context) error                     { return nil }
-func (collector) ForceFlush(context.Context) error                   { return nil }
+func (collector) Shutdown(context.Context) error                      { return nil }
+func (collector) ForceFlush(context.Context) error                    { return nil }
 
 // Append implements audit.Sink: it exports evs as one OTLP request, or
 // returns the collector's error.

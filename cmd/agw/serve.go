@@ -26,6 +26,7 @@ type serveFlags struct {
 	auditRetention time.Duration
 	followMaxLag   uint64
 	logFormat      string
+	auditOTLP      string
 	rlRedis        string
 	rlRedisFile    string
 	replicas       int
@@ -59,6 +60,7 @@ An empty data directory is initialised first. Logs go to stderr.`,
 	fl.StringVar(&f.adminGroup, "admin-group", "", "`GROUP` whose members may use the admin socket (default the daemon's user only)")
 	fl.Var(durationValue{&f.auditRetention}, "audit-retention", "drop audit records older than `DUR`, like 90d or 720h (default keep all)")
 	fl.Uint64Var(&f.followMaxLag, "audit-follow-max-lag", 0, "`N` records an `audit tail -f` reader may fall behind before it is skipped ahead and told what it missed (default 10000)")
+	fl.StringVar(&f.auditOTLP, "audit-otlp", "", "also ship every audit record as an OpenTelemetry log record to the OTLP/HTTP logs endpoint `URL` (http://collector:4318/v1/logs)")
 	fl.StringVar(&f.rlRedis, "ratelimit-redis", "", "share rate limits with other replicas through Redis at `URL` (redis://host:port/db; one with a password belongs in --ratelimit-redis-file or $AGW_RATELIMIT_REDIS)")
 	fl.StringVar(&f.rlRedisFile, "ratelimit-redis-file", "", "read the rate-limit Redis URL from `FILE` (first line), for URLs that carry a password")
 	fl.IntVar(&f.replicas, "replicas", 1, "`N` replicas share the rate limits: while Redis is unreachable each allows limit ÷ N")
@@ -82,6 +84,7 @@ func (a *app) serveConfig(cmd *cobra.Command, f *serveFlags) (daemon.Config, err
 		AdminGroup:     f.adminGroup,
 		AuditRetention: f.auditRetention,
 		FollowMaxLag:   f.followMaxLag,
+		AuditOTLP:      f.auditOTLP,
 		Version:        version,
 		Logger:         newLogger(cmd.ErrOrStderr(), level, f.logFormat),
 	}
