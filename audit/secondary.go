@@ -160,6 +160,15 @@ func sinkName(s Sink) string {
 	return "secondary"
 }
 
+// Stored hands records that were stored by another path (admin mutations
+// write their own event in the same transaction) to the secondary sinks.
+// It never blocks.
+func (a *Log) Stored(evs []store.AuditEvent) {
+	for _, s := range a.secondary {
+		s.offer(evs)
+	}
+}
+
 // Secondary returns the counts of each secondary sink, in Config order.
 func (a *Log) Secondary() []SinkStats {
 	out := make([]SinkStats, len(a.secondary))

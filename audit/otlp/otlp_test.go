@@ -117,16 +117,32 @@ func TestExportFields(t *testing.T) {
 	for i := range 20 {
 		log.Record(requestEvent(i))
 	}
+	// An admin mutation's record, stored with the mutation itself.
+	log.Stored([]store.AuditEvent{{Time: time.Now(), Kind: store.KindAdmin, Action: "token.mint", Target: "tok9", Decision: store.Allow}})
 	log.Close()
-	if got := rcv.count(); got != 20 {
-		t.Fatalf("collector got %d records; want 20", got)
+	if got := rcv.count(); got != 21 {
+		t.Fatalf("collector got %d records; want 21", got)
 	}
-	if s := log.Secondary()[0]; s.Sent != 20 || s.Dropped != 0 {
+	if s := log.Secondary()[0]; s.Sent != 21 || s.Dropped != 0 {
 		t.Fatalf("stats %+v", s)
 	}
 	rcv.mu.Lock()
 	defer rcv.mu.Unlock()
-	a := rcv.recs[0]
+	var a, adm map[string]*commonpb.AnyValue
+	for i, r := range rcv.recs {
+		switch r["request_id"].GetStringValue() {
+		case "req-0":
+			a = r
+			if rcv.body[i] != "agw audit request" {
+				t.Errorf("body %q", rcv.body[i])
+			}
+		case "":
+			adm = r
+		}
+	}
+	if a == nil || adm == nil {
+		t.Fatal("the first request record or the admin record did not arrive")
+	}
 	for k, want := range map[string]string{"kind": "request", "agent": "bot", "backend": "openai", "method": "POST",
 		"host": "api.openai.com", "path": "/v1/chat/completions", "decision": "allow", "token_id": "tok1", "request_id": "req-0"} {
 		if got := a[k].GetStringValue(); got != want {
@@ -136,8 +152,12 @@ func TestExportFields(t *testing.T) {
 	if a["status"].GetIntValue() != 200 || a["credential_version"].GetIntValue() != 3 || a["total_ms"].GetDoubleValue() != 13.25 {
 		t.Errorf("numeric attributes: status %v credential_version %v total_ms %v", a["status"], a["credential_version"], a["total_ms"])
 	}
-	if a["time"].GetStringValue() == "" || rcv.body[0] != "agw audit request" {
-		t.Errorf("time %v body %q", a["time"], rcv.body[0])
+	// Shipped after the store wrote them: with their place in the chain.
+	if a["time"].GetStringValue() == "" || a["seq"].GetIntValue() < 1 || a["hash"].GetStringValue() == "" {
+		t.Errorf("time %v seq %v hash %v", a["time"], a["seq"], a["hash"])
+	}
+	if adm["kind"].GetStringValue() != "admin" || adm["action"].GetStringValue() != "token.mint" || adm["target"].GetStringValue() != "tok9" {
+		t.Errorf("admin record attributes: %v", adm)
 	}
 }
 

@@ -39,6 +39,7 @@ type Server struct {
 	now       func() time.Time
 	policy    adminPolicy
 	writeMu   sync.Mutex
+	mutated   []store.AuditEvent // admin events of the running mutation; guarded by writeMu
 }
 
 // Config is what the admin server serves from; every field but Now,
@@ -219,7 +220,7 @@ func decodeBody(r *http.Request, v any) error {
 // adminEvent is the audit record of a mutation by the request's caller.
 func (s *Server) adminEvent(r *http.Request, action, target string) store.AuditEvent {
 	p := peerFrom(r.Context())
-	return store.AuditEvent{
+	ev := store.AuditEvent{
 		Time:     s.now(),
 		Kind:     store.KindAdmin,
 		Action:   action,
@@ -228,6 +229,10 @@ func (s *Server) adminEvent(r *http.Request, action, target string) store.AuditE
 		PeerPID:  p.PID,
 		Decision: store.Allow,
 	}
+	// Every admin event is made inside mutate, under writeMu; it is
+	// handed to the secondary audit sinks once the write succeeded.
+	s.mutated = append(s.mutated, ev)
+	return ev
 }
 
 // mutate runs one store write and its state update in order, then wakes
@@ -235,10 +240,12 @@ func (s *Server) adminEvent(r *http.Request, action, target string) store.AuditE
 func (s *Server) mutate(fn func() error) error {
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
+	s.mutated = s.mutated[:0]
 	if err := fn(); err != nil {
 		return err
 	}
 	s.auditLog.Notify()
+	s.auditLog.Stored(s.mutated)
 	return nil
 }
 
