@@ -88,6 +88,7 @@ func TestSharedRateAcrossReplicas(t *testing.T) {
 		}
 	}
 	total := admitted[a] + admitted[b]
+	t.Logf("offered 2000 in 10 s through two replicas; admitted %d (a %d, b %d)", total, admitted[a], admitted[b])
 	// burst 10 + 10/s × 10 s = 110.
 	if total < 105 || total > 112 {
 		t.Fatalf("two replicas admitted %d in 10 s of a 10/s burst-10 grant (a %d, b %d); want about 110", total, admitted[a], admitted[b])
