@@ -52,6 +52,19 @@ type Status struct {
 	// Stale, when set, says why agent requests are refused: the view could
 	// not be confirmed current within --max-staleness.
 	Stale string `json:"stale,omitempty"`
+	// RateLimit says where rate limits are decided.
+	RateLimit RateLimitStatus `json:"rate_limit"`
+}
+
+// RateLimitStatus says where rate limits are decided: "local" (this
+// process), or "redis" (shared by every replica); Degraded when Redis is
+// unreachable and each replica decides locally at limit ÷ replicas, with
+// the reason.
+type RateLimitStatus struct {
+	Backend   string `json:"backend"`
+	Degraded  bool   `json:"degraded"`
+	Reason    string `json:"reason,omitempty"`
+	Fallbacks uint64 `json:"fallbacks,omitempty"` // decisions taken locally while degraded
 }
 
 // Listeners are the daemon's bound addresses ("" when off).

@@ -43,6 +43,8 @@ type Log struct {
 	giveUp  atomic.Int64 // unix nanos after which write stops retrying (Close)
 	batchN  atomic.Int64 // records in the batch being written
 
+	secondary []*secondary
+
 	// FollowMaxLag is how many records a follow stream may fall behind the
 	// newest before it is skipped ahead.
 	FollowMaxLag uint64
@@ -73,6 +75,11 @@ type Config struct {
 	Logger *slog.Logger
 	// FollowMaxLag: see Log.FollowMaxLag; 0 takes the default (10,000).
 	FollowMaxLag uint64
+	// Secondary sinks (an OTLP collector) get a copy of every record the
+	// primary Sink stored, each through its own bounded queue and
+	// goroutine: a slow or dead secondary never holds up Record or the
+	// primary. What a secondary cannot take is counted and logged.
+	Secondary []Sink
 }
 
 const (
@@ -108,6 +115,11 @@ func New(cfg Config) *Log {
 	}
 	if a.FollowMaxLag == 0 {
 		a.FollowMaxLag = auditFollowMaxLag
+	}
+	for _, s := range cfg.Secondary {
+		sec := newSecondary(s, a.log)
+		a.secondary = append(a.secondary, sec)
+		go sec.run()
 	}
 	go a.run()
 	return a
@@ -221,6 +233,9 @@ func (a *Log) write(batch []store.AuditEvent) {
 			a.written.Add(uint64(len(batch)))
 			a.lastErr.Store(nil)
 			a.Notify()
+			for _, s := range a.secondary {
+				s.offer(batch)
+			}
 			return
 		}
 		a.writeFails.Add(1)
@@ -278,6 +293,9 @@ func (a *Log) Close() {
 	}
 	a.sendMu.Unlock()
 	<-a.done
+	for _, s := range a.secondary {
+		s.close()
+	}
 }
 
 // CloseWithin is Close bounded by d: while the store keeps failing, the

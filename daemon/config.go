@@ -37,8 +37,18 @@ type Config struct {
 	// FollowMaxLag is how far an audit follow stream may fall behind before
 	// it is skipped ahead; 0 takes the default.
 	FollowMaxLag uint64
-	Version      string
-	Logger       *slog.Logger
+	// AuditOTLP, when set, also ships every audit record to this OTLP/HTTP
+	// logs endpoint (http://collector:4318/v1/logs).
+	AuditOTLP string
+	// RateLimitRedis, when set, shares rate limits and concurrency caps
+	// with the other replicas through this Redis URL (it may carry a
+	// password; it is never logged).
+	RateLimitRedis string
+	// Replicas is how many replicas share the limits, for the fallback of
+	// limit ÷ replicas while Redis is unreachable; nil or < 1 is 1.
+	Replicas func() int
+	Version  string
+	Logger   *slog.Logger
 	// Ready, when set, is called once every listener is bound.
 	Ready func(Listeners)
 }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -17,12 +18,15 @@ import (
 
 	"github.com/agw-dev/agw/admin"
 	"github.com/agw-dev/agw/audit"
+	"github.com/agw-dev/agw/audit/otlp"
 	"github.com/agw-dev/agw/crypto"
 	"github.com/agw-dev/agw/daemon/adminserver"
 	"github.com/agw-dev/agw/dns"
 	"github.com/agw-dev/agw/gateway"
 	"github.com/agw-dev/agw/gateway/auth"
 	"github.com/agw-dev/agw/gateway/auth/jwt"
+	"github.com/agw-dev/agw/gateway/limit"
+	"github.com/agw-dev/agw/gateway/limit/redislimit"
 	"github.com/agw-dev/agw/state"
 	"github.com/agw-dev/agw/store"
 	"github.com/agw-dev/agw/store/badgerstore"
@@ -123,6 +127,7 @@ type daemon struct {
 	proxy     *gateway.Gateway
 	jwt       *auth.JWTVerifier
 	dns       *dns.Server
+	rl        *redislimit.Limiter // nil: limits are this process's own
 	advertise []netip.Addr
 	started   time.Time
 	listeners Listeners
@@ -206,7 +211,17 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	d.checkpoints = &audit.Checkpointer{Store: st, Signer: signer, Path: filepath.Join(cfg.DataDir, audit.CheckpointFile), Logger: log}
-	d.audit = audit.New(audit.Config{Sink: audit.StoreSink{Store: st}, Logger: log, FollowMaxLag: cfg.FollowMaxLag})
+	var secondary []audit.Sink
+	if cfg.AuditOTLP != "" {
+		sink, err := otlp.New(ctx, otlp.Config{URL: cfg.AuditOTLP, Version: cfg.Version})
+		if err != nil {
+			return fmt.Errorf("--audit-otlp: %w", err)
+		}
+		defer sink.Close(context.WithoutCancel(ctx))
+		secondary = append(secondary, sink)
+		log.Info("shipping audit records over OTLP", "endpoint", redactedURL(cfg.AuditOTLP))
+	}
+	d.audit = audit.New(audit.Config{Sink: audit.StoreSink{Store: st}, Logger: log, FollowMaxLag: cfg.FollowMaxLag, Secondary: secondary})
 	defer d.closeAudit()
 	return d.serve(ctx)
 }
@@ -316,7 +331,16 @@ func (d *daemon) serve(ctx context.Context) error {
 	// One verifier for the daemon's lifetime: it keeps the IdPs' keys
 	// (serving them while an IdP is down) and the verified tokens.
 	d.jwt = auth.NewJWTVerifier(d.state, jwt.New(jwt.Config{Logger: d.log, Dial: resolver.DialContext}))
+	var limiter limit.Limiter
+	if cfg.RateLimitRedis != "" {
+		if d.rl, err = redislimit.New(ctx, redislimit.Config{URL: cfg.RateLimitRedis, Replicas: cfg.Replicas, Logger: d.log}); err != nil {
+			return fmt.Errorf("--ratelimit-redis: %w", err)
+		}
+		defer d.rl.Close()
+		limiter = d.rl
+	}
 	d.proxy = gateway.New(gateway.Config{
+		Limiter: limiter,
 		State:   d.state,
 		CA:      d.ca,
 		Dial:    resolver.DialContext,
@@ -487,6 +511,11 @@ func (d *daemon) status() admin.Status {
 	}
 	st.Revision = uint64(d.state.Revision())
 	st.ConfirmedAt = d.state.ConfirmedAt()
+	st.RateLimit.Backend = "local"
+	if d.rl != nil {
+		rs := d.rl.Status()
+		st.RateLimit = admin.RateLimitStatus{Backend: "redis", Degraded: rs.Degraded, Reason: rs.Reason, Fallbacks: d.rl.Fallbacks()}
+	}
 	if d.dns != nil {
 		s := d.dns.Stats()
 		st.DNS = admin.DNSStats{Queries: s.Queries, Intercepted: s.Intercepted, Forwarded: s.Forwarded, Failures: s.Failures}
@@ -531,4 +560,13 @@ func listenDNS(addr string, listenPacket func(network, addr string) (net.PacketC
 			return nil, nil, fmt.Errorf("listen for DNS on tcp %s: %w (pick another address with --dns-listen, or 'off')", udp.LocalAddr(), err)
 		}
 	}
+}
+
+// redactedURL is u with any password replaced, for logs.
+func redactedURL(u string) string {
+	p, err := url.Parse(u)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	return p.Redacted()
 }

@@ -111,6 +111,23 @@ func (d *daemon) metricSources() gateway.MetricSources {
 		s := d.proxy.OAuth2Stats()
 		return s.Fetches, s.Failures, s.Refused, s.Retried
 	}
+	if d.cfg.AuditOTLP != "" {
+		src.AuditOTLP = func() (uint64, uint64, uint64) {
+			s := d.audit.Secondary()
+			if len(s) == 0 {
+				return 0, 0, 0
+			}
+			return s[0].Sent, s[0].Dropped, s[0].Fails
+		}
+	}
+	if d.cfg.RateLimitRedis != "" {
+		src.RateLimit = func() (bool, uint64, uint64) {
+			if d.rl == nil {
+				return false, 0, 0
+			}
+			return d.rl.Degraded(), d.rl.Fallbacks(), d.rl.Outages()
+		}
+	}
 	if d.cfg.DNSListen != "off" {
 		src.DNS = func() (q, in, fw, fl, ch, rf uint64) {
 			if d.dns == nil {

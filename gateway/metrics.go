@@ -60,6 +60,14 @@ type MetricSources struct {
 	JWTVerifications func() (verified, rejected, unavailable uint64)
 	OAuth2           func() (fetches, failures, refused, retried uint64)
 	Conns            func() (open int64, refused uint64)
+	// RateLimit reads a shared limiter's health: whether it decides
+	// locally for want of its store, how many decisions it took locally,
+	// and how many outages it saw.
+	RateLimit func() (degraded bool, fallbacks, outages uint64)
+	// AuditOTLP reads the OTLP audit sink's counts: records exported,
+	// records dropped (queue full, or export failed after retries), and
+	// failed export attempts.
+	AuditOTLP func() (sent, dropped, fails uint64)
 }
 
 // latencyBuckets span a cached answer (a millisecond) to a long model
@@ -158,6 +166,24 @@ func NewMetrics(src MetricSources) *Metrics {
 		counter("agw_oauth2_token_failures_total", "Requests answered 502 for want of an OAuth2 token.", func() uint64 { _, v, _, _ := f(); return v })
 		counter("agw_oauth2_token_refused_total", "Upstream 401s to an injected OAuth2 token.", func() uint64 { _, _, v, _ := f(); return v })
 		counter("agw_oauth2_retries_total", "Requests sent again with a fresh OAuth2 token.", func() uint64 { _, _, _, v := f(); return v })
+	}
+	if f := src.AuditOTLP; f != nil {
+		counter("agw_audit_otlp_exported_total", "Audit records exported to the OTLP collector.", func() uint64 { v, _, _ := f(); return v })
+		counter("agw_audit_otlp_dropped_total", "Audit records the OTLP sink dropped (queue full, or export failed after retries); they are still in the store.", func() uint64 { _, v, _ := f(); return v })
+		counter("agw_audit_otlp_export_errors_total", "Failed OTLP export attempts.", func() uint64 { _, _, v := f(); return v })
+	}
+	if f := src.RateLimit; f != nil {
+		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "agw_ratelimit_degraded",
+			Help: "1 while the shared rate-limit store (Redis) is unreachable and limits are decided locally at limit ÷ replicas.",
+		}, func() float64 {
+			if d, _, _ := f(); d {
+				return 1
+			}
+			return 0
+		}))
+		counter("agw_ratelimit_fallback_decisions_total", "Rate-limit decisions taken locally because Redis was unreachable.", func() uint64 { _, v, _ := f(); return v })
+		counter("agw_ratelimit_outages_total", "Times the rate-limit Redis became unreachable.", func() uint64 { _, _, v := f(); return v })
 	}
 	return m
 }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/agw-dev/agw/crypto"
 	"github.com/agw-dev/agw/gateway/deny"
+	"github.com/agw-dev/agw/gateway/limit"
 	"github.com/agw-dev/agw/state"
 	"github.com/agw-dev/agw/store"
 )
@@ -70,6 +71,13 @@ type harnessSetup struct {
 	dial    func(ctx context.Context, network, addr string) (net.Conn, error)
 	noHTTP2 bool
 	metrics *Metrics
+	limiter limit.Limiter
+}
+
+// withLimiter decides limits through l (another replica's limiter shares
+// them).
+func withLimiter(l limit.Limiter) harnessOpt {
+	return func(s *harnessSetup) { s.limiter = l }
 }
 
 func withMetrics(m *Metrics) harnessOpt {
@@ -166,6 +174,7 @@ func newHarness(t *testing.T, opts ...harnessOpt) *harness {
 		},
 		Logger:  slog.New(slog.NewTextHandler(&h.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Metrics: setup.metrics,
+		Limiter: setup.limiter,
 	})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

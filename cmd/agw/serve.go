@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -30,6 +31,10 @@ type serveFlags struct {
 	maxConns       int
 	maxConnsClient int
 	logFormat      string
+	auditOTLP      string
+	rlRedis        string
+	rlRedisFile    string
+	replicas       int
 }
 
 func (a *app) newServeCmd() *cobra.Command {
@@ -64,6 +69,10 @@ An empty data directory is initialised first. Logs go to stderr.`,
 	fl.IntVar(&f.maxConns, "max-conns", 0, "close at once agent connections beyond `N` open (default 20000; -1 no cap)")
 	fl.IntVar(&f.maxConnsClient, "max-conns-per-client", 0, "close at once connections beyond `N` open from one client address, an IPv4 address or IPv6 /64 (default 512; -1 no cap)")
 	fl.Uint64Var(&f.followMaxLag, "audit-follow-max-lag", 0, "`N` records an `audit tail -f` reader may fall behind before it is skipped ahead and told what it missed (default 10000)")
+	fl.StringVar(&f.auditOTLP, "audit-otlp", "", "also ship every audit record as an OpenTelemetry log record to the OTLP/HTTP logs endpoint `URL` (http://collector:4318/v1/logs)")
+	fl.StringVar(&f.rlRedis, "ratelimit-redis", "", "share rate limits with other replicas through Redis at `URL` (redis://host:port/db; one with a password belongs in --ratelimit-redis-file or $AGW_RATELIMIT_REDIS)")
+	fl.StringVar(&f.rlRedisFile, "ratelimit-redis-file", "", "read the rate-limit Redis URL from `FILE` (first line), for URLs that carry a password")
+	fl.IntVar(&f.replicas, "replicas", 1, "`N` replicas share the rate limits: while Redis is unreachable each allows limit ÷ N")
 	fl.Var(newEnumValue(&f.logFormat, "auto", "auto", "text", "json"), "log-format", "log format: text, json, or auto (text on a terminal, json otherwise)")
 	_ = cmd.RegisterFlagCompletionFunc("log-format", fixedCompletion("auto", "text", "json"))
 	return cmd
@@ -85,6 +94,7 @@ func (a *app) serveConfig(cmd *cobra.Command, f *serveFlags) (daemon.Config, err
 		AuditRetention: f.auditRetention,
 		// An explicit 0 keeps everything; unset takes the daemon's default.
 		FollowMaxLag: f.followMaxLag,
+		AuditOTLP:    f.auditOTLP,
 		MaxStaleness: f.maxStaleness,
 		MaxConns:     f.maxConns,
 
@@ -95,6 +105,14 @@ func (a *app) serveConfig(cmd *cobra.Command, f *serveFlags) (daemon.Config, err
 	if cmd.Flags().Changed("audit-retention") && f.auditRetention == 0 {
 		cfg.AuditRetention = -1
 	}
+	if cfg.RateLimitRedis, err = rateLimitRedisURL(f); err != nil {
+		return cfg, usagef(cmd, "%v", err)
+	}
+	if f.replicas < 1 {
+		return cfg, usagef(cmd, "invalid --replicas %d: give 1 or more", f.replicas)
+	}
+	replicas := f.replicas
+	cfg.Replicas = func() int { return replicas }
 	for _, s := range f.advertiseIPs {
 		ip, err := netip.ParseAddr(s)
 		if err != nil {
@@ -121,6 +139,28 @@ func (a *app) serveConfig(cmd *cobra.Command, f *serveFlags) (daemon.Config, err
 		logger.Info("agw ready", "admin", l.Admin, "https", l.HTTPS, "dns", l.DNS, "metrics", l.Metrics)
 	}
 	return cfg, nil
+}
+
+// rateLimitRedisURL is the Redis URL from --ratelimit-redis, else
+// --ratelimit-redis-file, else $AGW_RATELIMIT_REDIS; "" when none is set.
+func rateLimitRedisURL(f *serveFlags) (string, error) {
+	switch {
+	case f.rlRedis != "" && f.rlRedisFile != "":
+		return "", fmt.Errorf("give --ratelimit-redis or --ratelimit-redis-file, not both")
+	case f.rlRedis != "":
+		return f.rlRedis, nil
+	case f.rlRedisFile != "":
+		b, err := os.ReadFile(f.rlRedisFile)
+		if err != nil {
+			return "", fmt.Errorf("read --ratelimit-redis-file: %w", err)
+		}
+		u, _, _ := strings.Cut(string(b), "\n")
+		if u = strings.TrimSpace(u); u == "" {
+			return "", fmt.Errorf("--ratelimit-redis-file %s is empty: put the redis:// URL on its first line", f.rlRedisFile)
+		}
+		return u, nil
+	}
+	return os.Getenv("AGW_RATELIMIT_REDIS"), nil
 }
 
 // parseResolver reads "ip" or "ip:port" ("[v6]:port"), port 53 by default.

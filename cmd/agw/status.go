@@ -58,6 +58,13 @@ func (a *app) printStatus(cmd *cobra.Command, st *admin.Status) error {
 		config += "; REFUSING REQUESTS: " + st.Stale
 	}
 	row(tw, "configuration", config)
+	if rl := st.RateLimit; rl.Backend != "" {
+		v := rl.Backend
+		if rl.Degraded {
+			v += " DEGRADED: deciding locally at limit ÷ replicas (" + rl.Reason + ")"
+		}
+		row(tw, "rate limits", v)
+	}
 	return tw.Flush()
 }
 

@@ -41,6 +41,7 @@ type Server struct {
 	writeMu   sync.Mutex
 
 	checkpoints *audit.Checkpointer
+	mutated   []store.AuditEvent // admin events of the running mutation; guarded by writeMu
 }
 
 // Config is what the admin server serves from; every field but Now,
@@ -226,7 +227,7 @@ func decodeBody(r *http.Request, v any) error {
 // adminEvent is the audit record of a mutation by the request's caller.
 func (s *Server) adminEvent(r *http.Request, action, target string) store.AuditEvent {
 	p := peerFrom(r.Context())
-	return store.AuditEvent{
+	ev := store.AuditEvent{
 		Time:     s.now(),
 		Kind:     store.KindAdmin,
 		Action:   action,
@@ -235,6 +236,10 @@ func (s *Server) adminEvent(r *http.Request, action, target string) store.AuditE
 		PeerPID:  p.PID,
 		Decision: store.Allow,
 	}
+	// Every admin event is made inside mutate, under writeMu; it is
+	// handed to the secondary audit sinks once the write succeeded.
+	s.mutated = append(s.mutated, ev)
+	return ev
 }
 
 // mutate runs one store write, wakes audit followers (the write stored its
@@ -245,11 +250,13 @@ func (s *Server) adminEvent(r *http.Request, action, target string) store.AuditE
 func (s *Server) mutate(ctx context.Context, fn func() (store.Revision, error)) error {
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
+	s.mutated = s.mutated[:0]
 	rev, err := fn()
 	if err != nil {
 		return err
 	}
 	s.auditLog.Notify()
+	s.auditLog.Stored(s.mutated)
 	wctx, cancel := context.WithTimeout(ctx, applyTimeout)
 	defer cancel()
 	if err := s.state.WaitFor(wctx, rev); err != nil {
