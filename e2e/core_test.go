@@ -242,8 +242,8 @@ func TestSecondServeRefused(t *testing.T) {
 func TestDaemonNotRunning(t *testing.T) {
 	e := newEnv(t)
 	_, errOut, code := e.run("", "backend", "list")
-	if code != 1 || !strings.Contains(errOut, "agw serve") {
-		t.Errorf("exit %d, stderr %q; want exit 1 and a hint to run agw serve", code, errOut)
+	if code != 3 || !strings.Contains(errOut, "agw serve") {
+		t.Errorf("exit %d, stderr %q; want exit 3 (not reachable) and a hint to run agw serve", code, errOut)
 	}
 }
 

@@ -148,7 +148,7 @@ func (a *app) newAuditExportCmd() *cobra.Command {
 func (a *app) newAuditVerifyCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "verify",
-		Short: "Check the audit trail's hash chain and indexes; exit 1 if it was tampered with",
+		Short: "Check the audit trail's hash chain and indexes; exit 4 if it was tampered with",
 		Args:  exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			r, err := a.client().AuditVerify(cmd.Context())
@@ -163,7 +163,7 @@ func (a *app) newAuditVerifyCmd() *cobra.Command {
 				fmt.Fprintf(cmd.OutOrStdout(), "audit trail intact: %d records checked\n", r.Checked)
 			}
 			if !r.OK {
-				return &exitCodeError{code: exitError, msg: fmt.Sprintf("audit trail verification failed after %d records: %s", r.Checked, orDash(r.Problem))}
+				return &exitCodeError{code: exitTampered, msg: fmt.Sprintf("audit trail verification failed after %d records: %s", r.Checked, orDash(r.Problem))}
 			}
 			return nil
 		},

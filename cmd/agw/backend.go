@@ -68,7 +68,8 @@ Without --inject, the mode follows from the flags given: --header means header,
 			if err != nil {
 				return err
 			}
-			if req.Secret, err = f.secret.read(cmd, a.getenv); err != nil {
+			scrubOff := func() (bool, error) { return req.Backend.NoScrub, nil }
+			if req.Secret, err = f.secret.read(cmd, a.getenv, scrubOff); err != nil {
 				return err
 			}
 			b, err := a.client().AddBackend(cmd.Context(), req)
@@ -327,7 +328,16 @@ func (a *app) newBackendRotateCmd() *cobra.Command {
 		Args:              chainArgs(refuseSecretFlags, exactArgs("NAME")),
 		ValidArgsFunction: a.completeArgs(backendNames),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			secret, err := src.read(cmd, a.getenv)
+			// Whether a short secret may be stored depends on the
+			// backend's scrubbing.
+			scrubOff := func() (bool, error) {
+				d, err := a.client().Backend(cmd.Context(), args[0])
+				if err != nil {
+					return false, err
+				}
+				return d.NoScrub, nil
+			}
+			secret, err := src.read(cmd, a.getenv, scrubOff)
 			if err != nil {
 				return err
 			}
@@ -409,7 +419,7 @@ func (a *app) newBackendRemoveCmd() *cobra.Command {
 				return err
 			}
 			if a.jsonOutput() {
-				return nil // the API answers nothing; the exit status says it worked
+				return writeJSON(cmd.OutOrStdout(), removed{Removed: "backend", Name: args[0]})
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "removed backend %s, its credentials and its grants\n", args[0])
 			return nil

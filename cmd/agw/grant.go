@@ -91,7 +91,7 @@ func (a *app) newGrantRemoveCmd() *cobra.Command {
 				return err
 			}
 			if a.jsonOutput() {
-				return nil // the API answers nothing; the exit status says it worked
+				return writeJSON(cmd.OutOrStdout(), removed{Removed: "grant", Agent: args[0], Backend: args[1]})
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "removed the grant of %s on %s\n", args[0], args[1])
 			return nil

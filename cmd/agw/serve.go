@@ -33,8 +33,13 @@ func (a *app) newServeCmd() *cobra.Command {
 		Short: "Run the gateway daemon: DNS, TLS proxy, admin API and metrics",
 		Long: `Run the agw daemon in the foreground until SIGINT or SIGTERM, then shut down
 gracefully (in-flight requests finish, the audit trail is flushed).
-An empty data directory is initialised first. Logs go to stderr.`,
-		Args: exactArgs(),
+An empty data directory is initialised first. Logs go to stderr.
+
+SIGHUP does not stop the daemon: there is nothing to reload (configuration
+changes through the admin API take effect at once, and logs go to stderr,
+which needs no reopening), so it is logged and otherwise ignored.`,
+		Args:        exactArgs(),
+		Annotations: map[string]string{noJSON: "it prints logs, not data; use --log-format json"},
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := a.serveConfig(cmd, &f)
 			if err != nil {
@@ -42,6 +47,7 @@ An empty data directory is initialised first. Logs go to stderr.`,
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
+			defer ignoreHangups(cfg.Logger)()
 			return a.serve(ctx, cfg)
 		},
 	}
@@ -64,9 +70,12 @@ func (a *app) serveConfig(cmd *cobra.Command, f *serveFlags) (gateway.Config, er
 	if err != nil {
 		return gateway.Config{}, usagef(cmd, "invalid --log-level %q: %v", a.logLevel, err)
 	}
+	// The daemon serves its own socket, never the system daemon's that
+	// socketPath may fall back to.
+	serveSocket, _ := a.ownSocket()
 	cfg := gateway.Config{
 		DataDir:        a.dataDirPath(),
-		Socket:         a.socketPath(),
+		Socket:         serveSocket,
 		HTTPSListen:    f.httpsListen,
 		DNSListen:      f.dnsListen,
 		MetricsListen:  f.metricsListen,
@@ -94,6 +103,29 @@ func (a *app) serveConfig(cmd *cobra.Command, f *serveFlags) (gateway.Config, er
 		logger.Info("agw ready", "admin", l.Admin, "https", l.HTTPS, "dns", l.DNS, "metrics", l.Metrics)
 	}
 	return cfg, nil
+}
+
+// ignoreHangups logs and otherwise ignores SIGHUP, which would end the
+// process without the graceful shutdown (a closed terminal, a reflexive
+// `kill -HUP` meant to reload). It returns the function that stops it.
+func ignoreHangups(log *slog.Logger) (stop func()) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-hup:
+				log.Info("SIGHUP received: nothing to reload, so the daemon keeps running (configuration changes apply at once; logs go to stderr); stop it with SIGTERM")
+			case <-done:
+				return
+			}
+		}
+	}()
+	return func() {
+		signal.Stop(hup)
+		close(done)
+	}
 }
 
 // parseResolver reads "ip" or "ip:port" ("[v6]:port"), port 53 by default.
