@@ -103,11 +103,16 @@ func TestUnitDirectives(t *testing.T) {
 		{"--data-dir", "/var/lib/agw"},
 		{"--socket", "/run/agw/admin.sock"},
 		{"--https-listen", ":443"},
-		{"--dns-listen", ":53"},
 	} {
 		if !strings.Contains(exec[0], " "+pair[0]+" "+pair[1]+" ") {
 			t.Errorf("ExecStart lacks %s %s: %q", pair[0], pair[1], exec[0])
 		}
+	}
+	// DNS on every address collides with systemd-resolved's 127.0.0.53:53
+	// and answers on every interface; its default follows the advertised
+	// address instead.
+	if strings.Contains(exec[0]+" "+envOpts(t), "--dns-listen") {
+		t.Errorf("the unit or /etc/default/agw sets --dns-listen; leave it to the advertised address: %q", exec[0])
 	}
 	if !strings.HasSuffix(exec[0], " $AGW_OPTS") {
 		t.Errorf("ExecStart should end with $AGW_OPTS, so /etc/default/agw can add and override flags: %q", exec[0])

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -124,6 +126,8 @@ type cli struct {
 	// systemSocket is the packaged daemon's socket the CLI falls back to;
 	// empty turns the fallback off. With socket empty, no --socket is given.
 	systemSocket string
+	// route stands in for the default route's interface; nil means none.
+	route defaultRouteFunc
 }
 
 func newCLI(t *testing.T, socket string) *cli {
@@ -144,6 +148,10 @@ func (c *cli) run(stdin string, args ...string) result {
 		now:          func() time.Time { return c.now },
 		clientTTL:    5 * time.Second,
 		systemSocket: c.systemSocket,
+		defaultRoute: c.route,
+	}
+	if a.defaultRoute == nil {
+		a.defaultRoute = func() (string, netip.Addr, error) { return "", netip.Addr{}, errors.New("no default route") }
 	}
 	if c.systemSocket != "" {
 		// As a user other than root, whose default socket is the system's.

@@ -29,6 +29,9 @@ type app struct {
 	// systemSocket is the packaged daemon's socket, which members of its
 	// --admin-group use when they run no daemon of their own.
 	systemSocket string
+	// defaultRoute finds the default route's interface address for the DNS
+	// listener's default; nil is routeAddr.
+	defaultRoute defaultRouteFunc
 	// defaultSocket is the data directory's socket (admin.DefaultSocket).
 	defaultSocket func(dataDir string) string
 

@@ -53,8 +53,8 @@ which needs no reopening), so it is logged and otherwise ignored.`,
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&f.httpsListen, "https-listen", "", "HTTPS `ADDR` agents connect to (default :443 for root, else 127.0.0.1:8443; \"off\" disables)")
-	fl.StringVar(&f.dnsListen, "dns-listen", "", "DNS `ADDR` answering for registered hosts (default :53 for root, else 127.0.0.1:8053; \"off\" disables)")
-	fl.StringArrayVar(&f.advertiseIPs, "advertise-ip", nil, "`IP` that DNS answers point agents at; repeat for several (default from --https-listen)")
+	fl.StringVar(&f.dnsListen, "dns-listen", "", "DNS `ADDR` answering for registered hosts (default: the advertised address, port 53 for root or with HTTPS on 443, else 8053; \"off\" disables)")
+	fl.StringArrayVar(&f.advertiseIPs, "advertise-ip", nil, "`IP` that DNS answers point agents at; repeat for several (default the --https-listen address or, when that is a wildcard, the address of the interface holding the default route)")
 	fl.StringArrayVar(&f.upstreamDNS, "upstream-dns", nil, "resolver `ADDR` (ip or ip:port, port 53 by default) for everything else; repeat for several (default the system's)")
 	fl.StringVar(&f.metricsListen, "metrics-listen", "", "`ADDR` serving Prometheus metrics (default off)")
 	fl.StringVar(&f.adminGroup, "admin-group", "", "`GROUP` whose members may use the admin socket (default the daemon's user only)")
@@ -99,6 +99,22 @@ func (a *app) serveConfig(cmd *cobra.Command, f *serveFlags) (gateway.Config, er
 		cfg.UpstreamDNS = append(cfg.UpstreamDNS, ap.String())
 	}
 	logger := cfg.Logger
+	if f.dnsListen == "" {
+		https := f.httpsListen
+		if https == "" {
+			https, _ = gateway.DefaultListeners()
+		}
+		route := a.defaultRoute
+		if route == nil {
+			route = routeAddr
+		}
+		d := chooseDNSListen(https, cfg.AdvertiseIPs, os.Geteuid() == 0, route)
+		cfg.DNSListen = d.listen
+		if d.advertise != nil {
+			cfg.AdvertiseIPs = d.advertise
+		}
+		logger.Info("DNS listens on "+d.listen+": "+d.why, "dns", d.listen)
+	}
 	cfg.Ready = func(l gateway.Listeners) {
 		logger.Info("agw ready", "admin", l.Admin, "https", l.HTTPS, "dns", l.DNS, "metrics", l.Metrics)
 	}
