@@ -8,7 +8,7 @@ import (
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/charmbracelet/lipgloss"
 
-	"github.com/agw-dev/agw/gateway/admin"
+	"github.com/agw-dev/agw/admin"
 	"github.com/agw-dev/agw/store"
 )
 
@@ -113,6 +113,10 @@ func (o *overview) view() string {
 // auditLine is the one-line form of an audit record, shared by the
 // overview and the audit screen.
 func (c *common) auditLine(ev *store.AuditEvent) string {
+	return store.Printable(c.rawAuditLine(ev)) // what agents sent is escaped (bidi, controls)
+}
+
+func (c *common) rawAuditLine(ev *store.AuditEvent) string {
 	who := ev.Agent
 	if who == "" {
 		who = "-"

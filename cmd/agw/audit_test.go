@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/agw-dev/agw/gateway/admin"
+	"github.com/agw-dev/agw/admin"
 	"github.com/agw-dev/agw/store"
 )
 
@@ -219,5 +219,15 @@ func TestParseTimeFlag(t *testing.T) {
 				t.Errorf("parseTimeFlag(%q) = %v, %v; want %v", c.in, got, err, c.want)
 			}
 		})
+	}
+}
+
+// Text output escapes what would change how a line reads on a terminal.
+func TestFormatEventEscapes(t *testing.T) {
+	ev := &store.AuditEvent{Kind: store.KindRequest, Decision: store.Deny, Status: 400, Host: "api.example.com",
+		Path: "/v1/files/\u202etxt.exe", Reason: "path contains\x1b[2J"}
+	out := formatEvent(ev)
+	if strings.ContainsAny(out, "\u202e\x1b") || !strings.Contains(out, `\u202E`) || !strings.Contains(out, `\u001B`) {
+		t.Errorf("formatEvent = %q", out)
 	}
 }

@@ -14,8 +14,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/agw-dev/agw/admin"
 	"github.com/agw-dev/agw/crypto"
-	"github.com/agw-dev/agw/gateway/admin"
 )
 
 // caExport is `agw ca export -o json`.

@@ -9,7 +9,7 @@ import (
 	"io"
 	"os"
 
-	"github.com/agw-dev/agw/gateway/admin"
+	"github.com/agw-dev/agw/admin"
 )
 
 // Build information, set at link time:

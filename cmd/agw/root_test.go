@@ -19,8 +19,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agw-dev/agw/admin"
 	"github.com/agw-dev/agw/crypto"
-	"github.com/agw-dev/agw/gateway/admin"
 	"github.com/agw-dev/agw/store"
 )
 

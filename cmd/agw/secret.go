@@ -10,7 +10,7 @@ import (
 	"github.com/charmbracelet/x/term"
 	"github.com/spf13/cobra"
 
-	"github.com/agw-dev/agw/gateway/admin"
+	"github.com/agw-dev/agw/admin"
 	"github.com/agw-dev/agw/store"
 )
 

@@ -12,7 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/agw-dev/agw/gateway"
+	"github.com/agw-dev/agw/daemon"
 )
 
 type serveFlags struct {
@@ -23,6 +23,10 @@ type serveFlags struct {
 	metricsListen  string
 	adminGroup     string
 	auditRetention time.Duration
+	followMaxLag   uint64
+	maxStaleness   time.Duration
+	maxConns       int
+	maxConnsClient int
 	logFormat      string
 }
 
@@ -58,22 +62,26 @@ which needs no reopening), so it is logged and otherwise ignored.`,
 	fl.StringArrayVar(&f.upstreamDNS, "upstream-dns", nil, "resolver `ADDR` (ip or ip:port, port 53 by default) for everything else; repeat for several (default the system's)")
 	fl.StringVar(&f.metricsListen, "metrics-listen", "", "`ADDR` serving Prometheus metrics (default off)")
 	fl.StringVar(&f.adminGroup, "admin-group", "", "`GROUP` whose members may use the admin socket (default the daemon's user only)")
-	fl.Var(durationValue{&f.auditRetention}, "audit-retention", "drop audit records older than `DUR`, like 90d or 720h (default keep all)")
+	fl.Var(durationValue{&f.auditRetention}, "audit-retention", "drop audit records older than `DUR`, like 90d or 720h; 0 keeps everything (default 90d)")
+	fl.Var(durationValue{&f.maxStaleness}, "max-staleness", "refuse agent requests (503) when the store has not confirmed the gateway's configuration current for `DUR` (default 5s)")
+	fl.IntVar(&f.maxConns, "max-conns", 0, "close at once agent connections beyond `N` open (default 20000; -1 no cap)")
+	fl.IntVar(&f.maxConnsClient, "max-conns-per-client", 0, "close at once connections beyond `N` open from one client address, an IPv4 address or IPv6 /64 (default 512; -1 no cap)")
+	fl.Uint64Var(&f.followMaxLag, "audit-follow-max-lag", 0, "`N` records an `audit tail -f` reader may fall behind before it is skipped ahead and told what it missed (default 10000)")
 	fl.Var(newEnumValue(&f.logFormat, "auto", "auto", "text", "json"), "log-format", "log format: text, json, or auto (text on a terminal, json otherwise)")
 	_ = cmd.RegisterFlagCompletionFunc("log-format", fixedCompletion("auto", "text", "json"))
 	return cmd
 }
 
 // serveConfig turns the flags into the daemon's configuration.
-func (a *app) serveConfig(cmd *cobra.Command, f *serveFlags) (gateway.Config, error) {
+func (a *app) serveConfig(cmd *cobra.Command, f *serveFlags) (daemon.Config, error) {
 	level, err := parseLogLevel(a.logLevel)
 	if err != nil {
-		return gateway.Config{}, usagef(cmd, "invalid --log-level %q: %v", a.logLevel, err)
+		return daemon.Config{}, usagef(cmd, "invalid --log-level %q: %v", a.logLevel, err)
 	}
 	// The daemon serves its own socket, never the system daemon's that
 	// socketPath may fall back to.
 	serveSocket, _ := a.ownSocket()
-	cfg := gateway.Config{
+	cfg := daemon.Config{
 		DataDir:        a.dataDirPath(),
 		Socket:         serveSocket,
 		HTTPSListen:    f.httpsListen,
@@ -81,8 +89,17 @@ func (a *app) serveConfig(cmd *cobra.Command, f *serveFlags) (gateway.Config, er
 		MetricsListen:  f.metricsListen,
 		AdminGroup:     f.adminGroup,
 		AuditRetention: f.auditRetention,
-		Version:        version,
-		Logger:         newLogger(cmd.ErrOrStderr(), level, f.logFormat),
+		// An explicit 0 keeps everything; unset takes the daemon's default.
+		FollowMaxLag: f.followMaxLag,
+		MaxStaleness: f.maxStaleness,
+		MaxConns:     f.maxConns,
+
+		MaxConnsPerClient: f.maxConnsClient,
+		Version:           version,
+		Logger:            newLogger(cmd.ErrOrStderr(), level, f.logFormat),
+	}
+	if cmd.Flags().Changed("audit-retention") && f.auditRetention == 0 {
+		cfg.AuditRetention = -1
 	}
 	for _, s := range f.advertiseIPs {
 		ip, err := netip.ParseAddr(s)
@@ -102,7 +119,7 @@ func (a *app) serveConfig(cmd *cobra.Command, f *serveFlags) (gateway.Config, er
 	if f.dnsListen == "" {
 		https := f.httpsListen
 		if https == "" {
-			https, _ = gateway.DefaultListeners()
+			https, _ = daemon.DefaultListeners()
 		}
 		route := a.defaultRoute
 		if route == nil {
@@ -115,7 +132,7 @@ func (a *app) serveConfig(cmd *cobra.Command, f *serveFlags) (gateway.Config, er
 		}
 		logger.Info("DNS listens on "+d.listen+": "+d.why, "dns", d.listen)
 	}
-	cfg.Ready = func(l gateway.Listeners) {
+	cfg.Ready = func(l daemon.Listeners) {
 		logger.Info("agw ready", "admin", l.Admin, "https", l.HTTPS, "dns", l.DNS, "metrics", l.Metrics)
 	}
 	return cfg, nil
