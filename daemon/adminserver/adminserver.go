@@ -296,14 +296,15 @@ func (s *Server) showBackend(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func secretBytes(in admin.SecretInput) ([]byte, error) {
-	if in.Value == "" {
-		return nil, &store.FieldError{Field: "secret", Reason: "the secret is empty; pass it with --secret-stdin, --secret-file or --secret-env"}
+// secretBytes checks a secret with store.ValidateSecret for a backend whose
+// scrubbing is off when noScrub: the same rules the CLI applies, for every
+// client (the TUI, scripts calling the API).
+func secretBytes(in admin.SecretInput, noScrub bool) ([]byte, error) {
+	b := []byte(in.Value)
+	if err := store.ValidateSecret(b, noScrub); err != nil {
+		return nil, err
 	}
-	if len(in.Value) > 64<<10 {
-		return nil, &store.FieldError{Field: "secret", Reason: "longer than 64 KiB"}
-	}
-	return []byte(in.Value), nil
+	return b, nil
 }
 
 func (s *Server) addBackend(w http.ResponseWriter, r *http.Request) error {
@@ -311,12 +312,12 @@ func (s *Server) addBackend(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeBody(r, &req); err != nil {
 		return err
 	}
-	secret, err := secretBytes(req.Secret)
+	b := req.Backend
+	b.Normalize()
+	secret, err := secretBytes(req.Secret, b.NoScrub)
 	if err != nil {
 		return err
 	}
-	b := req.Backend
-	b.Normalize()
 	if err := b.Validate(); err != nil {
 		return err
 	}
@@ -384,11 +385,15 @@ func (s *Server) rotateBackend(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeBody(r, &req); err != nil {
 		return err
 	}
-	secret, err := secretBytes(req.Secret)
+	name := r.PathValue("name")
+	noScrub := false
+	if rt := s.state.Backend(name); rt != nil {
+		noScrub = rt.Backend.NoScrub
+	}
+	secret, err := secretBytes(req.Secret, noScrub)
 	if err != nil {
 		return err
 	}
-	name := r.PathValue("name")
 	sealed, err := s.keys.Seal(secret)
 	if err != nil {
 		return fmt.Errorf("seal credential: %w", err)

@@ -121,6 +121,20 @@ func TestAdminRoundTrip(t *testing.T) {
 	if _, err := c.AddBackend(ctx, admin.AddBackendRequest{Backend: store.Backend{Name: "bad", Hosts: []string{"10.0.0.1"}, Inject: store.InjectBearer}, Secret: admin.SecretInput{Value: canary}}); !errors.Is(err, store.ErrInvalid) {
 		t.Errorf("add with an IP host: %v, want ErrInvalid", err)
 	}
+	// A client other than the CLI gets the same secret rules: a
+	// one-character or blank secret would have the scrubber corrupt
+	// responses, so the daemon refuses it while scrubbing is on.
+	for _, bad := range []string{"x", "   ", ""} {
+		if _, err := c.AddBackend(ctx, admin.AddBackendRequest{Backend: store.Backend{Name: "short", Hosts: []string{"short.example.com"}, Inject: store.InjectBearer}, Secret: admin.SecretInput{Value: bad}}); !errors.Is(err, store.ErrInvalid) {
+			t.Errorf("add with secret %q: %v, want ErrInvalid", bad, err)
+		}
+		if _, err := c.RotateBackend(ctx, "api", admin.SecretInput{Value: bad}); !errors.Is(err, store.ErrInvalid) {
+			t.Errorf("rotate to secret %q: %v, want ErrInvalid", bad, err)
+		}
+	}
+	if _, err := c.AddBackend(ctx, admin.AddBackendRequest{Backend: store.Backend{Name: "short", Hosts: []string{"short.example.com"}, Inject: store.InjectBearer, NoScrub: true}, Secret: admin.SecretInput{Value: "x"}}); err != nil {
+		t.Errorf("a short secret with scrubbing off: %v, want accepted", err)
+	}
 	rate := "5/s"
 	keep(c.UpdateBackend(ctx, "api", admin.UpdateBackendRequest{Rate: &rate}))
 	if view.Backend("api").Backend.Rate != "5/s" {
