@@ -233,12 +233,12 @@ func TestAuditQueryAndExport(t *testing.T) {
 func TestAuditWhoRotated(t *testing.T) {
 	e := newEnv(t)
 	e.start()
-	e.ok("one\n", "backend", "add", "hr", "--host", "hr.corp.net", "--secret-stdin")
+	e.ok("secret-one\n", "backend", "add", "hr", "--host", "hr.corp.net", "--secret-stdin")
 	e.ok("", "agent", "add", "hr-bot")
 	e.ok("", "agent", "disable", "hr-bot")
 	var m admin.MintedToken
 	e.jsonOut(&m, "token", "mint", "hr-bot")
-	e.ok("two\n", "backend", "rotate", "hr", "--secret-stdin")
+	e.ok("secret-two\n", "backend", "rotate", "hr", "--secret-stdin")
 
 	evs := query(t, e, "--kind", "admin")
 	actions := map[string]store.AuditEvent{}

@@ -181,14 +181,14 @@ func TestBadInputChangesNothing(t *testing.T) {
 		code     int
 		wantText string
 	}{
-		{"bad backend name", "x\n", []string{"backend", "add", "Bad_Name!", "--host", "a.example.com", "--secret-stdin"}, 1, "name"},
-		{"bad host", "x\n", []string{"backend", "add", "b1", "--host", "not a host", "--secret-stdin"}, 1, "host"},
-		{"IP as host", "x\n", []string{"backend", "add", "b1", "--host", "10.0.0.1", "--secret-stdin"}, 1, "IP address"},
-		{"plain http upstream", "x\n", []string{"backend", "add", "b1", "--host", "b1.example.com", "--upstream", "http://10.1.1.1", "--secret-stdin"}, 1, "plain http"},
-		{"ftp upstream", "x\n", []string{"backend", "add", "b1", "--host", "b1.example.com", "--upstream", "ftp://files.example.com", "--secret-stdin"}, 1, "scheme"},
-		{"host owned by another backend", "x\n", []string{"backend", "add", "b2", "--host", "crm.example.com", "--secret-stdin"}, 1, "crm.example.com"},
-		{"duplicate backend name", "x\n", []string{"backend", "add", "crm", "--host", "other.example.com", "--secret-stdin"}, 1, "exists"},
-		{"header mode without header", "x\n", []string{"backend", "add", "b3", "--host", "b3.example.com", "--inject", "header", "--secret-stdin"}, 1, "header"},
+		{"bad backend name", "secret-value\n", []string{"backend", "add", "Bad_Name!", "--host", "a.example.com", "--secret-stdin"}, 1, "name"},
+		{"bad host", "secret-value\n", []string{"backend", "add", "b1", "--host", "not a host", "--secret-stdin"}, 1, "host"},
+		{"IP as host", "secret-value\n", []string{"backend", "add", "b1", "--host", "10.0.0.1", "--secret-stdin"}, 1, "IP address"},
+		{"plain http upstream", "secret-value\n", []string{"backend", "add", "b1", "--host", "b1.example.com", "--upstream", "http://10.1.1.1", "--secret-stdin"}, 1, "plain http"},
+		{"ftp upstream", "secret-value\n", []string{"backend", "add", "b1", "--host", "b1.example.com", "--upstream", "ftp://files.example.com", "--secret-stdin"}, 1, "scheme"},
+		{"host owned by another backend", "secret-value\n", []string{"backend", "add", "b2", "--host", "crm.example.com", "--secret-stdin"}, 1, "crm.example.com"},
+		{"duplicate backend name", "secret-value\n", []string{"backend", "add", "crm", "--host", "other.example.com", "--secret-stdin"}, 1, "exists"},
+		{"header mode without header", "secret-value\n", []string{"backend", "add", "b3", "--host", "b3.example.com", "--inject", "header", "--secret-stdin"}, 1, "header"},
 		{"empty secret", "\n", []string{"backend", "add", "b4", "--host", "b4.example.com", "--secret-stdin"}, 1, "empty"},
 		{"no secret source", "", []string{"backend", "add", "b5", "--host", "b5.example.com"}, 2, "secret"},
 		{"secret as a flag", "", []string{"backend", "add", "b6", "--host", "b6.example.com", "--secret", canary}, 2, "argv"},
