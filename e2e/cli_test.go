@@ -177,3 +177,40 @@ func TestVersionFlagBinary(t *testing.T) {
 		t.Errorf("agw --version: %v, %q", err, out)
 	}
 }
+
+// TestGrantNeverWidensBySurprise: the reported mistake, `grant add
+// support-bot openai --method DELETE` over a GET/POST grant on two paths,
+// no longer turns it into DELETE on every path.
+func TestGrantNeverWidensBySurprise(t *testing.T) {
+	e := newEnv(t)
+	e.start()
+	e.ok(canary+"\n", "backend", "add", "openai", "--host", "api.openai.com", "--secret-stdin")
+	e.ok("", "agent", "add", "support-bot")
+	e.ok("", "grant", "add", "support-bot", "openai", "--method", "GET", "--method", "POST", "--path", "/v1/models", "--path", "/v1/chat/completions")
+
+	_, errOut, code := e.run("", "grant", "add", "support-bot", "openai", "--method", "DELETE")
+	if code != 2 || !strings.Contains(errOut, "--any-path") {
+		t.Errorf("grant without --path: exit %d, stderr %q; want a usage error naming --any-path", code, errOut)
+	}
+	_, errOut, code = e.run("", "grant", "add", "support-bot", "openai", "--method", "DELETE", "--any-path")
+	if code != 1 || !strings.Contains(errOut, "methods GET,POST") || !strings.Contains(errOut, "--replace") {
+		t.Errorf("grant over an existing one: exit %d, stderr %q; want it refused, shown, and --replace named", code, errOut)
+	}
+	out := e.ok("", "grant", "update", "support-bot", "openai", "--add-method", "delete", "--remove-path", "/v1/models")
+	if !strings.Contains(out, "GET,POST → DELETE,GET,POST") && !strings.Contains(out, "→ GET,POST,DELETE") {
+		t.Errorf("grant update output %q does not show the change", out)
+	}
+	var gs []struct {
+		Methods []string `json:"methods"`
+		Paths   []string `json:"paths"`
+	}
+	e.jsonOut(&gs, "grant", "list", "--agent", "support-bot")
+	if len(gs) != 1 || strings.Join(gs[0].Methods, ",") != "DELETE,GET,POST" || strings.Join(gs[0].Paths, " ") != "/v1/chat/completions" {
+		t.Errorf("grants after update: %+v", gs)
+	}
+	e.ok("", "grant", "add", "support-bot", "openai", "--any-method", "--any-path", "--replace")
+	e.jsonOut(&gs, "grant", "list", "--agent", "support-bot")
+	if len(gs) != 1 || strings.Join(gs[0].Methods, ",") != "*" || strings.Join(gs[0].Paths, " ") != "/**" {
+		t.Errorf("grants after --replace: %+v", gs)
+	}
+}

@@ -546,23 +546,46 @@ func (s *Server) listGrants(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// putGrant creates a grant; with ?replace=true it replaces an existing one.
+// A grant names its methods and paths: an empty list is refused rather than
+// read as "everything" ("*" and "/**" say that explicitly), so that a grant
+// never widens by surprise, and adding over an existing grant is refused,
+// showing it, unless the caller asked to replace it.
 func (s *Server) putGrant(w http.ResponseWriter, r *http.Request) error {
 	var g store.Grant
 	if err := decodeBody(r, &g); err != nil {
 		return err
 	}
+	replace := r.URL.Query().Get("replace") == "true"
+	if len(g.Methods) == 0 {
+		return &store.FieldError{Field: "method", Reason: "no method given: name each with --method GET, or give --any-method to allow every method"}
+	}
+	if len(g.Paths) == 0 {
+		return &store.FieldError{Field: "path", Reason: "no path given: name each with --path '/v1/**', or give --any-path to allow every path"}
+	}
 	g.Normalize()
 	if err := g.Validate(); err != nil {
 		return err
 	}
+	status := http.StatusCreated
 	err := s.mutate(r.Context(), func() (store.Revision, error) {
-		rev, err := s.st.PutGrant(r.Context(), &g, s.adminEvent(r, "grant.add", g.Agent+"/"+g.Backend))
-		return rev, err
+		if old := s.state.Grant(g.Agent, g.Backend); old != nil {
+			if !replace {
+				return 0, fmt.Errorf("%w: %s may already call %s: methods %s, paths %s; replace it with `agw grant add --replace`, or change it with `agw grant update`",
+					store.ErrExists, g.Agent, g.Backend, strings.Join(old.Methods, ","), strings.Join(old.Paths, " "))
+			}
+			status = http.StatusOK
+		}
+		action := "grant.add"
+		if status == http.StatusOK {
+			action = "grant.replace"
+		}
+		return s.st.PutGrant(r.Context(), &g, s.adminEvent(r, action, g.Agent+"/"+g.Backend))
 	})
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusCreated, g)
+	writeJSON(w, status, g)
 	return nil
 }
 

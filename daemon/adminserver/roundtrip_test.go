@@ -166,6 +166,23 @@ func TestAdminRoundTrip(t *testing.T) {
 	if _, err := c.PutGrant(ctx, store.Grant{Agent: "ghost", Backend: "api", Methods: []string{"GET"}, Paths: []string{"/**"}}); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("grant for an unknown agent: %v", err)
 	}
+	// A grant never widens by surprise: adding over one is refused, showing
+	// it; an empty method or path list is refused rather than read as all.
+	if _, err := c.PutGrant(ctx, store.Grant{Agent: "bot", Backend: "api", Methods: []string{"DELETE"}, Paths: []string{"/**"}}); !errors.Is(err, store.ErrExists) || !strings.Contains(err.Error(), "methods GET, paths /v1/**") {
+		t.Errorf("add over an existing grant: %v, want ErrExists showing it", err)
+	}
+	if g := view.Grant("bot", "api"); g == nil || strings.Join(g.Methods, ",") != "GET" {
+		t.Errorf("a refused add changed the grant: %+v", g)
+	}
+	for _, g := range []store.Grant{{Agent: "bot", Backend: "api", Paths: []string{"/**"}}, {Agent: "bot", Backend: "api", Methods: []string{"GET"}}} {
+		if _, err := c.ReplaceGrant(ctx, g); !errors.Is(err, store.ErrInvalid) {
+			t.Errorf("grant %+v: %v, want ErrInvalid", g, err)
+		}
+	}
+	keep(c.ReplaceGrant(ctx, store.Grant{Agent: "bot", Backend: "api", Methods: []string{"GET", "POST"}, Paths: []string{"/v1/**"}}))
+	if g := view.Grant("bot", "api"); g == nil || strings.Join(g.Methods, ",") != "GET,POST" {
+		t.Errorf("replace not in the view: %+v", g)
+	}
 	keep(c.Grants(ctx, "bot"))
 	m := keep(c.MintToken(ctx, admin.MintRequest{Agent: "bot", Label: "rt"})).(*admin.MintedToken)
 	if !crypto.LooksLikeToken(m.Value) || view.Token(m.ID) == nil {
