@@ -214,3 +214,59 @@ func TestGrantNeverWidensBySurprise(t *testing.T) {
 		t.Errorf("grants after --replace: %+v", gs)
 	}
 }
+
+// TestBackendRemoveAsks: on a terminal, `backend remove` lists the grants
+// that go with the backend and removes nothing unless told yes; a script
+// needs --yes.
+func TestBackendRemoveAsks(t *testing.T) {
+	e := newEnv(t)
+	e.start()
+	e.ok(canary+"\n", "backend", "add", "crm", "--host", "crm.example.com", "--secret-stdin")
+	e.ok("", "agent", "add", "etl")
+	e.ok("", "grant", "add", "etl", "crm", "--method", "GET", "--path", "/v2/**")
+	if _, errOut, code := e.run("", "backend", "remove", "crm"); code != 2 || !strings.Contains(errOut, "--yes") {
+		t.Errorf("remove from a script: exit %d, stderr %q; want exit 2 naming --yes", code, errOut)
+	}
+	for _, answer := range []string{"n", "y"} {
+		master, slave := openPTY(t)
+		cmd := exec.Command(agwBin, "--socket", e.socket, "--data-dir", e.dataDir, "backend", "remove", "crm")
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		var screen syncBuffer
+		go func() {
+			buf := make([]byte, 4096)
+			for {
+				n, err := master.Read(buf)
+				screen.Write(buf[:n])
+				if err != nil {
+					return
+				}
+			}
+		}()
+		eventually(t, 20*time.Second, func() bool { return strings.Contains(screen.String(), "[y/N]") })
+		if s := screen.String(); !strings.Contains(s, "etl: methods GET, paths /v2/**") {
+			t.Fatalf("the question does not list the grant: %q", s)
+		}
+		if _, err := master.Write([]byte(answer + "\r")); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case err := <-done:
+			if (answer == "y") != (err == nil) {
+				t.Errorf("answer %s: %v; screen %q", answer, err, screen.String())
+			}
+		case <-time.After(20 * time.Second):
+			_ = cmd.Process.Kill()
+			t.Fatalf("answer %s: no exit; screen %q", answer, screen.String())
+		}
+		listed := strings.Contains(e.ok("", "backend", "list"), "crm")
+		if listed != (answer == "n") {
+			t.Errorf("answer %s: backend still listed = %v", answer, listed)
+		}
+	}
+}

@@ -244,12 +244,22 @@ func TestAgentGrantIdPRequests(t *testing.T) {
 	}
 }
 
+// TestBackendRemoveNeedsYes: a script removing a backend (and with it every
+// grant to it) must say --yes; nothing is sent without it.
+func TestBackendRemoveNeedsYes(t *testing.T) {
+	d := newFakeDaemon(t)
+	r := newCLI(t, d.socket).run("", "backend", "remove", "crm")
+	if r.code != exitUsage || !strings.Contains(r.stderr, "--yes") || len(d.requests()) != 0 {
+		t.Errorf("exit %d, stderr %q, %d requests; want a usage error naming --yes and no request", r.code, r.stderr, len(d.requests()))
+	}
+}
+
 func TestRemoveCommands(t *testing.T) {
 	cases := []struct {
 		args []string
 		path string
 	}{
-		{[]string{"backend", "remove", "crm"}, "/v1/backends/crm"},
+		{[]string{"backend", "remove", "crm", "--yes"}, "/v1/backends/crm"},
 		{[]string{"agent", "rm", "bot"}, "/v1/agents/bot"},
 		{[]string{"grant", "remove", "bot", "crm"}, "/v1/grants/bot/crm"},
 		{[]string{"idp", "remove", "corp"}, "/v1/idps/corp"},
