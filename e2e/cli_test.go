@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/agw-dev/agw/admin"
 )
 
 // TestShortSecretRefused: a one-character backend secret would have the
@@ -268,5 +270,30 @@ func TestBackendRemoveAsks(t *testing.T) {
 		if listed != (answer == "n") {
 			t.Errorf("answer %s: backend still listed = %v", answer, listed)
 		}
+	}
+}
+
+// TestLastSeenAfterRestart: `agent list` shows when an agent last called
+// through the gateway, and still does after the daemon restarts.
+func TestLastSeenAfterRestart(t *testing.T) {
+	e, _, c, url, tok := limitsSetup(t)
+	e.ok("", "grant", "add", "bot", "llm", "--method", "GET", "--path", "/v1/**")
+	if code, _, body := getWithToken(t, c, url, tok); code != 200 {
+		t.Fatalf("request: %d %s", code, body)
+	}
+	var before []admin.AgentSummary
+	e.jsonOut(&before, "agent", "list")
+	if len(before) != 1 || before[0].LastSeen.IsZero() {
+		t.Fatalf("last seen not set after a request: %+v", before)
+	}
+	e.stop()
+	e.start()
+	var after []admin.AgentSummary
+	e.jsonOut(&after, "agent", "list")
+	if len(after) != 1 || !after[0].LastSeen.Equal(before[0].LastSeen) {
+		t.Errorf("after restart: %+v, want last seen %v", after, before[0].LastSeen)
+	}
+	if out := e.ok("", "agent", "list"); strings.Contains(out, "never") {
+		t.Errorf("agent list after restart says never:\n%s", out)
 	}
 }
