@@ -286,10 +286,20 @@ func (c *Client) Grants(ctx context.Context, agent string) ([]store.Grant, error
 	return gs, c.do(ctx, http.MethodGet, PathGrants, q, nil, &gs)
 }
 
-// PutGrant creates or replaces the grant for (g.Agent, g.Backend).
+// PutGrant creates the grant for (g.Agent, g.Backend). It fails with
+// store.ErrExists, describing the existing grant, when there is one, and
+// with store.ErrInvalid when g names no method or no path ("*" and "/**"
+// allow every one).
 func (c *Client) PutGrant(ctx context.Context, g store.Grant) (*store.Grant, error) {
 	var out store.Grant
 	return &out, c.do(ctx, http.MethodPost, PathGrants, nil, g, &out)
+}
+
+// ReplaceGrant creates the grant for (g.Agent, g.Backend) or replaces the
+// existing one, with PutGrant's rules for methods and paths.
+func (c *Client) ReplaceGrant(ctx context.Context, g store.Grant) (*store.Grant, error) {
+	var out store.Grant
+	return &out, c.do(ctx, http.MethodPost, PathGrants, url.Values{"replace": {"true"}}, g, &out)
 }
 
 // RemoveGrant deletes the grant for (agent, backend).

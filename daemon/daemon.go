@@ -410,6 +410,9 @@ func (d *daemon) serve(ctx context.Context) error {
 		start("metrics", func() error { return ms.Serve(runCtx, metricsLn) })
 	}
 	go d.watchHealth(runCtx, filepath.Join(cfg.DataDir, DBDir))
+	seen := newLastSeen(cfg.DataDir, d.state, d.log)
+	seen.load()
+	go seen.run(runCtx)
 	keep := cfg.AuditRetention
 	if keep == 0 {
 		keep = DefaultAuditRetention
@@ -429,6 +432,9 @@ func (d *daemon) serve(ctx context.Context) error {
 	close(d.stopping)
 	stopAdmin()
 	wg.Wait()
+	if err := seen.flush(); err != nil {
+		d.log.Warn("last-seen times not saved", "err", err)
+	}
 	close(errc)
 	var errs []error
 	for err := range errc {

@@ -233,12 +233,12 @@ func TestAuditQueryAndExport(t *testing.T) {
 func TestAuditWhoRotated(t *testing.T) {
 	e := newEnv(t)
 	e.start()
-	e.ok("one\n", "backend", "add", "hr", "--host", "hr.corp.net", "--secret-stdin")
+	e.ok("secret-one\n", "backend", "add", "hr", "--host", "hr.corp.net", "--secret-stdin")
 	e.ok("", "agent", "add", "hr-bot")
 	e.ok("", "agent", "disable", "hr-bot")
 	var m admin.MintedToken
 	e.jsonOut(&m, "token", "mint", "hr-bot")
-	e.ok("two\n", "backend", "rotate", "hr", "--secret-stdin")
+	e.ok("secret-two\n", "backend", "rotate", "hr", "--secret-stdin")
 
 	evs := query(t, e, "--kind", "admin")
 	actions := map[string]store.AuditEvent{}
@@ -334,12 +334,12 @@ func TestAuditVerifyTamper(t *testing.T) {
 			}
 			c.start()
 			out, errOut, code := c.run("", "audit", "verify")
-			if code != 1 || !strings.Contains(errOut, tc.want) {
-				t.Errorf("verify: exit %d\nstdout %s\nstderr %s\nwant exit 1 naming %q", code, out, errOut, tc.want)
+			if code != 4 || !strings.Contains(errOut, tc.want) {
+				t.Errorf("verify: exit %d\nstdout %s\nstderr %s\nwant exit 4 (tampered) naming %q", code, out, errOut, tc.want)
 			}
 			var res admin.AuditVerifyResult
 			jout, _, code := c.run("", "audit", "verify", "-o", "json")
-			if err := json.Unmarshal([]byte(jout), &res); err != nil || code != 1 || res.OK || res.Checked != target-1 {
+			if err := json.Unmarshal([]byte(jout), &res); err != nil || code != 4 || res.OK || res.Checked != target-1 {
 				t.Errorf("verify -o json: exit %d, %+v, %v; want not ok after %d records", code, res, err, target-1)
 			}
 		})

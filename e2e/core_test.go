@@ -181,21 +181,21 @@ func TestBadInputChangesNothing(t *testing.T) {
 		code     int
 		wantText string
 	}{
-		{"bad backend name", "x\n", []string{"backend", "add", "Bad_Name!", "--host", "a.example.com", "--secret-stdin"}, 1, "name"},
-		{"bad host", "x\n", []string{"backend", "add", "b1", "--host", "not a host", "--secret-stdin"}, 1, "host"},
-		{"IP as host", "x\n", []string{"backend", "add", "b1", "--host", "10.0.0.1", "--secret-stdin"}, 1, "IP address"},
-		{"plain http upstream", "x\n", []string{"backend", "add", "b1", "--host", "b1.example.com", "--upstream", "http://10.1.1.1", "--secret-stdin"}, 1, "plain http"},
-		{"ftp upstream", "x\n", []string{"backend", "add", "b1", "--host", "b1.example.com", "--upstream", "ftp://files.example.com", "--secret-stdin"}, 1, "scheme"},
-		{"host owned by another backend", "x\n", []string{"backend", "add", "b2", "--host", "crm.example.com", "--secret-stdin"}, 1, "crm.example.com"},
-		{"duplicate backend name", "x\n", []string{"backend", "add", "crm", "--host", "other.example.com", "--secret-stdin"}, 1, "exists"},
-		{"header mode without header", "x\n", []string{"backend", "add", "b3", "--host", "b3.example.com", "--inject", "header", "--secret-stdin"}, 1, "header"},
+		{"bad backend name", "secret-value\n", []string{"backend", "add", "Bad_Name!", "--host", "a.example.com", "--secret-stdin"}, 1, "name"},
+		{"bad host", "secret-value\n", []string{"backend", "add", "b1", "--host", "not a host", "--secret-stdin"}, 1, "host"},
+		{"IP as host", "secret-value\n", []string{"backend", "add", "b1", "--host", "10.0.0.1", "--secret-stdin"}, 1, "IP address"},
+		{"plain http upstream", "secret-value\n", []string{"backend", "add", "b1", "--host", "b1.example.com", "--upstream", "http://10.1.1.1", "--secret-stdin"}, 1, "plain http"},
+		{"ftp upstream", "secret-value\n", []string{"backend", "add", "b1", "--host", "b1.example.com", "--upstream", "ftp://files.example.com", "--secret-stdin"}, 1, "scheme"},
+		{"host owned by another backend", "secret-value\n", []string{"backend", "add", "b2", "--host", "crm.example.com", "--secret-stdin"}, 1, "crm.example.com"},
+		{"duplicate backend name", "secret-value\n", []string{"backend", "add", "crm", "--host", "other.example.com", "--secret-stdin"}, 1, "exists"},
+		{"header mode without header", "secret-value\n", []string{"backend", "add", "b3", "--host", "b3.example.com", "--inject", "header", "--secret-stdin"}, 1, "header"},
 		{"empty secret", "\n", []string{"backend", "add", "b4", "--host", "b4.example.com", "--secret-stdin"}, 1, "empty"},
 		{"no secret source", "", []string{"backend", "add", "b5", "--host", "b5.example.com"}, 2, "secret"},
 		{"secret as a flag", "", []string{"backend", "add", "b6", "--host", "b6.example.com", "--secret", canary}, 2, "argv"},
-		{"grant to missing agent", "", []string{"grant", "add", "ghost", "crm"}, 1, "ghost"},
-		{"grant to missing backend", "", []string{"grant", "add", "bot", "ghost"}, 1, "ghost"},
-		{"grant with bad method", "", []string{"grant", "add", "bot", "crm", "--method", "G3T"}, 1, "method"},
-		{"grant with relative path", "", []string{"grant", "add", "bot", "crm", "--path", "v1/**"}, 1, "path"},
+		{"grant to missing agent", "", []string{"grant", "add", "ghost", "crm", "--any-method", "--any-path"}, 1, "ghost"},
+		{"grant to missing backend", "", []string{"grant", "add", "bot", "ghost", "--any-method", "--any-path"}, 1, "ghost"},
+		{"grant with bad method", "", []string{"grant", "add", "bot", "crm", "--method", "G3T", "--any-path"}, 1, "method"},
+		{"grant with relative path", "", []string{"grant", "add", "bot", "crm", "--any-method", "--path", "v1/**"}, 1, "path"},
 		{"token for missing agent", "", []string{"token", "mint", "ghost"}, 1, "ghost"},
 		{"revoke unknown token", "", []string{"token", "revoke", "nosuchtoken1"}, 1, "not found"},
 		{"duplicate agent", "", []string{"agent", "add", "bot"}, 1, "exists"},
@@ -242,8 +242,8 @@ func TestSecondServeRefused(t *testing.T) {
 func TestDaemonNotRunning(t *testing.T) {
 	e := newEnv(t)
 	_, errOut, code := e.run("", "backend", "list")
-	if code != 1 || !strings.Contains(errOut, "agw serve") {
-		t.Errorf("exit %d, stderr %q; want exit 1 and a hint to run agw serve", code, errOut)
+	if code != 3 || !strings.Contains(errOut, "agw serve") {
+		t.Errorf("exit %d, stderr %q; want exit 3 (not reachable) and a hint to run agw serve", code, errOut)
 	}
 }
 

@@ -48,7 +48,7 @@ func TestRateLimits(t *testing.T) {
 	e, be, c, url, tok := limitsSetup(t)
 
 	t.Run("grant rate, then recovery after Retry-After", func(t *testing.T) {
-		e.ok("", "grant", "add", "bot", "llm", "--rate", "2/s", "--burst", "1")
+		e.ok("", "grant", "add", "bot", "llm", "--any-method", "--any-path", "--rate", "2/s", "--burst", "1")
 		if st, _, body := getWithToken(t, c, url, tok); st != 200 {
 			t.Fatalf("first request: %d %s", st, body)
 		}
@@ -83,18 +83,18 @@ func TestRateLimits(t *testing.T) {
 	})
 
 	t.Run("changing a limit takes effect at once", func(t *testing.T) {
-		e.ok("", "grant", "add", "bot", "llm", "--rate", "1/h")
+		e.ok("", "grant", "add", "bot", "llm", "--any-method", "--any-path", "--replace", "--rate", "1/h")
 		getWithToken(t, c, url, tok)
 		if st, ra, _ := getWithToken(t, c, url, tok); st != 429 || ra == "" {
 			t.Fatalf("at 1/h: %d, Retry-After %q", st, ra)
 		}
-		e.ok("", "grant", "add", "bot", "llm", "--rate", "100/s")
+		e.ok("", "grant", "add", "bot", "llm", "--any-method", "--any-path", "--replace", "--rate", "100/s")
 		for i := range 5 {
 			if st, _, body := getWithToken(t, c, url, tok); st != 200 {
 				t.Fatalf("request %d after raising the limit: %d %s", i, st, body)
 			}
 		}
-		e.ok("", "grant", "add", "bot", "llm") // no limit
+		e.ok("", "grant", "add", "bot", "llm", "--any-method", "--any-path", "--replace") // no limit
 	})
 
 	t.Run("agent rate across backends", func(t *testing.T) {

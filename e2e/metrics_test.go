@@ -19,7 +19,7 @@ func TestMetricsEndpoint(t *testing.T) {
 	if !strings.Contains(e.ok("", "status"), addr) {
 		t.Error("agw status does not show the metrics listener")
 	}
-	e.ok("", "grant", "add", "bot", "llm", "--path", "/v1/**")
+	e.ok("", "grant", "add", "bot", "llm", "--any-method", "--path", "/v1/**")
 	for range 3 {
 		if st, _, body := getWithToken(t, c, url, tok); st != 200 {
 			t.Fatalf("%d %s", st, body)

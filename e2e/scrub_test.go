@@ -111,8 +111,8 @@ func TestScrubReflectedSecret(t *testing.T) {
 	e.ok(secretBasic+"\n", "backend", "add", "echob", "--host", "echob.example.com", "--inject", "basic", "--basic-user", "u",
 		"--upstream", srv.URL, "--upstream-ca", caFile, "--secret-stdin")
 	e.ok("", "agent", "add", "bot")
-	e.ok("", "grant", "add", "bot", "echo")
-	e.ok("", "grant", "add", "bot", "echob")
+	e.ok("", "grant", "add", "bot", "echo", "--any-method", "--any-path")
+	e.ok("", "grant", "add", "bot", "echob", "--any-method", "--any-path")
 	var minted admin.MintedToken
 	e.jsonOut(&minted, "token", "mint", "bot")
 

@@ -163,6 +163,17 @@ func (s *State) MarkSeen(agent string, t time.Time) {
 	v.(*atomic.Int64).Store(t.UnixNano())
 }
 
+// SeenAll returns every agent's last request time, for persisting.
+func (s *State) SeenAll() map[string]time.Time {
+	out := map[string]time.Time{}
+	s.lastSeen.Range(func(k, v any) bool {
+		out[k.(string)] = time.Unix(0, v.(*atomic.Int64).Load()).UTC()
+		return true
+	})
+	return out
+}
+
+// Seen returns the time of agent's last request, zero if none is known.
 func (s *State) Seen(agent string) time.Time {
 	if v, ok := s.lastSeen.Load(agent); ok {
 		return time.Unix(0, v.(*atomic.Int64).Load())

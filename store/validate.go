@@ -438,3 +438,32 @@ func (p *IdP) Validate() error {
 	}
 	return nil
 }
+
+// Secret length bounds. A secret shorter than MinSecretBytes is refused
+// while scrubbing is on: the scrubber redacts every occurrence of the secret
+// in responses, and a short one ("x", "abc") occurs by chance in ordinary
+// text, which it would corrupt. Real credentials are far longer.
+const (
+	MinSecretBytes = 8
+	MaxSecretBytes = 64 << 10
+)
+
+// ValidateSecret checks a backend credential before it is sealed: not empty,
+// not only whitespace, at most MaxSecretBytes, and at least MinSecretBytes
+// unless the backend's scrubbing is off (noScrub). Its errors never contain
+// the secret.
+func ValidateSecret(secret []byte, noScrub bool) error {
+	switch {
+	case len(secret) == 0:
+		return invalid("secret", "", "the secret is empty; pass it with --secret-stdin, --secret-file or --secret-env; nothing was changed")
+	case len(strings.TrimSpace(string(secret))) == 0:
+		return invalid("secret", "", "the secret is only whitespace; check what was piped or typed; nothing was changed")
+	case len(secret) > MaxSecretBytes:
+		return invalid("secret", "", "longer than 64 KiB; a credential is not that large")
+	case len(secret) < MinSecretBytes && !noScrub:
+		return invalid("secret", "", fmt.Sprintf(
+			"%d bytes is shorter than the minimum of %d: scrubbing would redact every occurrence of so short a string in the backend's responses and corrupt them; give the full credential, or turn scrubbing off for this backend (--no-scrub) to store it anyway",
+			len(secret), MinSecretBytes))
+	}
+	return nil
+}

@@ -257,3 +257,35 @@ func checkErr(t *testing.T, err error, want string) {
 		t.Errorf("error %v does not match ErrInvalid", err)
 	}
 }
+
+func TestValidateSecret(t *testing.T) {
+	cases := []struct {
+		name    string
+		secret  string
+		noScrub bool
+		wantErr string // "" means valid
+	}{
+		{"a real key", "sk-proj-0123456789abcdef", false, ""},
+		{"exactly the minimum", "12345678", false, ""},
+		{"empty", "", false, "empty"},
+		{"empty with scrubbing off", "", true, "empty"},
+		{"spaces", "   ", false, "only whitespace"},
+		{"newlines and tabs, scrubbing off", "\n\t \r\n", true, "only whitespace"},
+		{"one character", "x", false, "shorter than the minimum of 8"},
+		{"seven bytes", "1234567", false, "--no-scrub"},
+		{"one character, scrubbing off", "x", true, ""},
+		{"too long", strings.Repeat("k", MaxSecretBytes+1), true, "64 KiB"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			err := ValidateSecret([]byte(c.secret), c.noScrub)
+			checkErr(t, err, c.wantErr)
+			if err != nil && !errors.Is(err, ErrInvalid) {
+				t.Errorf("%v is not ErrInvalid", err)
+			}
+			if err != nil && len(strings.TrimSpace(c.secret)) > 0 && strings.Contains(err.Error(), c.secret) {
+				t.Errorf("the error repeats the secret: %v", err)
+			}
+		})
+	}
+}

@@ -69,7 +69,7 @@ func TestActions(t *testing.T) {
 			h.press("ctrl+u")
 			h.typ("POST")
 			h.press("enter", "enter")
-		}, "changed the grant of build-bot on openai", []string{"grant build-bot openai [POST] [/v1/**]"}},
+		}, "changed the grant of build-bot on openai", []string{"regrant build-bot openai [POST] [/v1/**]"}},
 		{"remove grant", "5", "support-agent", func(h *harness) {
 			h.press("G", "x")
 			h.waitFor("Remove the grant of support-agent on hr?")

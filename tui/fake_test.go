@@ -343,6 +343,11 @@ func (f *fakeAPI) PutGrant(ctx context.Context, g store.Grant) (*store.Grant, er
 	return &g, nil
 }
 
+func (f *fakeAPI) ReplaceGrant(ctx context.Context, g store.Grant) (*store.Grant, error) {
+	f.record(fmt.Sprintf("regrant %s %s %v %v", g.Agent, g.Backend, g.Methods, g.Paths))
+	return &g, nil
+}
+
 func (f *fakeAPI) RemoveGrant(ctx context.Context, agent, backend string) error {
 	f.record("ungrant " + agent + " " + backend)
 	return nil

@@ -266,7 +266,7 @@ func (s *grantsScreen) submit() tea.Cmd {
 	}
 	f.busy = true
 	return act("change "+what, "changed "+what, func(ctx context.Context) error {
-		_, err := api.PutGrant(ctx, g)
+		_, err := api.ReplaceGrant(ctx, g)
 		return err
 	})
 }

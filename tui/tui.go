@@ -34,6 +34,7 @@ type API interface {
 	RemoveAgent(ctx context.Context, name string) error
 	Grants(ctx context.Context, agent string) ([]store.Grant, error)
 	PutGrant(ctx context.Context, g store.Grant) (*store.Grant, error)
+	ReplaceGrant(ctx context.Context, g store.Grant) (*store.Grant, error)
 	RemoveGrant(ctx context.Context, agent, backend string) error
 	Tokens(ctx context.Context, agent string) ([]store.Token, error)
 	MintToken(ctx context.Context, req admin.MintRequest) (*admin.MintedToken, error)

@@ -249,7 +249,7 @@ func (a *app) newAgentRemoveCmd() *cobra.Command {
 				return err
 			}
 			if a.jsonOutput() {
-				return nil // the API answers nothing; the exit status says it worked
+				return writeJSON(cmd.OutOrStdout(), removed{Removed: "agent", Name: args[0]})
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "removed agent %s, its grants and its tokens\n", args[0])
 			return nil

@@ -152,7 +152,7 @@ func (a *app) newAuditVerifyCmd() *cobra.Command {
 	var files []string
 	cmd := &cobra.Command{
 		Use:   "verify",
-		Short: "Check the audit trail's hash chain, indexes and signed checkpoints; exit 1 if it was tampered with",
+		Short: "Check the audit trail's hash chain, indexes and signed checkpoints; exit 4 if it was tampered with",
 		Long: `Check the audit trail: its hash chain, the per-agent and per-backend
 indexes, and the signed checkpoints of the chain's head that the daemon
 writes every minute beside the store. A record edited and the chain
@@ -181,7 +181,7 @@ agw audit checkpoint), which also catch a rewrite of the checkpoint file.`,
 				fmt.Fprintf(cmd.OutOrStdout(), "audit trail intact: %d records checked, against %d signed checkpoints\n", r.Checked, r.Checkpoints)
 			}
 			if !r.OK {
-				return &exitCodeError{code: exitError, msg: fmt.Sprintf("audit trail verification failed after %d records: %s", r.Checked, orDash(r.Problem))}
+				return &exitCodeError{code: exitTampered, msg: fmt.Sprintf("audit trail verification failed after %d records: %s", r.Checked, orDash(r.Problem))}
 			}
 			return nil
 		},

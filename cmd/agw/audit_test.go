@@ -184,8 +184,8 @@ func TestAuditVerify(t *testing.T) {
 		wantErr  string
 	}{
 		{"ok", admin.AuditVerifyResult{Checked: 42, OK: true}, nil, 0, "42 records checked", ""},
-		{"broken", admin.AuditVerifyResult{Checked: 17, Problem: "record 18: hash mismatch"}, nil, exitError, "", "record 18: hash mismatch"},
-		{"broken json", admin.AuditVerifyResult{Checked: 17, Problem: "record 18: hash mismatch"}, []string{"-o", "json"}, exitError, `"ok": false`, "verification failed"},
+		{"broken", admin.AuditVerifyResult{Checked: 17, Problem: "record 18: hash mismatch"}, nil, exitTampered, "", "record 18: hash mismatch"},
+		{"broken json", admin.AuditVerifyResult{Checked: 17, Problem: "record 18: hash mismatch"}, []string{"-o", "json"}, exitTampered, `"ok": false`, "verification failed"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -1,11 +1,13 @@
 package main
 
 import (
+	"bufio"
 	"fmt"
 	"os"
 	"strings"
 	"time"
 
+	"github.com/charmbracelet/x/term"
 	"github.com/spf13/cobra"
 
 	"github.com/agw-dev/agw/admin"
@@ -68,7 +70,8 @@ Without --inject, the mode follows from the flags given: --header means header,
 			if err != nil {
 				return err
 			}
-			if req.Secret, err = f.secret.read(cmd, a.getenv); err != nil {
+			scrubOff := func() (bool, error) { return req.Backend.NoScrub, nil }
+			if req.Secret, err = f.secret.read(cmd, a.getenv, scrubOff); err != nil {
 				return err
 			}
 			b, err := a.client().AddBackend(cmd.Context(), req)
@@ -327,7 +330,16 @@ func (a *app) newBackendRotateCmd() *cobra.Command {
 		Args:              chainArgs(refuseSecretFlags, exactArgs("NAME")),
 		ValidArgsFunction: a.completeArgs(backendNames),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			secret, err := src.read(cmd, a.getenv)
+			// Whether a short secret may be stored depends on the
+			// backend's scrubbing.
+			scrubOff := func() (bool, error) {
+				d, err := a.client().Backend(cmd.Context(), args[0])
+				if err != nil {
+					return false, err
+				}
+				return d.NoScrub, nil
+			}
+			secret, err := src.read(cmd, a.getenv, scrubOff)
 			if err != nil {
 				return err
 			}
@@ -398,21 +410,53 @@ func (a *app) newBackendUpdateCmd() *cobra.Command {
 }
 
 func (a *app) newBackendRemoveCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:               "remove NAME",
-		Aliases:           []string{"rm"},
-		Short:             "Remove a backend with its credentials and every grant to it",
+	var yes bool
+	cmd := &cobra.Command{
+		Use:     "remove NAME [--yes]",
+		Aliases: []string{"rm"},
+		Short:   "Remove a backend with its credentials and every grant to it",
+		Long: `Remove a backend, its credentials and every grant to it. On a terminal it lists
+the grants that go with it and asks; elsewhere (a script, a pipe) it needs
+--yes.`,
 		Args:              exactArgs("NAME"),
 		ValidArgsFunction: a.completeArgs(backendNames),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := a.client().RemoveBackend(cmd.Context(), args[0]); err != nil {
+			c := a.client()
+			if !yes {
+				in, ok := cmd.InOrStdin().(*os.File)
+				if !ok || !term.IsTerminal(in.Fd()) {
+					return usagef(cmd, "removing backend %s deletes its credentials and every grant to it: pass --yes to confirm", args[0])
+				}
+				d, err := c.Backend(cmd.Context(), args[0])
+				if err != nil {
+					return err
+				}
+				w := cmd.ErrOrStderr()
+				if len(d.Grants) == 0 {
+					fmt.Fprintf(w, "backend %s has no grants.\n", args[0])
+				} else {
+					fmt.Fprintf(w, "these %d grants go with backend %s:\n", len(d.Grants), args[0])
+					for _, g := range d.Grants {
+						m, p := fmtGrantScope(g)
+						fmt.Fprintf(w, "  %s: methods %s, paths %s\n", g.Agent, m, p)
+					}
+				}
+				fmt.Fprintf(w, "remove backend %s, its credentials and these grants? [y/N] ", args[0])
+				answer, _ := bufio.NewReader(in).ReadString('\n')
+				if a := strings.ToLower(strings.TrimSpace(answer)); a != "y" && a != "yes" {
+					return &exitCodeError{code: exitError, msg: "not removed"}
+				}
+			}
+			if err := c.RemoveBackend(cmd.Context(), args[0]); err != nil {
 				return err
 			}
 			if a.jsonOutput() {
-				return nil // the API answers nothing; the exit status says it worked
+				return writeJSON(cmd.OutOrStdout(), removed{Removed: "backend", Name: args[0]})
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "removed backend %s, its credentials and its grants\n", args[0])
 			return nil
 		},
 	}
+	cmd.Flags().BoolVarP(&yes, "yes", "y", false, "remove without asking")
+	return cmd
 }

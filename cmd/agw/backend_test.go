@@ -41,13 +41,13 @@ func TestBackendAddRequest(t *testing.T) {
 		},
 		{
 			name:  "bearer by default, upstream and CA file",
-			stdin: "sk-two\r\n",
+			stdin: "sk-two-key\r\n",
 			args: []string{"backend", "add", "hr", "--host", "hr.corp.net", "--upstream", "https://10.0.0.5:8443",
 				"--upstream-ca", caFile, "--secret-stdin"},
 			want: admin.AddBackendRequest{
 				Backend: store.Backend{Name: "hr", Hosts: []string{"hr.corp.net"}, Upstream: "https://10.0.0.5:8443",
 					UpstreamCA: caPEM, Inject: store.InjectBearer},
-				Secret: admin.SecretInput{Value: "sk-two"},
+				Secret: admin.SecretInput{Value: "sk-two-key"},
 			},
 		},
 		{

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -121,6 +123,11 @@ type cli struct {
 	env    map[string]string
 	now    time.Time
 	served *daemon.Config // set when `agw serve` runs
+	// systemSocket is the packaged daemon's socket the CLI falls back to;
+	// empty turns the fallback off. With socket empty, no --socket is given.
+	systemSocket string
+	// route stands in for the default route's interface; nil means none.
+	route defaultRouteFunc
 }
 
 func newCLI(t *testing.T, socket string) *cli {
@@ -138,11 +145,23 @@ func (c *cli) run(stdin string, args ...string) result {
 			c.served = &cfg
 			return nil
 		},
-		now:       func() time.Time { return c.now },
-		clientTTL: 5 * time.Second,
+		now:          func() time.Time { return c.now },
+		clientTTL:    5 * time.Second,
+		systemSocket: c.systemSocket,
+		defaultRoute: c.route,
+	}
+	if a.defaultRoute == nil {
+		a.defaultRoute = func() (string, netip.Addr, error) { return "", netip.Addr{}, errors.New("no default route") }
+	}
+	if c.systemSocket != "" {
+		// As a user other than root, whose default socket is the system's.
+		a.defaultSocket = func(dir string) string { return filepath.Join(dir, "admin.sock") }
 	}
 	var out, errOut bytes.Buffer
-	full := append([]string{"--socket", c.socket}, args...)
+	full := args
+	if c.socket != "" {
+		full = append([]string{"--socket", c.socket}, args...)
+	}
 	code := a.run(context.Background(), full, strings.NewReader(stdin), &out, &errOut)
 	return result{stdout: out.String(), stderr: errOut.String(), code: code}
 }

@@ -32,7 +32,7 @@ func TestGeneratedDocs(t *testing.T) {
 	if err := writeDocs(fresh); err != nil {
 		t.Fatal(err)
 	}
-	for _, d := range []string{"completions", "man"} {
+	for _, d := range []string{"completions", manSubdir} {
 		want, got := readTree(t, filepath.Join(fresh, d)), readTree(t, filepath.Join(repoRoot, d))
 		for _, name := range sortedKeys(want) {
 			committed, ok := got[name]
@@ -86,9 +86,9 @@ func sortedKeys[V any](m map[string]V) []string {
 // time: each run mostly waits on man's pipeline of processes.
 func TestManPagesRender(t *testing.T) {
 	man := requireTool(t, "man", true)
-	pages, err := filepath.Glob(filepath.Join(repoRoot, "man", "*.1"))
+	pages, err := filepath.Glob(filepath.Join(repoRoot, manSubdir, "*.1"))
 	if err != nil || len(pages) == 0 {
-		t.Fatalf("no man pages under man/ (%v): run `go generate ./...`", err)
+		t.Fatalf("no man pages under %s (%v): run `go generate ./...`", manSubdir, err)
 	}
 	problems := make([]string, len(pages))
 	var wg sync.WaitGroup
@@ -115,6 +115,29 @@ func TestManPagesRender(t *testing.T) {
 	for _, p := range problems {
 		if p != "" {
 			t.Error(p)
+		}
+	}
+}
+
+// TestManFromCheckout: `man -M man agw` in a checkout finds the page, and it
+// documents the exit codes, the environment and the files.
+func TestManFromCheckout(t *testing.T) {
+	man := requireTool(t, "man", true)
+	dir, err := filepath.Abs(filepath.Join(repoRoot, "man"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, page := range []string{"agw", "agw-audit-verify"} {
+		cmd := exec.Command(man, "-M", dir, page)
+		cmd.Env = append(os.Environ(), "MANWIDTH=80", "MANPAGER=cat", "PAGER=cat")
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("man -M %s %s: %v", dir, page, err)
+		}
+		for _, want := range []string{"EXIT STATUS", "ENVIRONMENT", "FILES", "AGW_SOCKET", "/run/agw/admin.sock", "audit trail altered"} {
+			if !bytes.Contains(out, []byte(want)) {
+				t.Errorf("man %s lacks %q", page, want)
+			}
 		}
 	}
 }

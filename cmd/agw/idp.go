@@ -92,7 +92,7 @@ func (a *app) newIdPRemoveCmd() *cobra.Command {
 				return err
 			}
 			if a.jsonOutput() {
-				return nil // the API answers nothing; the exit status says it worked
+				return writeJSON(cmd.OutOrStdout(), removed{Removed: "idp", Name: args[0]})
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "removed identity provider %s\n", args[0])
 			return nil

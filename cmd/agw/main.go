@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+
+	"github.com/agw-dev/agw/admin"
 )
 
 // Build information, set at link time:
@@ -19,12 +21,27 @@ var (
 	date    = "unknown"
 )
 
-// Exit codes scripts can rely on.
+// Exit codes scripts can rely on; the man pages' EXIT STATUS lists them
+// (exitCodes), so add a code there too.
 const (
-	exitOK    = 0
-	exitError = 1 // the daemon refused the request, is not running, or the command failed
-	exitUsage = 2 // the command line was wrong; nothing was sent
+	exitOK         = 0
+	exitError      = 1 // the daemon refused the request, or the command failed
+	exitUsage      = 2 // the command line was wrong; nothing was sent
+	exitDaemonDown = 3 // no daemon answers on the admin socket
+	exitTampered   = 4 // agw audit verify found the audit trail altered
 )
+
+// exitCodes documents every exit code, in order, for the man pages.
+var exitCodes = []struct {
+	code int
+	what string
+}{
+	{exitOK, "Success."},
+	{exitError, "The command failed: the daemon refused the request (the message says why), or a local step such as reading a file failed."},
+	{exitUsage, "The command line was wrong: an unknown command or flag, a missing argument, a bad flag value. Nothing was sent to the daemon."},
+	{exitDaemonDown, "No daemon answers on the admin socket: it is not running, or the socket is elsewhere (--socket, AGW_SOCKET)."},
+	{exitTampered, "agw audit verify found the audit trail altered: a record, the hash chain or an index does not match."},
+}
 
 func main() {
 	os.Exit(newApp().run(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
@@ -63,6 +80,10 @@ func report(stderr io.Writer, err error) int {
 		}
 		fmt.Fprintf(stderr, "Run '%s --help' for usage.\n", path)
 		return exitUsage
+	}
+	if errors.Is(err, admin.ErrDaemonNotRunning) {
+		fmt.Fprintf(stderr, "agw: %s\n", err)
+		return exitDaemonDown
 	}
 	var ce *exitCodeError
 	if errors.As(err, &ce) {

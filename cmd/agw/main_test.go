@@ -91,9 +91,30 @@ func TestDaemonNotRunning(t *testing.T) {
 	sock := filepath.Join(t.TempDir(), "none.sock")
 	for _, args := range [][]string{{"status"}, {"backend", "list"}, {"audit", "tail"}, {"ca", "export"}} {
 		r := newCLI(t, sock).run("", args...)
-		if r.code != exitError || !strings.Contains(r.stderr, "agw serve") || !strings.Contains(r.stderr, sock) {
-			t.Errorf("%v: exit %d, stderr %q; want exit 1 naming the socket and agw serve", args, r.code, r.stderr)
+		if r.code != exitDaemonDown || !strings.Contains(r.stderr, "agw serve") || !strings.Contains(r.stderr, sock) {
+			t.Errorf("%v: exit %d, stderr %q; want exit %d naming the socket and agw serve", args, r.code, r.stderr, exitDaemonDown)
 		}
+	}
+}
+
+// TestSystemSocketFallback: a member of the packaged daemon's admin group,
+// with no daemon of their own, reaches the system daemon without AGW_SOCKET;
+// when neither answers, the error names both sockets.
+func TestSystemSocketFallback(t *testing.T) {
+	d := newFakeDaemon(t)
+	d.reply("GET /v1/agents", http.StatusOK, []admin.AgentSummary{})
+	cl := newCLI(t, "")
+	cl.systemSocket = d.socket
+	own := t.TempDir()
+	r := cl.run("", "--data-dir", own, "agent", "list")
+	if r.code != 0 || len(d.requests()) != 1 {
+		t.Errorf("exit %d, stderr %q, %d requests; want the system daemon asked", r.code, r.stderr, len(d.requests()))
+	}
+
+	cl.systemSocket = filepath.Join(t.TempDir(), "admin.sock") // nothing there
+	r = cl.run("", "--data-dir", own, "agent", "list")
+	if r.code != exitDaemonDown || !strings.Contains(r.stderr, filepath.Join(own, "admin.sock")) || !strings.Contains(r.stderr, cl.systemSocket) {
+		t.Errorf("exit %d, stderr %q; want exit %d naming both sockets", r.code, r.stderr, exitDaemonDown)
 	}
 }
 

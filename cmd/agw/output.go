@@ -25,6 +25,20 @@ func writeJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
+// removed is the -o json answer of every remove command, whose API call
+// answers nothing: what was removed, so a script can log it.
+type removed struct {
+	Removed string `json:"removed"` // "backend", "agent", "grant" or "idp"
+	Name    string `json:"name,omitempty"`
+	Agent   string `json:"agent,omitempty"`
+	Backend string `json:"backend,omitempty"`
+}
+
+// noJSON marks, in a command's Annotations, a command whose output is not
+// data (a daemon's logs, a terminal UI, a shell script): -o json is refused
+// there with the value's reason rather than silently ignored.
+const noJSON = "agw-no-json"
+
 // writeJSONLine prints one object on one line, for streams.
 func writeJSONLine(w io.Writer, v any) error {
 	return json.NewEncoder(w).Encode(v)

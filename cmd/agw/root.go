@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"strings"
 	"time"
 
@@ -24,6 +26,14 @@ type app struct {
 	// isTerminal reports whether a person is at the terminal (bare agw → TUI).
 	isTerminal func() bool
 	clientTTL  time.Duration // per-call timeout; zero is the client's default
+	// systemSocket is the packaged daemon's socket, which members of its
+	// --admin-group use when they run no daemon of their own.
+	systemSocket string
+	// defaultRoute finds the default route's interface address for the DNS
+	// listener's default; nil is routeAddr.
+	defaultRoute defaultRouteFunc
+	// defaultSocket is the data directory's socket (admin.DefaultSocket).
+	defaultSocket func(dataDir string) string
 
 	// Global flags.
 	socket   string
@@ -35,13 +45,18 @@ type app struct {
 // newApp returns an app wired to the real environment and daemon.
 func newApp() *app {
 	return &app{
-		getenv:     os.Getenv,
-		initDir:    daemon.Init,
-		serve:      daemon.Run,
-		now:        time.Now,
-		isTerminal: onTerminal,
+		getenv:        os.Getenv,
+		initDir:       daemon.Init,
+		serve:         daemon.Run,
+		now:           time.Now,
+		isTerminal:    onTerminal,
+		systemSocket:  systemSocketPath,
+		defaultSocket: admin.DefaultSocket,
 	}
 }
+
+// systemSocketPath is where the packaged (systemd) daemon puts its socket.
+const systemSocketPath = "/run/agw/admin.sock"
 
 // run executes one command line and returns the process exit code.
 func (a *app) run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
@@ -50,7 +65,32 @@ func (a *app) run(ctx context.Context, args []string, stdin io.Reader, stdout, s
 	root.SetIn(stdin)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	return report(stderr, root.ExecuteContext(ctx))
+	return report(stderr, a.explainDaemonDown(root.ExecuteContext(ctx)))
+}
+
+// daemonDownError is admin.ErrDaemonNotRunning with a message naming every
+// socket the CLI looked at.
+type daemonDownError struct {
+	err error
+	msg string
+}
+
+func (e *daemonDownError) Error() string { return e.msg }
+func (e *daemonDownError) Unwrap() error { return e.err }
+
+// explainDaemonDown names both the user's own and the system daemon's socket
+// when neither answered and no socket was given explicitly.
+func (a *app) explainDaemonDown(err error) error {
+	if !errors.Is(err, admin.ErrDaemonNotRunning) {
+		return err
+	}
+	own, explicit := a.ownSocket()
+	if explicit || own == a.systemSocket || a.systemSocket == "" {
+		return err
+	}
+	return &daemonDownError{err: err, msg: fmt.Sprintf(
+		"%s: no daemon answers on %s (your own) nor on %s (the system's): start one with `agw serve`, or point --socket/AGW_SOCKET at the running daemon's socket",
+		admin.ErrDaemonNotRunning, own, a.systemSocket)}
 }
 
 // dataDirPath resolves --data-dir, then AGW_DATA_DIR, then the default.
@@ -64,15 +104,36 @@ func (a *app) dataDirPath() string {
 	return admin.DefaultDataDir()
 }
 
-// socketPath resolves --socket, then AGW_SOCKET, then the data directory's default.
+// socketPath resolves --socket, then AGW_SOCKET, then the data directory's
+// default; when that socket does not exist and the system daemon's does (a
+// member of its --admin-group running no daemon of their own), the system's.
 func (a *app) socketPath() string {
+	own, explicit := a.ownSocket()
+	if explicit || own == a.systemSocket || a.systemSocket == "" {
+		return own
+	}
+	if _, err := os.Stat(own); err == nil {
+		return own
+	}
+	if fi, err := os.Stat(a.systemSocket); err == nil && fi.Mode()&os.ModeSocket != 0 {
+		return a.systemSocket
+	}
+	return own
+}
+
+// ownSocket is the socket --socket or AGW_SOCKET name (explicit), or the
+// data directory's default.
+func (a *app) ownSocket() (path string, explicit bool) {
 	if a.socket != "" {
-		return a.socket
+		return a.socket, true
 	}
 	if s := a.getenv("AGW_SOCKET"); s != "" {
-		return s
+		return s, true
 	}
-	return admin.DefaultSocket(a.dataDirPath())
+	if a.defaultSocket == nil {
+		return admin.DefaultSocket(a.dataDirPath()), false
+	}
+	return a.defaultSocket(a.dataDirPath()), false
 }
 
 // client returns an admin API client for the resolved socket.
@@ -92,10 +153,18 @@ credential worthless anywhere else, and agw swaps in the real one.
 'agw serve' runs the daemon; every other command talks to it over its admin socket.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Version:       fmt.Sprintf("%s (commit %s, built %s, %s)", version, commit, date, runtime.Version()),
 		Args:          noSubcommand,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
 			if a.output != outputTable && a.output != outputJSON {
 				return &usageError{cmd.CommandPath(), fmt.Errorf("invalid -o %q: use table or json", a.output)}
+			}
+			if a.jsonOutput() {
+				for c := cmd; c != nil; c = c.Parent() {
+					if why, ok := c.Annotations[noJSON]; ok {
+						return &usageError{cmd.CommandPath(), fmt.Errorf("-o json does not apply to '%s': %s", cmd.CommandPath(), why)}
+					}
+				}
 			}
 			return nil
 		},
@@ -108,12 +177,13 @@ credential worthless anywhere else, and agw swaps in the real one.
 			return cmd.Help()
 		},
 	}
+	root.SetVersionTemplate("agw {{.Version}}\n")
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
 		return &usageError{cmd.CommandPath(), err}
 	})
 
 	pf := root.PersistentFlags()
-	pf.StringVar(&a.socket, "socket", "", "admin socket of the daemon (env AGW_SOCKET; default admin.sock in the data directory, /run/agw/admin.sock for root)")
+	pf.StringVar(&a.socket, "socket", "", "admin socket of the daemon (env AGW_SOCKET; default admin.sock in the data directory, or /run/agw/admin.sock when that does not exist and this does; always /run/agw/admin.sock for root)")
 	pf.StringVar(&a.dataDir, "data-dir", "", "data directory (env AGW_DATA_DIR; default /var/lib/agw for root, else $XDG_STATE_HOME/agw or ~/.local/state/agw)")
 	pf.StringVarP(&a.output, "output", "o", outputTable, "output format: table or json")
 	pf.StringVar(&a.logLevel, "log-level", "info", "log level of 'agw serve': debug, info, warn or error")
@@ -135,6 +205,14 @@ credential worthless anywhere else, and agw swaps in the real one.
 		a.newDNSCmd(),
 		a.newTUICmd(),
 	)
+	// cobra adds `completion` itself when it executes; added now, it can
+	// refuse -o json like the other commands that print no data.
+	root.InitDefaultCompletionCmd()
+	for _, c := range root.Commands() {
+		if c.Name() == "completion" {
+			c.Annotations = map[string]string{noJSON: "it prints a shell script"}
+		}
+	}
 	return root
 }
 

@@ -1,9 +1,17 @@
 package main
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
+	"math/big"
 	"net/http"
+	"os"
 	"path/filepath"
 	"reflect"
 	"runtime"
@@ -12,6 +20,7 @@ import (
 	"time"
 
 	"github.com/agw-dev/agw/admin"
+	"github.com/agw-dev/agw/crypto"
 	"github.com/agw-dev/agw/store"
 )
 
@@ -94,22 +103,93 @@ func TestStatus(t *testing.T) {
 	}
 }
 
+// testCAPEM returns a self-signed CA certificate in PEM.
+func testCAPEM(t *testing.T) string {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "agw internal CA (test)"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
+}
+
 func TestCAAndDNSExport(t *testing.T) {
 	d := newFakeDaemon(t)
-	pem := "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----"
-	d.mux.HandleFunc("GET /v1/ca", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte(pem)) })
+	ca := testCAPEM(t)
+	d.mux.HandleFunc("GET /v1/ca", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte(ca)) })
 	d.mux.HandleFunc("GET /v1/dns/export", func(w http.ResponseWriter, r *http.Request) {
 		_, _ = w.Write([]byte("# " + r.URL.Query().Get("format") + "\n"))
 	})
 	cl := newCLI(t, d.socket)
-	if r := cl.run("", "ca", "export"); r.stdout != pem+"\n" {
-		t.Errorf("ca export stdout %q", r.stdout)
+	if r := cl.run("", "ca", "export"); r.stdout != ca || r.stderr != "" {
+		t.Errorf("ca export stdout %q, stderr %q", r.stdout, r.stderr)
+	}
+	var got caExport
+	if r := cl.run("", "ca", "export", "-o", "json"); json.Unmarshal([]byte(r.stdout), &got) != nil || got.PEM != ca ||
+		got.Source != "daemon" || len(got.SHA256Fingerprint) != 64 || !strings.Contains(got.Subject, "agw internal CA") {
+		t.Errorf("ca export -o json: %q", r.stdout)
 	}
 	if r := cl.run("", "dns", "export"); r.stdout != "# hosts\n" {
 		t.Errorf("dns export default format: %q", r.stdout)
 	}
 	if r := cl.run("", "dns", "export", "--format", "unbound"); r.stdout != "# unbound\n" {
 		t.Errorf("dns export --format unbound: %q", r.stdout)
+	}
+	var dx dnsExport
+	if r := cl.run("", "dns", "export", "--format", "dnsmasq", "-o", "json"); json.Unmarshal([]byte(r.stdout), &dx) != nil || dx != (dnsExport{Format: "dnsmasq", Content: "# dnsmasq\n"}) {
+		t.Errorf("dns export -o json: %q", r.stdout)
+	}
+}
+
+// TestCAExportDaemonDown: after `agw init`, before any daemon runs, the CA
+// certificate comes from the data directory.
+func TestCAExportDaemonDown(t *testing.T) {
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "none.sock")
+	ca := testCAPEM(t)
+	if err := os.WriteFile(filepath.Join(dir, crypto.CACertFile), []byte(ca), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cl := newCLI(t, sock)
+	r := cl.run("", "--data-dir", dir, "ca", "export")
+	if r.code != 0 || r.stdout != ca || !strings.Contains(r.stderr, "no daemon is running") {
+		t.Errorf("exit %d, stdout %q, stderr %q; want the certificate and a note", r.code, r.stdout, r.stderr)
+	}
+	var got caExport
+	r = cl.run("", "--data-dir", dir, "ca", "export", "-o", "json")
+	if err := json.Unmarshal([]byte(r.stdout), &got); err != nil || got.PEM != ca || got.Source != filepath.Join(dir, crypto.CACertFile) {
+		t.Errorf("-o json: %q, %v", r.stdout, err)
+	}
+	r = cl.run("", "--data-dir", t.TempDir(), "ca", "export")
+	if r.code != exitDaemonDown || !strings.Contains(r.stderr, "agw init") || r.stdout != "" {
+		t.Errorf("empty data directory: exit %d, stdout %q, stderr %q; want exit %d pointing at agw init", r.code, r.stdout, r.stderr, exitDaemonDown)
+	}
+}
+
+// TestJSONRefused: commands whose output is not data say so for -o json.
+func TestJSONRefused(t *testing.T) {
+	for _, args := range [][]string{{"serve"}, {"tui"}, {"completion", "bash"}} {
+		r := newCLI(t, filepath.Join(t.TempDir(), "s.sock")).run("", append(args, "-o", "json")...)
+		if r.code != exitUsage || !strings.Contains(r.stderr, "-o json does not apply") || r.stdout != "" {
+			t.Errorf("%v -o json: exit %d, stdout %q, stderr %q", args, r.code, r.stdout, r.stderr)
+		}
+	}
+}
+
+// TestVersionFlag: `agw --version` answers like `agw version` does.
+func TestVersionFlag(t *testing.T) {
+	r := newCLI(t, filepath.Join(t.TempDir(), "s.sock")).run("", "--version")
+	if r.code != 0 || !strings.HasPrefix(r.stdout, "agw "+version+" (commit "+commit) {
+		t.Errorf("exit %d, stdout %q", r.code, r.stdout)
 	}
 }
 
@@ -164,12 +244,22 @@ func TestAgentGrantIdPRequests(t *testing.T) {
 	}
 }
 
+// TestBackendRemoveNeedsYes: a script removing a backend (and with it every
+// grant to it) must say --yes; nothing is sent without it.
+func TestBackendRemoveNeedsYes(t *testing.T) {
+	d := newFakeDaemon(t)
+	r := newCLI(t, d.socket).run("", "backend", "remove", "crm")
+	if r.code != exitUsage || !strings.Contains(r.stderr, "--yes") || len(d.requests()) != 0 {
+		t.Errorf("exit %d, stderr %q, %d requests; want a usage error naming --yes and no request", r.code, r.stderr, len(d.requests()))
+	}
+}
+
 func TestRemoveCommands(t *testing.T) {
 	cases := []struct {
 		args []string
 		path string
 	}{
-		{[]string{"backend", "remove", "crm"}, "/v1/backends/crm"},
+		{[]string{"backend", "remove", "crm", "--yes"}, "/v1/backends/crm"},
 		{[]string{"agent", "rm", "bot"}, "/v1/agents/bot"},
 		{[]string{"grant", "remove", "bot", "crm"}, "/v1/grants/bot/crm"},
 		{[]string{"idp", "remove", "corp"}, "/v1/idps/corp"},
@@ -186,8 +276,10 @@ func TestRemoveCommands(t *testing.T) {
 			if req := d.only(); req.Method != http.MethodDelete || req.Path != c.path {
 				t.Errorf("sent %s %s", req.Method, req.Path)
 			}
-			if r := cl.run("", append(c.args, "-o", "json")...); r.code != 0 || r.stdout != "" {
-				t.Errorf("-o json: exit %d, stdout %q; want nothing", r.code, r.stdout)
+			r = cl.run("", append(c.args, "-o", "json")...)
+			var got removed
+			if err := json.Unmarshal([]byte(r.stdout), &got); r.code != 0 || err != nil || got.Removed == "" {
+				t.Errorf("-o json: exit %d, stdout %q (%v); want an object saying what was removed", r.code, r.stdout, err)
 			}
 		})
 	}

@@ -7,16 +7,18 @@ import (
 	"os"
 	"strings"
 
+	"github.com/charmbracelet/x/term"
 	"github.com/spf13/cobra"
 
 	"github.com/agw-dev/agw/admin"
+	"github.com/agw-dev/agw/store"
 )
 
 // A backend secret reaches agw from stdin, a file or an environment variable,
 // never from argv: every process on the host can read another's command line.
 
 // maxSecretBytes bounds what is read from stdin or a file; credentials are small.
-const maxSecretBytes = 64 << 10
+const maxSecretBytes = store.MaxSecretBytes
 
 // secretFlagNames are flags people reach for to pass a secret directly. They
 // are registered hidden so that using one is refused with the reason, rather
@@ -35,7 +37,7 @@ type secretSource struct {
 // addSecretFlags registers the secret source flags and the refused ones on cmd.
 func addSecretFlags(cmd *cobra.Command, s *secretSource) {
 	f := cmd.Flags()
-	f.BoolVar(&s.stdin, "secret-stdin", false, "read the secret from stdin (one trailing newline is removed)")
+	f.BoolVar(&s.stdin, "secret-stdin", false, "read the secret from stdin: typed on a terminal without echo (Enter ends it), or piped (one trailing newline is removed)")
 	f.StringVar(&s.file, "secret-file", "", "read the secret from `FILE` (one trailing newline is removed)")
 	f.StringVar(&s.env, "secret-env", "", "read the secret from the environment variable `VAR`")
 	addRefusedSecretFlags(cmd)
@@ -61,9 +63,11 @@ func refuseSecretFlags(cmd *cobra.Command, _ []string) error {
 	return nil
 }
 
-// read returns the secret from the one source given. stdin and warnings are
-// the command's.
-func (s *secretSource) read(cmd *cobra.Command, getenv func(string) string) (admin.SecretInput, error) {
+// read returns the secret from the one source given, checked with
+// store.ValidateSecret. noScrub says whether the backend's scrubbing is off;
+// it is asked only for a secret shorter than store.MinSecretBytes. stdin and
+// warnings are the command's.
+func (s *secretSource) read(cmd *cobra.Command, getenv func(string) string, noScrub func() (bool, error)) (admin.SecretInput, error) {
 	n := 0
 	for _, set := range []bool{s.stdin, cmd.Flags().Changed("secret-file"), cmd.Flags().Changed("secret-env")} {
 		if set {
@@ -82,10 +86,14 @@ func (s *secretSource) read(cmd *cobra.Command, getenv func(string) string) (adm
 	case s.stdin:
 		from = "stdin"
 		in := cmd.InOrStdin()
-		if f, ok := in.(*os.File); ok {
-			if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
-				fmt.Fprintln(cmd.ErrOrStderr(), "agw: reading the secret from the terminal; end it with Enter then Ctrl-D")
+		if f, ok := in.(*os.File); ok && term.IsTerminal(f.Fd()) {
+			from = "the terminal"
+			v, err := readFromTerminal(cmd, f)
+			if err != nil {
+				return admin.SecretInput{}, err
 			}
+			value = v
+			break
 		}
 		v, err := readLimited(in)
 		if err != nil {
@@ -106,10 +114,40 @@ func (s *secretSource) read(cmd *cobra.Command, getenv func(string) string) (adm
 		from = "$" + s.env
 		value = getenv(s.env)
 	}
-	if value == "" {
-		return admin.SecretInput{}, fmt.Errorf("the secret from %s is empty; nothing was changed", from)
+	// Refusals that do not depend on the backend come first.
+	if err := store.ValidateSecret([]byte(value), true); err != nil {
+		return admin.SecretInput{}, fmt.Errorf("the secret from %s: %w", from, err)
+	}
+	scrubOff := false
+	if len(value) < store.MinSecretBytes {
+		var err error
+		if scrubOff, err = noScrub(); err != nil {
+			return admin.SecretInput{}, err
+		}
+	}
+	if err := store.ValidateSecret([]byte(value), scrubOff); err != nil {
+		return admin.SecretInput{}, fmt.Errorf("the secret from %s: %w", from, err)
+	}
+	if len(value) < store.MinSecretBytes {
+		fmt.Fprintf(cmd.ErrOrStderr(), "agw: warning: the secret is %d bytes, shorter than %d; it is accepted only because scrubbing is off for this backend, so a backend that reflects it hands it to the agent\n", len(value), store.MinSecretBytes)
 	}
 	return admin.SecretInput{Value: value}, nil
+}
+
+// readFromTerminal reads one line from the terminal f with echo off: Enter
+// ends the secret, and nothing typed appears on the screen or in the
+// scrollback.
+func readFromTerminal(cmd *cobra.Command, f *os.File) (string, error) {
+	fmt.Fprint(cmd.ErrOrStderr(), "agw: type the secret and press Enter (it is not shown): ")
+	b, err := term.ReadPassword(f.Fd())
+	fmt.Fprintln(cmd.ErrOrStderr())
+	if err != nil {
+		return "", fmt.Errorf("read secret from the terminal: %w", err)
+	}
+	if len(b) > maxSecretBytes {
+		return "", errors.New("read secret from the terminal: longer than 64 KiB; a credential is not that large")
+	}
+	return strings.TrimSuffix(string(b), "\r"), nil
 }
 
 func readSecretFile(cmd *cobra.Command, path string) (string, error) {

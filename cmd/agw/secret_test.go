@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -89,17 +90,20 @@ func TestSecretSourceExactlyOne(t *testing.T) {
 func TestSecretStdinNewline(t *testing.T) {
 	cases := []struct {
 		stdin string
-		want  string // "" means refused as empty
+		want  string // "" means refused
+		why   string // what the refusal says
 	}{
-		{"abc\n", "abc"},
-		{"abc\r\n", "abc"},
-		{"abc", "abc"},
-		{"abc\n\n", "abc\n"},
-		{"abc \n", "abc "},
-		{"\tabc\n", "\tabc"},
-		{"\n", ""},
-		{"\r\n", ""},
-		{"", ""},
+		{"abcdefgh\n", "abcdefgh", ""},
+		{"abcdefgh\r\n", "abcdefgh", ""},
+		{"abcdefgh", "abcdefgh", ""},
+		{"abcdefgh\n\n", "abcdefgh\n", ""},
+		{"abcdefgh \n", "abcdefgh ", ""},
+		{"\tabcdefgh\n", "\tabcdefgh", ""},
+		{"\n", "", "empty"},
+		{"\r\n", "", "empty"},
+		{"", "", "empty"},
+		{"   \n", "", "only whitespace"},
+		{"\t\n\n", "", "only whitespace"},
 	}
 	for _, c := range cases {
 		t.Run(strings.ReplaceAll(strings.ReplaceAll(c.stdin, "\n", `\n`), "\r", `\r`), func(t *testing.T) {
@@ -107,8 +111,8 @@ func TestSecretStdinNewline(t *testing.T) {
 			d.reply("POST /v1/backends/{name}/rotate", http.StatusOK, store.Backend{Name: "crm", CredentialVersion: 2})
 			r := newCLI(t, d.socket).run(c.stdin, "backend", "rotate", "crm", "--secret-stdin")
 			if c.want == "" {
-				if r.code != exitError || !strings.Contains(r.stderr, "empty") || len(d.requests()) != 0 {
-					t.Errorf("exit %d, stderr %q, %d requests; want exit 1, an empty-secret message, no request", r.code, r.stderr, len(d.requests()))
+				if r.code != exitError || !strings.Contains(r.stderr, c.why) || !strings.Contains(r.stderr, "nothing was changed") || len(d.requests()) != 0 {
+					t.Errorf("exit %d, stderr %q, %d requests; want exit 1, %q, no request", r.code, r.stderr, len(d.requests()), c.why)
 				}
 				return
 			}
@@ -121,6 +125,47 @@ func TestSecretStdinNewline(t *testing.T) {
 			}
 			if got.Secret.Value != c.want {
 				t.Errorf("secret sent %q, want %q", got.Secret.Value, c.want)
+			}
+		})
+	}
+}
+
+// TestShortSecret: a one-character secret would have the scrubber redact
+// that character wherever it appears in a response, so it is refused unless
+// the backend's scrubbing is off, and then accepted with a warning.
+func TestShortSecret(t *testing.T) {
+	t.Run("add refused", func(t *testing.T) {
+		d := newFakeDaemon(t)
+		r := newCLI(t, d.socket).run("x\n", "backend", "add", "crm", "--host", "crm.example.com", "--secret-stdin")
+		if r.code != exitError || !strings.Contains(r.stderr, "shorter than the minimum of 8") || !strings.Contains(r.stderr, "--no-scrub") || len(d.requests()) != 0 {
+			t.Errorf("exit %d, stderr %q, %d requests; want exit 1 naming the minimum and --no-scrub, no request", r.code, r.stderr, len(d.requests()))
+		}
+	})
+	t.Run("add with scrubbing off warns", func(t *testing.T) {
+		d := newFakeDaemon(t)
+		d.reply("POST /v1/backends", http.StatusCreated, store.Backend{Name: "crm", Hosts: []string{"crm.example.com"}, CredentialVersion: 1, NoScrub: true})
+		r := newCLI(t, d.socket).run("x\n", "backend", "add", "crm", "--host", "crm.example.com", "--no-scrub", "--secret-stdin")
+		if r.code != 0 || !strings.Contains(r.stderr, "warning: the secret is 1 bytes, shorter than 8") {
+			t.Errorf("exit %d, stderr %q; want success with a warning", r.code, r.stderr)
+		}
+	})
+	for _, noScrub := range []bool{false, true} {
+		t.Run(fmt.Sprintf("rotate, scrubbing off %v", noScrub), func(t *testing.T) {
+			d := newFakeDaemon(t)
+			d.reply("GET /v1/backends/{name}", http.StatusOK, admin.BackendDetail{Backend: store.Backend{Name: "crm", NoScrub: noScrub}})
+			d.reply("POST /v1/backends/{name}/rotate", http.StatusOK, store.Backend{Name: "crm", CredentialVersion: 2})
+			r := newCLI(t, d.socket).run("abc", "backend", "rotate", "crm", "--secret-stdin")
+			rotated := 0
+			for _, req := range d.requests() {
+				if req.Method == http.MethodPost {
+					rotated++
+				}
+			}
+			if noScrub && (r.code != 0 || rotated != 1 || !strings.Contains(r.stderr, "warning")) {
+				t.Errorf("exit %d, stderr %q, %d rotations; want one, with a warning", r.code, r.stderr, rotated)
+			}
+			if !noScrub && (r.code != exitError || rotated != 0 || !strings.Contains(r.stderr, "shorter than the minimum")) {
+				t.Errorf("exit %d, stderr %q, %d rotations; want a refusal and none", r.code, r.stderr, rotated)
 			}
 		})
 	}
@@ -180,7 +225,7 @@ func TestSecretFile(t *testing.T) {
 func TestSecretEnvUnset(t *testing.T) {
 	d := newFakeDaemon(t)
 	r := newCLI(t, d.socket).run("", "backend", "rotate", "crm", "--secret-env", "NOT_SET")
-	if r.code != exitError || !strings.Contains(r.stderr, "$NOT_SET is empty") || len(d.requests()) != 0 {
+	if r.code != exitError || !strings.Contains(r.stderr, "the secret from $NOT_SET: invalid secret: the secret is empty") || len(d.requests()) != 0 {
 		t.Errorf("exit %d, stderr %q", r.code, r.stderr)
 	}
 }

@@ -44,8 +44,13 @@ func (a *app) newServeCmd() *cobra.Command {
 		Short: "Run the gateway daemon: DNS, TLS proxy, admin API and metrics",
 		Long: `Run the agw daemon in the foreground until SIGINT or SIGTERM, then shut down
 gracefully (in-flight requests finish, the audit trail is flushed).
-An empty data directory is initialised first. Logs go to stderr.`,
-		Args: exactArgs(),
+An empty data directory is initialised first. Logs go to stderr.
+
+SIGHUP does not stop the daemon: there is nothing to reload (configuration
+changes through the admin API take effect at once, and logs go to stderr,
+which needs no reopening), so it is logged and otherwise ignored.`,
+		Args:        exactArgs(),
+		Annotations: map[string]string{noJSON: "it prints logs, not data; use --log-format json"},
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := a.serveConfig(cmd, &f)
 			if err != nil {
@@ -53,13 +58,14 @@ An empty data directory is initialised first. Logs go to stderr.`,
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
+			defer ignoreHangups(cfg.Logger)()
 			return a.serve(ctx, cfg)
 		},
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&f.httpsListen, "https-listen", "", "HTTPS `ADDR` agents connect to (default :443 for root, else 127.0.0.1:8443; \"off\" disables)")
-	fl.StringVar(&f.dnsListen, "dns-listen", "", "DNS `ADDR` answering for registered hosts (default :53 for root, else 127.0.0.1:8053; \"off\" disables)")
-	fl.StringArrayVar(&f.advertiseIPs, "advertise-ip", nil, "`IP` that DNS answers point agents at; repeat for several (default from --https-listen)")
+	fl.StringVar(&f.dnsListen, "dns-listen", "", "DNS `ADDR` answering for registered hosts (default: the advertised address, port 53 for root or with HTTPS on 443, else 8053; \"off\" disables)")
+	fl.StringArrayVar(&f.advertiseIPs, "advertise-ip", nil, "`IP` that DNS answers point agents at; repeat for several (default the --https-listen address or, when that is a wildcard, the address of the interface holding the default route)")
 	fl.StringArrayVar(&f.dnsAllow, "dns-allow", nil, "`CIDR` (or IP) of clients the DNS server answers; repeat for several; loopback always may; others get REFUSED (default loopback plus the networks of the --dns-listen address, every interface's for a wildcard)")
 	fl.StringArrayVar(&f.upstreamDNS, "upstream-dns", nil, "resolver `ADDR` (ip or ip:port, port 53 by default) for everything else; repeat for several (default the system's)")
 	fl.StringVar(&f.metricsListen, "metrics-listen", "", "`ADDR` serving Prometheus metrics (default off)")
@@ -84,9 +90,12 @@ func (a *app) serveConfig(cmd *cobra.Command, f *serveFlags) (daemon.Config, err
 	if err != nil {
 		return daemon.Config{}, usagef(cmd, "invalid --log-level %q: %v", a.logLevel, err)
 	}
+	// The daemon serves its own socket, never the system daemon's that
+	// socketPath may fall back to.
+	serveSocket, _ := a.ownSocket()
 	cfg := daemon.Config{
 		DataDir:        a.dataDirPath(),
-		Socket:         a.socketPath(),
+		Socket:         serveSocket,
 		HTTPSListen:    f.httpsListen,
 		DNSListen:      f.dnsListen,
 		MetricsListen:  f.metricsListen,
@@ -135,6 +144,22 @@ func (a *app) serveConfig(cmd *cobra.Command, f *serveFlags) (daemon.Config, err
 		cfg.UpstreamDNS = append(cfg.UpstreamDNS, ap.String())
 	}
 	logger := cfg.Logger
+	if f.dnsListen == "" {
+		https := f.httpsListen
+		if https == "" {
+			https, _ = daemon.DefaultListeners()
+		}
+		route := a.defaultRoute
+		if route == nil {
+			route = routeAddr
+		}
+		d := chooseDNSListen(https, cfg.AdvertiseIPs, os.Geteuid() == 0, route)
+		cfg.DNSListen = d.listen
+		if d.advertise != nil {
+			cfg.AdvertiseIPs = d.advertise
+		}
+		logger.Info("DNS listens on "+d.listen+": "+d.why, "dns", d.listen)
+	}
 	cfg.Ready = func(l daemon.Listeners) {
 		logger.Info("agw ready", "admin", l.Admin, "https", l.HTTPS, "dns", l.DNS, "metrics", l.Metrics)
 	}
@@ -161,6 +186,29 @@ func rateLimitRedisURL(f *serveFlags) (string, error) {
 		return u, nil
 	}
 	return os.Getenv("AGW_RATELIMIT_REDIS"), nil
+}
+
+// ignoreHangups logs and otherwise ignores SIGHUP, which would end the
+// process without the graceful shutdown (a closed terminal, a reflexive
+// `kill -HUP` meant to reload). It returns the function that stops it.
+func ignoreHangups(log *slog.Logger) (stop func()) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-hup:
+				log.Info("SIGHUP received: nothing to reload, so the daemon keeps running (configuration changes apply at once; logs go to stderr); stop it with SIGTERM")
+			case <-done:
+				return
+			}
+		}
+	}()
+	return func() {
+		signal.Stop(hup)
+		close(done)
+	}
 }
 
 // parseResolver reads "ip" or "ip:port" ("[v6]:port"), port 53 by default.

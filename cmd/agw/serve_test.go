@@ -1,9 +1,12 @@
 package main
 
 import (
+	"errors"
 	"log/slog"
+	"net"
 	"net/netip"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -57,8 +60,12 @@ func TestServeDefaults(t *testing.T) {
 		t.Fatalf("exit %d: %s", r.code, r.stderr)
 	}
 	cfg := cl.served
-	if cfg.HTTPSListen != "" || cfg.DNSListen != "" || cfg.AdvertiseIPs != nil || cfg.UpstreamDNS != nil || cfg.AuditRetention != 0 {
+	if cfg.HTTPSListen != "" || cfg.UpstreamDNS != nil || cfg.AuditRetention != 0 {
 		t.Errorf("defaults should be left to the daemon: %+v", cfg)
+	}
+	// The DNS listener is never every address: it follows the advertised one.
+	if host, _, err := net.SplitHostPort(cfg.DNSListen); err != nil || host == "" || host == "::" || host == "0.0.0.0" {
+		t.Errorf("default DNS listener %q is not one address", cfg.DNSListen)
 	}
 	if cfg.Logger.Enabled(t.Context(), slog.LevelDebug) {
 		t.Errorf("debug logging on by default")
@@ -116,5 +123,58 @@ func TestParseDuration(t *testing.T) {
 				t.Errorf("parseDuration(%q) = %v, %v; want %v, ok %v", c.in, got, err, c.want, c.ok)
 			}
 		})
+	}
+}
+
+// TestChooseDNSListen: with no --dns-listen, DNS listens on the one address
+// its answers advertise, never on every address (which collides with
+// systemd-resolved's 127.0.0.53:53 and answers on every interface).
+func TestChooseDNSListen(t *testing.T) {
+	ip := netip.MustParseAddr
+	route := func() (string, netip.Addr, error) { return "eth0", ip("10.1.2.3"), nil }
+	noRoute := func() (string, netip.Addr, error) { return "", netip.Addr{}, errors.New("no default route") }
+	cases := []struct {
+		name          string
+		https         string
+		advertise     []netip.Addr
+		root          bool
+		route         defaultRouteFunc
+		want          string
+		wantAdvertise []netip.Addr
+	}{
+		{"packaged unit: wildcard 443, not root", ":443", nil, false, route, "10.1.2.3:53", []netip.Addr{ip("10.1.2.3")}},
+		{"root defaults", ":443", nil, true, route, "10.1.2.3:53", []netip.Addr{ip("10.1.2.3")}},
+		{"v6 wildcard", "[::]:443", nil, false, route, "10.1.2.3:53", []netip.Addr{ip("10.1.2.3")}},
+		{"advertised address wins", ":443", []netip.Addr{ip("192.0.2.7"), ip("192.0.2.8")}, false, route, "192.0.2.7:53", nil},
+		{"advertised v6", ":443", []netip.Addr{ip("fd00::5")}, false, route, "[fd00::5]:53", nil},
+		{"user defaults", "127.0.0.1:8443", nil, false, route, "127.0.0.1:8053", nil},
+		{"specific HTTPS address", "10.9.9.9:8443", nil, false, route, "10.9.9.9:8053", nil},
+		{"HTTPS off, root", "off", nil, true, route, "10.1.2.3:53", []netip.Addr{ip("10.1.2.3")}},
+		{"no default route", ":443", nil, true, noRoute, "127.0.0.1:53", nil},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got := chooseDNSListen(c.https, c.advertise, c.root, c.route)
+			if got.listen != c.want || !slices.Equal(got.advertise, c.wantAdvertise) || got.why == "" {
+				t.Errorf("got %+v; want listen %s, advertise %v", got, c.want, c.wantAdvertise)
+			}
+		})
+	}
+}
+
+// TestServeDNSDefaultLogged: the chosen DNS listener and the reason are in
+// the log, for an operator wondering why DNS is where it is.
+func TestServeDNSDefaultLogged(t *testing.T) {
+	cl := newCLI(t, "/run/test/admin.sock")
+	cl.route = func() (string, netip.Addr, error) { return "eth0", netip.MustParseAddr("10.1.2.3"), nil }
+	r := cl.run("", "serve", "--https-listen", ":443", "--log-format", "text")
+	if r.code != 0 {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	if cl.served.DNSListen != "10.1.2.3:53" || !slices.Equal(cl.served.AdvertiseIPs, []netip.Addr{netip.MustParseAddr("10.1.2.3")}) {
+		t.Errorf("DNS %q, advertise %v", cl.served.DNSListen, cl.served.AdvertiseIPs)
+	}
+	if !strings.Contains(r.stderr, "DNS listens on 10.1.2.3:53") || !strings.Contains(r.stderr, "eth0") {
+		t.Errorf("log lacks the DNS listener and why:\n%s", r.stderr)
 	}
 }

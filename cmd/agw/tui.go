@@ -17,7 +17,8 @@ func (a *app) newTUICmd() *cobra.Command {
 		Long: `Open the interactive terminal UI. It talks to the daemon over the admin socket,
 like every other command; an unreachable daemon is shown inside it and retried.
 NO_COLOR in the environment turns colour off.`,
-		Args: cobra.NoArgs,
+		Args:        cobra.NoArgs,
+		Annotations: map[string]string{noJSON: "it is an interactive terminal UI; the other commands print the same data as JSON"},
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return a.runTUI(cmd, noColor)
 		},

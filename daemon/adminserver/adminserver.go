@@ -303,14 +303,15 @@ func (s *Server) showBackend(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func secretBytes(in admin.SecretInput) ([]byte, error) {
-	if in.Value == "" {
-		return nil, &store.FieldError{Field: "secret", Reason: "the secret is empty; pass it with --secret-stdin, --secret-file or --secret-env"}
+// secretBytes checks a secret with store.ValidateSecret for a backend whose
+// scrubbing is off when noScrub: the same rules the CLI applies, for every
+// client (the TUI, scripts calling the API).
+func secretBytes(in admin.SecretInput, noScrub bool) ([]byte, error) {
+	b := []byte(in.Value)
+	if err := store.ValidateSecret(b, noScrub); err != nil {
+		return nil, err
 	}
-	if len(in.Value) > 64<<10 {
-		return nil, &store.FieldError{Field: "secret", Reason: "longer than 64 KiB"}
-	}
-	return []byte(in.Value), nil
+	return b, nil
 }
 
 func (s *Server) addBackend(w http.ResponseWriter, r *http.Request) error {
@@ -318,12 +319,12 @@ func (s *Server) addBackend(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeBody(r, &req); err != nil {
 		return err
 	}
-	secret, err := secretBytes(req.Secret)
+	b := req.Backend
+	b.Normalize()
+	secret, err := secretBytes(req.Secret, b.NoScrub)
 	if err != nil {
 		return err
 	}
-	b := req.Backend
-	b.Normalize()
 	if err := b.Validate(); err != nil {
 		return err
 	}
@@ -391,11 +392,15 @@ func (s *Server) rotateBackend(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeBody(r, &req); err != nil {
 		return err
 	}
-	secret, err := secretBytes(req.Secret)
+	name := r.PathValue("name")
+	noScrub := false
+	if rt := s.state.Backend(name); rt != nil {
+		noScrub = rt.Backend.NoScrub
+	}
+	secret, err := secretBytes(req.Secret, noScrub)
 	if err != nil {
 		return err
 	}
-	name := r.PathValue("name")
 	sealed, err := s.keys.Seal(secret)
 	if err != nil {
 		return fmt.Errorf("seal credential: %w", err)
@@ -548,23 +553,46 @@ func (s *Server) listGrants(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// putGrant creates a grant; with ?replace=true it replaces an existing one.
+// A grant names its methods and paths: an empty list is refused rather than
+// read as "everything" ("*" and "/**" say that explicitly), so that a grant
+// never widens by surprise, and adding over an existing grant is refused,
+// showing it, unless the caller asked to replace it.
 func (s *Server) putGrant(w http.ResponseWriter, r *http.Request) error {
 	var g store.Grant
 	if err := decodeBody(r, &g); err != nil {
 		return err
 	}
+	replace := r.URL.Query().Get("replace") == "true"
+	if len(g.Methods) == 0 {
+		return &store.FieldError{Field: "method", Reason: "no method given: name each with --method GET, or give --any-method to allow every method"}
+	}
+	if len(g.Paths) == 0 {
+		return &store.FieldError{Field: "path", Reason: "no path given: name each with --path '/v1/**', or give --any-path to allow every path"}
+	}
 	g.Normalize()
 	if err := g.Validate(); err != nil {
 		return err
 	}
+	status := http.StatusCreated
 	err := s.mutate(r.Context(), func() (store.Revision, error) {
-		rev, err := s.st.PutGrant(r.Context(), &g, s.adminEvent(r, "grant.add", g.Agent+"/"+g.Backend))
-		return rev, err
+		if old := s.state.Grant(g.Agent, g.Backend); old != nil {
+			if !replace {
+				return 0, fmt.Errorf("%w: %s may already call %s: methods %s, paths %s; replace it with `agw grant add --replace`, or change it with `agw grant update`",
+					store.ErrExists, g.Agent, g.Backend, strings.Join(old.Methods, ","), strings.Join(old.Paths, " "))
+			}
+			status = http.StatusOK
+		}
+		action := "grant.add"
+		if status == http.StatusOK {
+			action = "grant.replace"
+		}
+		return s.st.PutGrant(r.Context(), &g, s.adminEvent(r, action, g.Agent+"/"+g.Backend))
 	})
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusCreated, g)
+	writeJSON(w, status, g)
 	return nil
 }
 

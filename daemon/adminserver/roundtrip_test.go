@@ -121,6 +121,20 @@ func TestAdminRoundTrip(t *testing.T) {
 	if _, err := c.AddBackend(ctx, admin.AddBackendRequest{Backend: store.Backend{Name: "bad", Hosts: []string{"10.0.0.1"}, Inject: store.InjectBearer}, Secret: admin.SecretInput{Value: canary}}); !errors.Is(err, store.ErrInvalid) {
 		t.Errorf("add with an IP host: %v, want ErrInvalid", err)
 	}
+	// A client other than the CLI gets the same secret rules: a
+	// one-character or blank secret would have the scrubber corrupt
+	// responses, so the daemon refuses it while scrubbing is on.
+	for _, bad := range []string{"x", "   ", ""} {
+		if _, err := c.AddBackend(ctx, admin.AddBackendRequest{Backend: store.Backend{Name: "short", Hosts: []string{"short.example.com"}, Inject: store.InjectBearer}, Secret: admin.SecretInput{Value: bad}}); !errors.Is(err, store.ErrInvalid) {
+			t.Errorf("add with secret %q: %v, want ErrInvalid", bad, err)
+		}
+		if _, err := c.RotateBackend(ctx, "api", admin.SecretInput{Value: bad}); !errors.Is(err, store.ErrInvalid) {
+			t.Errorf("rotate to secret %q: %v, want ErrInvalid", bad, err)
+		}
+	}
+	if _, err := c.AddBackend(ctx, admin.AddBackendRequest{Backend: store.Backend{Name: "short", Hosts: []string{"short.example.com"}, Inject: store.InjectBearer, NoScrub: true}, Secret: admin.SecretInput{Value: "x"}}); err != nil {
+		t.Errorf("a short secret with scrubbing off: %v, want accepted", err)
+	}
 	rate := "5/s"
 	keep(c.UpdateBackend(ctx, "api", admin.UpdateBackendRequest{Rate: &rate}))
 	if view.Backend("api").Backend.Rate != "5/s" {
@@ -151,6 +165,23 @@ func TestAdminRoundTrip(t *testing.T) {
 	}
 	if _, err := c.PutGrant(ctx, store.Grant{Agent: "ghost", Backend: "api", Methods: []string{"GET"}, Paths: []string{"/**"}}); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("grant for an unknown agent: %v", err)
+	}
+	// A grant never widens by surprise: adding over one is refused, showing
+	// it; an empty method or path list is refused rather than read as all.
+	if _, err := c.PutGrant(ctx, store.Grant{Agent: "bot", Backend: "api", Methods: []string{"DELETE"}, Paths: []string{"/**"}}); !errors.Is(err, store.ErrExists) || !strings.Contains(err.Error(), "methods GET, paths /v1/**") {
+		t.Errorf("add over an existing grant: %v, want ErrExists showing it", err)
+	}
+	if g := view.Grant("bot", "api"); g == nil || strings.Join(g.Methods, ",") != "GET" {
+		t.Errorf("a refused add changed the grant: %+v", g)
+	}
+	for _, g := range []store.Grant{{Agent: "bot", Backend: "api", Paths: []string{"/**"}}, {Agent: "bot", Backend: "api", Methods: []string{"GET"}}} {
+		if _, err := c.ReplaceGrant(ctx, g); !errors.Is(err, store.ErrInvalid) {
+			t.Errorf("grant %+v: %v, want ErrInvalid", g, err)
+		}
+	}
+	keep(c.ReplaceGrant(ctx, store.Grant{Agent: "bot", Backend: "api", Methods: []string{"GET", "POST"}, Paths: []string{"/v1/**"}}))
+	if g := view.Grant("bot", "api"); g == nil || strings.Join(g.Methods, ",") != "GET,POST" {
+		t.Errorf("replace not in the view: %+v", g)
 	}
 	keep(c.Grants(ctx, "bot"))
 	m := keep(c.MintToken(ctx, admin.MintRequest{Agent: "bot", Label: "rt"})).(*admin.MintedToken)
