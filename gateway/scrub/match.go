@@ -4,13 +4,27 @@ import (
 	"slices"
 )
 
+// denseDepth is the depth below which a state has a full transition row.
+// Ordinary text keeps the automaton in these shallow states, so the common
+// step is one table lookup; deeper states (inside a long form) keep only
+// their trie edges and a failure link, so memory grows with the total
+// length of the forms, not with that times the alphabet.
+const denseDepth = 12
+
 // matcher is an Aho–Corasick automaton over every form of every secret,
-// compiled to a dense DFA over byte classes: one table lookup per input
-// byte, whatever the number of forms.
+// over byte classes: states are numbered breadth-first, those shallower
+// than denseDepth have a dense row, the others sparse edges and a failure
+// link.
 type matcher struct {
-	class  [256]uint8 // byte → class; class 0 is every byte no form uses
+	class  [256]uint16 // byte → class; class 0 is every byte no form uses
 	nclass int
-	next   []int32 // next[state*nclass+class]
+	ndense int32
+	next   []int32 // next[state*nclass+class] for state < ndense
+	// Sparse states s ≥ ndense: edges edgeCls/edgeNext[edgeOff[s-ndense]:edgeOff[s-ndense+1]].
+	edgeOff  []int32
+	edgeCls  []uint16
+	edgeNext []int32
+	fail     []int32
 	// depth is the length of the longest suffix of the input that is a
 	// prefix of some form: bytes before it can never be part of a match.
 	depth []int32
@@ -37,72 +51,123 @@ func newMatcher(forms []string) *matcher {
 	m.nclass = 1
 	for b := range 256 {
 		if used[b] {
-			m.class[b] = uint8(m.nclass)
+			m.class[b] = uint16(m.nclass)
 			m.nclass++
 		}
 	}
-	// A byte-class table holds at most 255 used bytes plus class 0; with
-	// all 256 used, class 0 would alias one of them.
-	if m.nclass > 256 {
-		m.nclass = 256
-		for b := range 256 {
-			m.class[b] = uint8(b)
-		}
-	}
 
-	// Trie.
+	// Trie, with edges kept sorted by class.
 	type node struct {
-		kids  map[uint8]int32
+		cls   []uint16
+		kid   []int32
 		depth int32
 		term  int32
 	}
-	nodes := []node{{kids: map[uint8]int32{}}}
+	nodes := []node{{}}
+	child := func(s int32, c uint16) (int32, bool) {
+		n := &nodes[s]
+		if i, ok := slices.BinarySearch(n.cls, c); ok {
+			return n.kid[i], true
+		}
+		return 0, false
+	}
 	for _, f := range forms {
 		s := int32(0)
 		for i := 0; i < len(f); i++ {
 			c := m.class[f[i]]
-			n, ok := nodes[s].kids[c]
+			n, ok := child(s, c)
 			if !ok {
 				n = int32(len(nodes))
-				nodes = append(nodes, node{kids: map[uint8]int32{}, depth: nodes[s].depth + 1})
-				nodes[s].kids[c] = n
+				nodes = append(nodes, node{depth: nodes[s].depth + 1})
+				j, _ := slices.BinarySearch(nodes[s].cls, c)
+				nodes[s].cls = slices.Insert(nodes[s].cls, j, c)
+				nodes[s].kid = slices.Insert(nodes[s].kid, j, n)
 			}
 			s = n
 		}
 		nodes[s].term = max(nodes[s].term, int32(len(f)))
 	}
 
-	// Breadth-first: failure links, then the DFA rows.
-	nc := m.nclass
-	m.next = make([]int32, len(nodes)*nc)
-	m.depth = make([]int32, len(nodes))
-	m.match = make([]int32, len(nodes))
-	fail := make([]int32, len(nodes))
-	queue := make([]int32, 0, len(nodes))
-	for c := range nc {
-		if n, ok := nodes[0].kids[uint8(c)]; ok && c != 0 || ok && m.nclass == 256 {
-			m.next[c] = n
-			queue = append(queue, n)
+	// Breadth-first numbering: depth never decreases with the id.
+	order := make([]int32, 0, len(nodes))
+	id := make([]int32, len(nodes))
+	order = append(order, 0)
+	for i := 0; i < len(order); i++ {
+		for _, k := range nodes[order[i]].kid {
+			id[k] = int32(len(order))
+			order = append(order, k)
 		}
 	}
-	for len(queue) > 0 {
-		s := queue[0]
-		queue = queue[1:]
-		m.depth[s] = nodes[s].depth
-		m.match[s] = max(nodes[s].term, m.match[fail[s]])
-		for c := range nc {
-			n, ok := nodes[s].kids[uint8(c)]
-			if ok && (c != 0 || m.nclass == 256) {
-				fail[n] = m.next[int(fail[s])*nc+c]
-				m.next[int(s)*nc+c] = n
-				queue = append(queue, n)
+	ns := len(order)
+	m.depth = make([]int32, ns)
+	m.match = make([]int32, ns)
+	m.fail = make([]int32, ns)
+	for i, old := range order {
+		m.depth[i] = nodes[old].depth
+		if nodes[old].depth < denseDepth {
+			m.ndense = int32(i + 1)
+		}
+	}
+	nc := m.nclass
+	m.next = make([]int32, int(m.ndense)*nc)
+	m.edgeOff = make([]int32, ns-int(m.ndense)+1)
+	for i := int(m.ndense); i < ns; i++ {
+		n := &nodes[order[i]]
+		for j, c := range n.cls {
+			m.edgeCls = append(m.edgeCls, c)
+			m.edgeNext = append(m.edgeNext, id[n.kid[j]])
+		}
+		m.edgeOff[i-int(m.ndense)+1] = int32(len(m.edgeCls))
+	}
+	// Failure links and dense rows, in breadth-first order so that a
+	// state's failure target (shallower) is complete before it.
+	for i := range ns {
+		n := &nodes[order[i]]
+		f := m.fail[i]
+		m.match[i] = max(n.term, m.match[f])
+		if i == 0 {
+			m.match[0] = n.term
+		}
+		for j, c := range n.cls {
+			k := id[n.kid[j]]
+			if i == 0 {
+				m.fail[k] = 0
 			} else {
-				m.next[int(s)*nc+c] = m.next[int(fail[s])*nc+c]
+				m.fail[k] = m.step(f, c)
+			}
+		}
+		if int32(i) < m.ndense {
+			row := m.next[i*nc : (i+1)*nc]
+			for c := range nc {
+				if i == 0 {
+					row[c] = 0
+				} else {
+					row[c] = m.step(f, uint16(c))
+				}
+			}
+			for j, c := range n.cls {
+				row[c] = id[n.kid[j]]
 			}
 		}
 	}
 	return m
 }
 
-// states is the number of DFA states, for the size report.
-func (m *matcher) states() int { return len(m.depth) }
+// step is the transition from state s on byte class c.
+func (m *matcher) step(s int32, c uint16) int32 {
+	for s >= m.ndense {
+		i := s - m.ndense
+		for k := m.edgeOff[i]; k < m.edgeOff[i+1]; k++ {
+			if m.edgeCls[k] == c {
+				return m.edgeNext[k]
+			}
+		}
+		s = m.fail[s]
+	}
+	return m.next[int(s)*m.nclass+int(c)]
+}
+
+// size is the memory the automaton takes, in bytes.
+func (m *matcher) size() int {
+	return 4*len(m.next) + 4*len(m.edgeOff) + 2*len(m.edgeCls) + 4*len(m.edgeNext) + 12*len(m.depth) + 512
+}

@@ -80,7 +80,7 @@ func (s *Set) Size() int {
 	if s == nil {
 		return 0
 	}
-	return 4*len(s.m.next) + 8*s.m.states() + 256
+	return s.m.size()
 }
 
 // Bytes returns b with every form redacted (a held partial match of at
@@ -119,7 +119,7 @@ func (s *Set) Contains(b []byte) bool {
 	m := s.m
 	st := int32(0)
 	for _, c := range b {
-		st = m.next[int(st)*m.nclass+int(m.class[c])]
+		st = m.step(st, m.class[c])
 		if m.match[st] != 0 {
 			return true
 		}

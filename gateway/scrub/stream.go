@@ -59,10 +59,15 @@ func (st *Stream) Write(dst, p []byte) []byte {
 	}
 	base := st.pos
 	s := st.state
-	nc := int(m.nclass)
-	next, match, class := m.next, m.match, &m.class
+	nc := m.nclass
+	next, match, class, ndense := m.next, m.match, &m.class, m.ndense
 	for i := 0; i < len(p); i++ {
-		s = next[int(s)*nc+int(class[p[i]])]
+		c := class[p[i]]
+		if s < ndense {
+			s = next[int(s)*nc+int(c)]
+		} else {
+			s = m.step(s, c)
+		}
 		if l := match[s]; l != 0 {
 			e := base + int64(i) + 1
 			st.addSpan(e-int64(l), e)
