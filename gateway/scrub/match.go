@@ -20,6 +20,10 @@ type matcher struct {
 	nclass int
 	ndense int32
 	next   []int32 // next[state*nclass+class] for state < ndense
+	fast   []int32 // next, encoded for the streaming loop (see newMatcher)
+	// pairs is a bitmap of the first two bytes of every form; nil when a
+	// form is a single byte.
+	pairs *[1024]uint64
 	// Sparse states s ≥ ndense: edges edgeCls/edgeNext[edgeOff[s-ndense]:edgeOff[s-ndense+1]].
 	edgeOff  []int32
 	edgeCls  []uint16
@@ -150,6 +154,26 @@ func newMatcher(forms []string) *matcher {
 			}
 		}
 	}
+	// The hot loop's table: the row offset of a dense target without a
+	// match, or -(id+1) for a target that needs a look (a match, or sparse).
+	m.fast = make([]int32, len(m.next))
+	for i, t := range m.next {
+		if t < m.ndense && m.match[t] == 0 {
+			m.fast[i] = t * int32(nc)
+		} else {
+			m.fast[i] = -(t + 1)
+		}
+	}
+	// Pairs: the first two bytes of every form, for skipping through text
+	// while in the root state. Only when every form has two bytes.
+	short := slices.ContainsFunc(forms, func(f string) bool { return len(f) < 2 })
+	if !short {
+		m.pairs = new([1024]uint64)
+		for _, f := range forms {
+			i := uint(f[0])<<8 | uint(f[1])
+			m.pairs[i>>6] |= 1 << (i & 63)
+		}
+	}
 	return m
 }
 
@@ -169,5 +193,5 @@ func (m *matcher) step(s int32, c uint16) int32 {
 
 // size is the memory the automaton takes, in bytes.
 func (m *matcher) size() int {
-	return 4*len(m.next) + 4*len(m.edgeOff) + 2*len(m.edgeCls) + 4*len(m.edgeNext) + 12*len(m.depth) + 512
+	return 8*len(m.next) + 8192 + 4*len(m.edgeOff) + 2*len(m.edgeCls) + 4*len(m.edgeNext) + 12*len(m.depth) + 512
 }

@@ -60,18 +60,47 @@ func (st *Stream) Write(dst, p []byte) []byte {
 	base := st.pos
 	s := st.state
 	nc := m.nclass
-	next, match, class, ndense := m.next, m.match, &m.class, m.ndense
+	fast, class := m.fast, &m.class
+	off := -1 // row offset of s while s is dense and match-free
+	if s < m.ndense {
+		off = int(s) * nc
+	}
+	pairs := m.pairs
 	for i := 0; i < len(p); i++ {
+		if off == 0 && pairs != nil {
+			// In the root state no form has begun: skip to the next two
+			// bytes that begin one. The last byte is left to the automaton
+			// (it may begin a form that the next write completes).
+			for i+1 < len(p) {
+				k := uint(p[i])<<8 | uint(p[i+1])
+				if pairs[k>>6]&(1<<(k&63)) != 0 {
+					break
+				}
+				i++
+			}
+		}
 		c := class[p[i]]
-		if s < ndense {
-			s = next[int(s)*nc+int(c)]
+		if off >= 0 {
+			t := fast[off+int(c)]
+			if t >= 0 {
+				off = int(t)
+				continue
+			}
+			s = -(t + 1)
 		} else {
 			s = m.step(s, c)
 		}
-		if l := match[s]; l != 0 {
+		if l := m.match[s]; l != 0 {
 			e := base + int64(i) + 1
 			st.addSpan(e-int64(l), e)
 		}
+		off = -1
+		if s < m.ndense && m.match[s] == 0 {
+			off = int(s) * nc
+		}
+	}
+	if off >= 0 {
+		s = int32(off / nc)
 	}
 	st.state = s
 	st.pos += int64(len(p))
