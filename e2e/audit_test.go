@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/agw-dev/agw/gateway/admin"
+	"github.com/agw-dev/agw/admin"
 	"github.com/agw-dev/agw/store"
 )
 
@@ -402,9 +402,8 @@ func TestAuditRetention(t *testing.T) {
 // records it missed, and the command it prints re-reads exactly those.
 func TestAuditFollowStalledReader(t *testing.T) {
 	const maxLag = 200
-	t.Setenv("AGW_AUDIT_FOLLOW_MAX_LAG", fmt.Sprint(maxLag))
 	e := newEnv(t)
-	e.start()
+	e.start("--audit-follow-max-lag", fmt.Sprint(maxLag))
 	tr := newTraffic(t, e)
 
 	tail := exec.Command(agwBin, "--socket", e.socket, "audit", "tail", "-f", "-n", "0", "-o", "json")

@@ -22,11 +22,36 @@ func TestDependencyDirection(t *testing.T) {
 		why        string
 	}{
 		// cmd/agw links the daemon (agw serve), so it reaches Badger through
-		// package gateway; it must not import it itself.
+		// package daemon; it must not import it itself.
 		{module + "/cmd", "github.com/dgraph-io/badger", false, "CLI commands never open the store; they talk to the daemon"},
 		{module + "/tui", "github.com/dgraph-io/badger", true, "the TUI talks only to the admin API"},
+		{module + "/tui", module + "/daemon", true, "the TUI talks only to the admin API"},
+		{module + "/tui", module + "/gateway", true, "the TUI talks only to the admin API"},
 		{module + "/store", "github.com/dgraph-io/badger", true, "only store/badgerstore imports badger"},
-		{module + "/gateway/admin", module + "/gateway", true, "the admin contract is a leaf shared by client and server"},
+		{module + "/admin", module + "/daemon", true, "the admin contract is a leaf shared by client and server"},
+		{module + "/admin", module + "/gateway", true, "the admin contract is a leaf shared by client and server"},
+		// The request pipeline never reaches the daemon around it, the
+		// admin server or the store implementations.
+		{module + "/gateway", module + "/daemon", true, "the pipeline does not know the daemon"},
+		{module + "/gateway", module + "/store/badgerstore", true, "the pipeline reads the in-memory state, never a store implementation"},
+		{module + "/state", module + "/gateway", true, "the state is below the pipeline"},
+		{module + "/state", module + "/daemon", true, "the state is below the daemon"},
+		{module + "/audit", module + "/gateway", true, "the audit pipeline is below the request pipeline"},
+		{module + "/audit", module + "/daemon", true, "the audit pipeline is below the daemon"},
+		{module + "/daemon/adminserver", module + "/gateway", true, "the admin server changes the store and the state, never the pipeline"},
+		// Each stage is a leaf of the spine: stages never import each other
+		// (the spine, package gateway, calls them in order). auth may use
+		// limit (the auth-failure throttle) and front nothing of the stages.
+		{module + "/gateway/policy", module + "/gateway/", true, "a stage does not reach into another"},
+		{module + "/gateway/limit", module + "/gateway/auth", true, "a stage does not reach into another"},
+		{module + "/gateway/limit", module + "/gateway/inject", true, "a stage does not reach into another"},
+		{module + "/gateway/limit", module + "/gateway/front", true, "a stage does not reach into another"},
+		{module + "/gateway/inject", module + "/gateway/auth", true, "a stage does not reach into another"},
+		{module + "/gateway/inject", module + "/gateway/limit", true, "a stage does not reach into another"},
+		{module + "/gateway/front", module + "/gateway/auth", true, "the TLS front serves any handler"},
+		{module + "/gateway/front", module + "/gateway/limit", true, "the TLS front serves any handler"},
+		{module + "/gateway/front", module + "/gateway/inject", true, "the TLS front serves any handler"},
+		{module + "/gateway/front", module + "/state", true, "the TLS front serves any handler"},
 		{module + "/dns", module + "/", true, "dns imports only std and miekg/dns"},
 		{module + "/crypto", module + "/", true, "crypto imports only std and age"},
 	}
@@ -47,8 +72,8 @@ func TestDependencyDirection(t *testing.T) {
 				if imp == r.pkgPrefix || strings.HasPrefix(imp, r.pkgPrefix+"/") {
 					continue // within the same package tree
 				}
-				if r.forbidden == module+"/gateway" && imp == module+"/gateway/admin" {
-					continue
+				if r.forbidden == module+"/gateway/" && imp == module+"/gateway/deny" {
+					continue // every stage refuses with a deny.Denial
 				}
 				if strings.HasPrefix(imp, r.forbidden) {
 					t.Errorf("%s depends on %s: %s", pkg, imp, r.why)

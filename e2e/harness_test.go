@@ -18,7 +18,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/agw-dev/agw/gateway/admin"
+	"github.com/agw-dev/agw/admin"
 )
 
 // agwBin is the binary under test, built once in TestMain.

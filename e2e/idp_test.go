@@ -28,7 +28,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/agw-dev/agw/gateway/admin"
+	"github.com/agw-dev/agw/admin"
 	"github.com/agw-dev/agw/store"
 )
 
@@ -304,7 +304,7 @@ func TestIdPAgents(t *testing.T) {
 		}
 	})
 
-	// jwtauth refreshes an issuer's keys at most every 30s, however a
+	// jwt refreshes an issuer's keys at most every 30s, however a
 	// refresh is triggered, so the rotation and the outage wait on the
 	// daemon's real clock; polls are spaced so that the refusals meanwhile
 	// stay under the auth-failure throttle.

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/agw-dev/agw/gateway/admin"
+	"github.com/agw-dev/agw/admin"
 )
 
 // limitsSetup is an installation with one backend, one agent and its token.

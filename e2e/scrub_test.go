@@ -18,7 +18,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/agw-dev/agw/gateway/admin"
+	"github.com/agw-dev/agw/admin"
 )
 
 // echoBackend reflects the credential it receives, as debug and echo

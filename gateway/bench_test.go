@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/agw-dev/agw/crypto"
+	"github.com/agw-dev/agw/state"
 	"github.com/agw-dev/agw/store"
 )
 
@@ -35,7 +36,7 @@ func (cannedUpstream) RoundTrip(req *http.Request) (*http.Response, error) {
 	}, nil
 }
 
-func benchProxy(b *testing.B) (*proxy, string) {
+func benchProxy(b *testing.B) (*Gateway, string) {
 	b.Helper()
 	keys, err := crypto.NewKeyring()
 	if err != nil {
@@ -47,7 +48,7 @@ func benchProxy(b *testing.B) (*proxy, string) {
 	}
 	sealed, _ := keys.Seal([]byte(canary))
 	tok, id, hash, _ := crypto.MintToken()
-	st, err := loadState(&store.Snapshot{
+	st, err := state.Load(&store.Snapshot{
 		Backends:    []store.Backend{{Name: "api", Hosts: []string{testHost}, Upstream: "https://127.0.0.1:1", Inject: store.InjectHeader, Header: "X-Api-Key", CredentialVersion: 1}},
 		Credentials: []store.Credential{{Backend: "api", Version: 1, Sealed: sealed}},
 		Agents:      []store.Agent{{Name: "bot"}},
@@ -57,7 +58,7 @@ func benchProxy(b *testing.B) (*proxy, string) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	p := newProxy(proxyConfig{State: st, CA: ca, Audit: func(store.AuditEvent) {}})
+	p := New(Config{State: st, CA: ca, Audit: func(store.AuditEvent) {}})
 	p.ups.roundTripper = cannedUpstream{}
 	return p, string(tok.Reveal())
 }

@@ -22,11 +22,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agw-dev/agw/gateway/auth"
 	"github.com/agw-dev/agw/store"
 )
 
 // The local OIDC issuer and OAuth2 token endpoint the IdP and oauth2 tests
-// run against (the shape of jwtauth's test issuer, copied: test code is not
+// run against (the shape of jwt's test issuer, copied: test code is not
 // imported across packages).
 
 // oidcKeys are generated once: 2048-bit generation is slow.
@@ -262,9 +263,9 @@ func (te *tokenEndpoint) lastForm() url.Values {
 // and log with the changes mod makes (an IdP verifier, a clock), and points
 // the harness's clients at it. The first proxy (h.p) serves nobody from
 // then on.
-func (h *harness) reserve(mod func(cfg *proxyConfig)) *proxy {
+func (h *harness) reserve(mod func(cfg *Config)) *Gateway {
 	h.t.Helper()
-	cfg := proxyConfig{
+	cfg := Config{
 		State: h.st,
 		CA:    h.ca,
 		Audit: func(ev store.AuditEvent) {
@@ -276,7 +277,7 @@ func (h *harness) reserve(mod func(cfg *proxyConfig)) *proxy {
 		Logger: slog.New(slog.NewTextHandler(&h.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	}
 	mod(&cfg)
-	p := newProxy(cfg)
+	p := New(cfg)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		h.t.Fatal(err)
@@ -313,4 +314,10 @@ func (h *harness) assertNotLeaked(secrets ...string) {
 			h.t.Errorf("the log contains %.12s...", s)
 		}
 	}
+}
+
+// idpStats returns the JWT verification counters of p's verifier.
+func (p *Gateway) idpStats() auth.IdPStats {
+	iv, _ := p.idp.(*auth.JWTVerifier)
+	return iv.Stats()
 }

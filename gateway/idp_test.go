@@ -14,7 +14,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/agw-dev/agw/gateway/jwtauth"
+	"github.com/agw-dev/agw/gateway/auth"
+	"github.com/agw-dev/agw/gateway/auth/jwt"
+	"github.com/agw-dev/agw/gateway/deny"
 	"github.com/agw-dev/agw/store"
 )
 
@@ -24,7 +26,7 @@ const gatewayAudience = "api://agw"
 // an agent jwt-bot bound to the claim value app-1 of IdP corp.
 type idpSetup struct {
 	*harness
-	p   *proxy
+	p   *Gateway
 	iss *oidcIssuer
 	clk *testClock
 }
@@ -35,12 +37,12 @@ func newIdPSetup(t *testing.T, path, claim string, omitAlg bool) *idpSetup {
 	iss.omitAlg = omitAlg
 	iss.publish("k1", oidcKeys()[0])
 	h := newHarness(t)
-	h.st.putIdP(iss.idp("corp", gatewayAudience, claim))
-	h.st.putAgent(store.Agent{Name: "jwt-bot", IdP: "corp", Subject: "app-1"})
-	h.st.putGrant(store.Grant{Agent: "jwt-bot", Backend: "api", Methods: []string{"GET", "POST"}, Paths: []string{"/v1/**"}})
+	h.st.PutIdP(iss.idp("corp", gatewayAudience, claim))
+	h.st.PutAgent(store.Agent{Name: "jwt-bot", IdP: "corp", Subject: "app-1"})
+	h.st.PutGrant(store.Grant{Agent: "jwt-bot", Backend: "api", Methods: []string{"GET", "POST"}, Paths: []string{"/v1/**"}})
 	clk := newTestClock()
-	v := jwtauth.New(jwtauth.Config{Now: clk.Now})
-	p := h.reserve(func(cfg *proxyConfig) { cfg.IdP = newIdPVerifier(h.st, v) })
+	v := jwt.New(jwt.Config{Now: clk.Now})
+	p := h.reserve(func(cfg *Config) { cfg.IdP = auth.NewJWTVerifier(h.st, v) })
 	return &idpSetup{harness: h, p: p, iss: iss, clk: clk}
 }
 
@@ -152,14 +154,14 @@ func TestIdPRejections(t *testing.T) {
 		{name: "alg none", token: func(s *idpSetup) string {
 			c := s.iss.claims(gatewayAudience, s.clk.Now(), "sub", "app-1")
 			return b64urlJSON(t, map[string]any{"alg": "none", "kid": "k1"}) + "." + b64urlJSON(t, c) + "."
-		}, status: 401, typ: errUnauthenticated, reason: jwtauth.ReasonAlgNotAllowed},
+		}, status: 401, typ: deny.Unauthenticated, reason: jwt.ReasonAlgNotAllowed},
 		{name: "HS256 keyed with the IdP's public key", token: func(s *idpSetup) string {
 			signing := b64urlJSON(t, map[string]any{"alg": "HS256", "kid": "k1"}) + "." + b64urlJSON(t, s.iss.claims(gatewayAudience, s.clk.Now(), "sub", "app-1"))
 			der, _ := x509.MarshalPKIXPublicKey(&keys[0].PublicKey)
 			mac := hmac.New(sha256.New, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
 			mac.Write([]byte(signing))
 			return signing + "." + b64url(mac.Sum(nil))
-		}, status: 401, typ: errUnauthenticated, reason: jwtauth.ReasonAlgNotAllowed},
+		}, status: 401, typ: deny.Unauthenticated, reason: jwt.ReasonAlgNotAllowed},
 		{name: "ES256", token: func(s *idpSetup) string {
 			signing := b64urlJSON(t, map[string]any{"alg": "ES256", "kid": "k1"}) + "." + b64urlJSON(t, s.iss.claims(gatewayAudience, s.clk.Now(), "sub", "app-1"))
 			sum := sha256.Sum256([]byte(signing))
@@ -168,39 +170,39 @@ func TestIdPRejections(t *testing.T) {
 				t.Fatal(err)
 			}
 			return signing + "." + b64url(sig)
-		}, status: 401, typ: errUnauthenticated, reason: jwtauth.ReasonAlgNotAllowed},
+		}, status: 401, typ: deny.Unauthenticated, reason: jwt.ReasonAlgNotAllowed},
 		{name: "tampered payload", token: func(s *idpSetup) string {
 			good := s.token("sub", "someone-else")
 			parts := strings.Split(good, ".")
 			parts[1] = b64urlJSON(t, s.iss.claims(gatewayAudience, s.clk.Now(), "sub", "app-1"))
 			return strings.Join(parts, ".")
-		}, status: 401, typ: errUnauthenticated, reason: jwtauth.ReasonBadSignature},
+		}, status: 401, typ: deny.Unauthenticated, reason: jwt.ReasonBadSignature},
 		{name: "unknown issuer", token: func(s *idpSetup) string {
 			return s.token("sub", "app-1", "iss", "https://login.evil.example.com")
-		}, status: 401, typ: errUnauthenticated, reason: reasonUnknownIssuer},
+		}, status: 401, typ: deny.Unauthenticated, reason: auth.ReasonUnknownIssuer},
 		{name: "wrong audience", token: func(s *idpSetup) string {
 			return s.token("sub", "app-1", "aud", "https://api.example.com")
-		}, status: 401, typ: errUnauthenticated, reason: jwtauth.ReasonWrongAudience},
+		}, status: 401, typ: deny.Unauthenticated, reason: jwt.ReasonWrongAudience},
 		{name: "expired", token: func(s *idpSetup) string {
 			now := s.clk.Now()
 			return s.token("sub", "app-1", "iat", now.Add(-2*time.Hour).Unix(), "nbf", nil, "exp", now.Add(-time.Hour).Unix())
-		}, status: 401, typ: errUnauthenticated, reason: jwtauth.ReasonExpired},
+		}, status: 401, typ: deny.Unauthenticated, reason: jwt.ReasonExpired},
 		{name: "not yet valid", token: func(s *idpSetup) string {
 			return s.token("sub", "app-1", "nbf", s.clk.Now().Add(time.Hour).Unix())
-		}, status: 401, typ: errUnauthenticated, reason: jwtauth.ReasonNotYetValid},
+		}, status: 401, typ: deny.Unauthenticated, reason: jwt.ReasonNotYetValid},
 		{name: "unknown kid", token: func(s *idpSetup) string {
 			return mintJWT(t, keys[1], "k9", s.iss.claims(gatewayAudience, s.clk.Now(), "sub", "app-1"))
-		}, status: 401, typ: errUnauthenticated, reason: jwtauth.ReasonUnknownKID},
+		}, status: 401, typ: deny.Unauthenticated, reason: jwt.ReasonUnknownKID},
 		{name: "missing claim", token: func(s *idpSetup) string {
 			return s.token("sub", nil)
-		}, status: 401, typ: errUnauthenticated, reason: jwtauth.ReasonMissingClaim},
+		}, status: 401, typ: deny.Unauthenticated, reason: jwt.ReasonMissingClaim},
 		{name: "unknown subject", token: func(s *idpSetup) string {
 			return s.token("sub", "app-unknown")
-		}, status: 401, typ: errUnauthenticated, reason: reasonUnknownSubject, subject: "app-unknown"},
+		}, status: 401, typ: deny.Unauthenticated, reason: auth.ReasonUnknownSubject, subject: "app-unknown"},
 		{name: "disabled agent", setup: func(s *idpSetup) {
-			s.st.putAgent(store.Agent{Name: "jwt-bot", IdP: "corp", Subject: "app-1", Disabled: true})
+			s.st.PutAgent(store.Agent{Name: "jwt-bot", IdP: "corp", Subject: "app-1", Disabled: true})
 		}, token: func(s *idpSetup) string { return s.token("sub", "app-1") },
-			status: 403, typ: errForbidden, reason: "agent disabled", subject: "app-1"},
+			status: 403, typ: deny.Forbidden, reason: "agent disabled", subject: "app-1"},
 	}
 	reasons := map[string]string{}
 	for _, tt := range tests {
@@ -230,7 +232,7 @@ func TestIdPRejections(t *testing.T) {
 			if ev.Subject != tt.subject {
 				t.Errorf("audit subject %q, want %q (claims of an unverified token stay out)", ev.Subject, tt.subject)
 			}
-			if tt.reason != reasonUnknownIssuer && ev.IdP != "corp" {
+			if tt.reason != auth.ReasonUnknownIssuer && ev.IdP != "corp" {
 				t.Errorf("audit idp %q, want corp", ev.IdP)
 			}
 			if tt.reason != "agent disabled" && !strings.Contains(e.Message, tt.reason) {
@@ -249,9 +251,9 @@ func TestIdPRejections(t *testing.T) {
 func TestIdPSharedIssuer(t *testing.T) {
 	t.Parallel()
 	s := newIdPSetup(t, "/oauth2/default", "cid", false)
-	s.st.putIdP(s.iss.idp("corp-b", "api://agw-b", "cid"))
-	s.st.putAgent(store.Agent{Name: "bot-b", IdP: "corp-b", Subject: "app-b"})
-	s.st.putGrant(store.Grant{Agent: "bot-b", Backend: "api", Methods: []string{"GET"}, Paths: []string{"/v1/**"}})
+	s.st.PutIdP(s.iss.idp("corp-b", "api://agw-b", "cid"))
+	s.st.PutAgent(store.Agent{Name: "bot-b", IdP: "corp-b", Subject: "app-b"})
+	s.st.PutGrant(store.Grant{Agent: "bot-b", Backend: "api", Methods: []string{"GET"}, Paths: []string{"/v1/**"}})
 
 	tok := mintJWT(t, oidcKeys()[0], "k1", s.iss.claims("api://agw-b", s.clk.Now(), "cid", "app-b"))
 	res, body := s.get("/v1/models", "Authorization", "Bearer "+tok)
@@ -264,7 +266,7 @@ func TestIdPSharedIssuer(t *testing.T) {
 
 	tok = mintJWT(t, oidcKeys()[0], "k1", s.iss.claims("api://other", s.clk.Now(), "cid", "app-b"))
 	res, _ = s.get("/v1/models", "Authorization", "Bearer "+tok)
-	if ev := s.nextAudit(); res.StatusCode != http.StatusUnauthorized || ev.Reason != jwtauth.ReasonWrongAudience {
+	if ev := s.nextAudit(); res.StatusCode != http.StatusUnauthorized || ev.Reason != jwt.ReasonWrongAudience {
 		t.Errorf("audience of neither IdP: status %d reason %q", res.StatusCode, ev.Reason)
 	}
 }
@@ -284,14 +286,14 @@ func TestIdPChangesApplyToCachedTokens(t *testing.T) {
 		}
 	}
 	step("enabled", 200, "")
-	s.st.putAgent(store.Agent{Name: "jwt-bot", IdP: "corp", Subject: "app-1", Disabled: true})
+	s.st.PutAgent(store.Agent{Name: "jwt-bot", IdP: "corp", Subject: "app-1", Disabled: true})
 	step("disabled", 403, "agent disabled")
-	s.st.putAgent(store.Agent{Name: "jwt-bot", IdP: "corp", Subject: "app-1"})
+	s.st.PutAgent(store.Agent{Name: "jwt-bot", IdP: "corp", Subject: "app-1"})
 	step("enabled again", 200, "")
-	s.st.removeAgent("jwt-bot")
-	step("agent removed", 401, reasonUnknownSubject)
-	s.st.removeIdP("corp")
-	step("IdP removed", 401, reasonUnknownIssuer)
+	s.st.RemoveAgent("jwt-bot")
+	step("agent removed", 401, auth.ReasonUnknownSubject)
+	s.st.RemoveIdP("corp")
+	step("IdP removed", 401, auth.ReasonUnknownIssuer)
 	s.assertNoJWT(tok)
 }
 
@@ -302,10 +304,10 @@ func TestIdPKeyRotationAndOutage(t *testing.T) {
 	t.Parallel()
 	keys := oidcKeys()
 	s := newIdPSetup(t, "/oauth2/default", "sub", false)
-	call := func(tok string) (int, errorDetail, store.AuditEvent) {
+	call := func(tok string) (int, deny.Detail, store.AuditEvent) {
 		t.Helper()
 		res, body := s.get("/v1/models", "Authorization", "Bearer "+tok)
-		var e errorDetail
+		var e deny.Detail
 		if res.StatusCode != http.StatusOK {
 			e = agwError(t, body)
 		}
@@ -318,7 +320,7 @@ func TestIdPKeyRotationAndOutage(t *testing.T) {
 	}
 	s.iss.publish("k2", keys[1])
 	// A kid the gateway does not know triggers a refresh, at most once per
-	// jwtauth's MinRefresh (30s) after the last fetch.
+	// jwt's MinRefresh (30s) after the last fetch.
 	s.clk.Advance(31 * time.Second)
 	if st, _, ev := call(mintJWT(t, keys[1], "k2", claims())); st != 200 {
 		t.Fatalf("k2 after rotation: status %d reason %q", st, ev.Reason)
@@ -337,9 +339,9 @@ func TestIdPKeyRotationAndOutage(t *testing.T) {
 	}
 	s.clk.Advance(31 * time.Second)
 	st, e, ev := call(mintJWT(t, keys[2], "k3", claims()))
-	if st != http.StatusServiceUnavailable || e.Type != errIdPUnavailable || ev.Reason != jwtauth.ReasonIdPUnavailable || ev.IdP != "corp" {
+	if st != http.StatusServiceUnavailable || e.Type != deny.IdPUnavailable || ev.Reason != jwt.ReasonIdPUnavailable || ev.IdP != "corp" {
 		t.Errorf("new kid with the IdP down: status %d type %q reason %q idp %q; want 503 %s %s corp",
-			st, e.Type, ev.Reason, ev.IdP, errIdPUnavailable, jwtauth.ReasonIdPUnavailable)
+			st, e.Type, ev.Reason, ev.IdP, deny.IdPUnavailable, jwt.ReasonIdPUnavailable)
 	}
 	if got := s.p.idpStats(); got.Verified != 4 || got.Unavailable != 1 {
 		t.Errorf("idpStats = %+v, want 4 verified and 1 unavailable", got)
@@ -348,16 +350,16 @@ func TestIdPKeyRotationAndOutage(t *testing.T) {
 
 // BenchmarkProxyJWT is BenchmarkProxyOverhead with the agent identified by
 // an IdP token instead of a gateway token: after the first request the
-// token is verified from jwtauth's cache (a SHA-256, no RSA), and the agent
+// token is verified from jwt's cache (a SHA-256, no RSA), and the agent
 // is looked up per request.
 func BenchmarkProxyJWT(b *testing.B) {
 	p, gatewayToken := benchProxy(b)
 	iss := newOIDCIssuer(b, "/oauth2/default")
 	iss.publish("k1", oidcKeys()[0])
-	p.state.putIdP(iss.idp("corp", gatewayAudience, "cid"))
-	p.state.putAgent(store.Agent{Name: "jwt-bot", IdP: "corp", Subject: "app-1"})
-	p.state.putGrant(store.Grant{Agent: "jwt-bot", Backend: "api", Methods: []string{"POST"}, Paths: []string{"/v1/**"}})
-	p.idp = newIdPVerifier(p.state, jwtauth.New(jwtauth.Config{}))
+	p.state.PutIdP(iss.idp("corp", gatewayAudience, "cid"))
+	p.state.PutAgent(store.Agent{Name: "jwt-bot", IdP: "corp", Subject: "app-1"})
+	p.state.PutGrant(store.Grant{Agent: "jwt-bot", Backend: "api", Methods: []string{"POST"}, Paths: []string{"/v1/**"}})
+	p.idp = auth.NewJWTVerifier(p.state, jwt.New(jwt.Config{}))
 	jwt := mintJWT(b, oidcKeys()[0], "k1", iss.claims(gatewayAudience, time.Now(), "cid", "app-1", "exp", time.Now().Add(time.Hour).Unix()))
 	for _, bc := range []struct{ name, token string }{{"gateway-token", gatewayToken}, {"jwt", jwt}} {
 		b.Run(bc.name, func(b *testing.B) {

@@ -1,30 +1,27 @@
 package gateway
 
 import (
-	"context"
-	"errors"
-	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"strconv"
 	"sync"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/agw-dev/agw/gateway/limit"
+	"github.com/agw-dev/agw/state"
 	"github.com/agw-dev/agw/store"
 )
 
-// metrics are the gateway's Prometheus metrics, in a registry of their own
+// Metrics are the gateway's Prometheus metrics, in a registry of their own
 // (never the global default, so tests and embedders do not collide).
 //
 // Label cardinality is bounded by configuration: backend and agent labels
 // take registered names only ("" when a request was not routed or not
 // identified), decision is allow/deny and status is an HTTP status code.
-type metrics struct {
+type Metrics struct {
 	reg        *prometheus.Registry
 	requests   *prometheus.CounterVec
 	total      *prometheus.HistogramVec
@@ -49,9 +46,9 @@ type backendObservers struct {
 	redactions      prometheus.Counter
 }
 
-// metricSources are the counters kept elsewhere that metrics read on each
+// MetricSources are the counters kept elsewhere that metrics read on each
 // scrape; a nil function leaves its metric out.
-type metricSources struct {
+type MetricSources struct {
 	AuditDepth       func() int
 	AuditWritten     func() uint64
 	AuditWriteFails  func() uint64
@@ -66,8 +63,9 @@ type metricSources struct {
 // completion (two minutes).
 var latencyBuckets = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120}
 
-func newMetrics(src metricSources) *metrics {
-	m := &metrics{reg: prometheus.NewRegistry()}
+// NewMetrics registers the gateway's metrics and those of src.
+func NewMetrics(src MetricSources) *Metrics {
+	m := &Metrics{reg: prometheus.NewRegistry()}
 	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "agw_requests_total",
 		Help: "Requests through the gateway by backend, agent, decision and status.",
@@ -97,7 +95,7 @@ func newMetrics(src metricSources) *metrics {
 		Name: "agw_http2_errors_total",
 		Help: "HTTP/2 protocol errors from agents' connections (malformed frames or streams the HTTP/2 server refused before routing), by type.",
 	}, []string{"type"})
-	for _, kind := range []string{limitGrant, limitAgent, limitBackend, limitConcurrency, limitAuthFailure} {
+	for _, kind := range limit.Kinds {
 		m.limited.WithLabelValues(kind) // present at zero before the first hit
 	}
 	m.reg.MustRegister(
@@ -148,7 +146,7 @@ func newMetrics(src metricSources) *metrics {
 }
 
 // observe counts one finished request.
-func (m *metrics) observe(ev *store.AuditEvent) {
+func (m *Metrics) observe(ev *store.AuditEvent) {
 	if m == nil {
 		return
 	}
@@ -171,14 +169,14 @@ func (m *metrics) observe(ev *store.AuditEvent) {
 // http2Error counts an HTTP/2 protocol error (http.HTTP2Config.CountError).
 // These streams never reach the pipeline, and the HTTP/2 server says nothing
 // of the connection they came on, so they are counted rather than audited.
-func (m *metrics) http2Error(errType string) {
+func (m *Metrics) http2Error(errType string) {
 	if m == nil {
 		return
 	}
 	m.h2errs.WithLabelValues(errType).Inc()
 }
 
-func (m *metrics) observers(backend string) *backendObservers {
+func (m *Metrics) observers(backend string) *backendObservers {
 	if v, ok := m.lats.Load(backend); ok {
 		return v.(*backendObservers)
 	}
@@ -192,7 +190,7 @@ func (m *metrics) observers(backend string) *backendObservers {
 }
 
 // rateLimited counts a 429 by the kind of limit.
-func (m *metrics) rateLimited(kind string) {
+func (m *Metrics) rateLimited(kind string) {
 	if m == nil || kind == "" {
 		return
 	}
@@ -201,20 +199,20 @@ func (m *metrics) rateLimited(kind string) {
 
 // forget drops the series of backends and agents that no longer exist, so
 // removed names do not stay in every scrape.
-func (m *metrics) forget(st *state) {
+func (m *Metrics) forget(st *state.State) {
 	if m == nil || st == nil {
 		return
 	}
 	m.reqs.Range(func(k, _ any) bool {
 		l := k.(requestLabels)
-		if l.backend != "" && st.backend(l.backend) == nil || l.agent != "" && st.agent(l.agent) == nil {
+		if l.backend != "" && st.Backend(l.backend) == nil || l.agent != "" && st.Agent(l.agent) == nil {
 			m.requests.DeleteLabelValues(l.backend, l.agent, l.decision, strconv.Itoa(l.status))
 			m.reqs.Delete(k)
 		}
 		return true
 	})
 	m.lats.Range(func(k, _ any) bool {
-		if b := k.(string); b != "" && st.backend(b) == nil {
+		if b := k.(string); b != "" && st.Backend(b) == nil {
 			m.total.DeleteLabelValues(b)
 			m.upstream.DeleteLabelValues(b)
 			m.redactions.DeleteLabelValues(b)
@@ -224,131 +222,15 @@ func (m *metrics) forget(st *state) {
 	})
 }
 
-// metricsServer serves /metrics, /healthz (the process is alive) and
-// /readyz (ready reports nil when the listeners are up and the store
-// answers).
-type metricsServer struct {
-	m      *metrics
-	ready  func(ctx context.Context) error
-	logger *slog.Logger
-}
-
-func (s *metricsServer) handler() http.Handler {
-	if s.logger == nil {
-		s.logger = slog.New(slog.DiscardHandler)
+// Handler serves the metrics in the Prometheus text and OpenMetrics
+// formats; scrape errors go to logger (nil discards them).
+func (m *Metrics) Handler(logger *slog.Logger) http.Handler {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
 	}
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(s.m.reg, promhttp.HandlerOpts{
-		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn),
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 		ErrorHandling:     promhttp.ContinueOnError,
 		EnableOpenMetrics: true,
-	}))
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		_, _ = w.Write([]byte("ok\n"))
 	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		w.Header().Set("Cache-Control", "no-store")
-		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-		defer cancel()
-		if err := s.ready(ctx); err != nil {
-			w.WriteHeader(http.StatusServiceUnavailable)
-			_, _ = w.Write([]byte("not ready: " + err.Error() + "\n"))
-			return
-		}
-		_, _ = w.Write([]byte("ready\n"))
-	})
-	return mux
-}
-
-// Serve serves the metrics endpoints on ln until ctx is done.
-func (s *metricsServer) Serve(ctx context.Context, ln net.Listener) error {
-	h := s.handler()
-	srv := &http.Server{
-		Handler:           h,
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelDebug),
-	}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	select {
-	case err := <-errc:
-		if errors.Is(err, http.ErrServerClosed) {
-			return nil
-		}
-		return err
-	case <-ctx.Done():
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		_ = srv.Close()
-	}
-	<-errc
-	return nil
-}
-
-// metricSources reads the daemon's counters. The DNS server and the proxy
-// are created after the metrics, so the functions look them up per scrape.
-func (d *daemon) metricSources() metricSources {
-	src := metricSources{
-		AuditDepth:      d.audit.Depth,
-		AuditWritten:    d.audit.written.Load,
-		AuditWriteFails: d.audit.writeFails.Load,
-		TLSRefused: func() uint64 {
-			if d.proxy == nil {
-				return 0
-			}
-			return d.proxy.stats.tlsRefused.Load()
-		},
-		UpstreamErrors: func() uint64 {
-			if d.proxy == nil {
-				return 0
-			}
-			return d.proxy.stats.upstreamErrs.Load()
-		},
-	}
-	src.JWTVerifications = func() (verified, rejected, unavailable uint64) {
-		if d.proxy == nil {
-			return
-		}
-		s := d.proxy.idpStats()
-		return s.Verified, s.Rejected, s.Unavailable
-	}
-	src.OAuth2 = func() (fetches, failures, refused, retried uint64) {
-		if d.proxy == nil {
-			return
-		}
-		s := d.proxy.oauth2Stats()
-		return s.Fetches, s.Failures, s.Refused, s.Retried
-	}
-	if d.cfg.DNSListen != "off" {
-		src.DNS = func() (q, in, fw, fl, ch uint64) {
-			if d.dns == nil {
-				return
-			}
-			s := d.dns.Stats()
-			return s.Queries, s.Intercepted, s.Forwarded, s.Failures, s.CacheHits
-		}
-	}
-	return src
-}
-
-// ready is /readyz: the listeners are bound (serve binds them all before it
-// starts serving any), the daemon is not shutting down, and the store
-// answers a read.
-func (d *daemon) ready(ctx context.Context) error {
-	select {
-	case <-d.stopping:
-		return errors.New("shutting down")
-	default:
-	}
-	if d.cfg.HTTPSListen != "off" && d.listeners.HTTPS == "" || d.cfg.DNSListen != "off" && d.listeners.DNS == "" {
-		return errors.New("listeners not bound")
-	}
-	if _, err := d.st.LastAuditSeq(ctx); err != nil {
-		return fmt.Errorf("store: %w", err)
-	}
-	return nil
 }

@@ -2,9 +2,7 @@ package gateway
 
 import (
 	"bytes"
-	"context"
 	"crypto/tls"
-	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -17,6 +15,9 @@ import (
 	"golang.org/x/net/http2/hpack"
 
 	"github.com/agw-dev/agw/crypto"
+	"github.com/agw-dev/agw/gateway/front"
+	"github.com/agw-dev/agw/gateway/limit"
+	"github.com/agw-dev/agw/state"
 	"github.com/agw-dev/agw/store"
 )
 
@@ -30,7 +31,7 @@ func scrape(t *testing.T, h http.Handler, path string) (int, string) {
 
 func TestMetricsHandler(t *testing.T) {
 	t.Parallel()
-	m := newMetrics(metricSources{
+	m := NewMetrics(MetricSources{
 		AuditDepth:      func() int { return 7 },
 		AuditWriteFails: func() uint64 { return 2 },
 		DNS:             func() (uint64, uint64, uint64, uint64, uint64) { return 10, 4, 5, 1, 3 },
@@ -42,10 +43,8 @@ func TestMetricsHandler(t *testing.T) {
 	m.observe(&store.AuditEvent{Backend: "api", Agent: "bot", Decision: store.Allow, Status: 200, TotalMillis: 12, UpstreamMillis: 10, Redactions: 2})
 	m.observe(&store.AuditEvent{Backend: "api", Agent: "bot", Decision: store.Allow, Status: 200, TotalMillis: 3})
 	m.observe(&store.AuditEvent{Backend: "api", Decision: store.Deny, Status: 401})
-	m.rateLimited(limitGrant)
-	var readyErr error
-	s := &metricsServer{m: m, ready: func(context.Context) error { return readyErr }}
-	h := s.handler()
+	m.rateLimited(limit.KindGrant)
+	h := m.Handler(nil)
 
 	code, body := scrape(t, h, "/metrics")
 	if code != 200 {
@@ -74,31 +73,18 @@ func TestMetricsHandler(t *testing.T) {
 			t.Errorf("/metrics lacks %s", want)
 		}
 	}
-	if code, _ := scrape(t, h, "/healthz"); code != 200 {
-		t.Errorf("/healthz %d", code)
-	}
-	if code, _ := scrape(t, h, "/readyz"); code != 200 {
-		t.Errorf("/readyz %d", code)
-	}
-	readyErr = errors.New("store: closed")
-	if code, body := scrape(t, h, "/readyz"); code != 503 || !strings.Contains(body, "store: closed") {
-		t.Errorf("/readyz when not ready: %d %q", code, body)
-	}
-	if code, _ := scrape(t, h, "/"); code != 404 {
-		t.Errorf("/ %d", code)
-	}
 }
 
 // Series of removed backends and agents are dropped.
 func TestMetricsForget(t *testing.T) {
 	t.Parallel()
-	st := newState()
-	st.putAgent(store.Agent{Name: "bot"})
-	m := newMetrics(metricSources{})
+	st := state.New()
+	st.PutAgent(store.Agent{Name: "bot"})
+	m := NewMetrics(MetricSources{})
 	m.observe(&store.AuditEvent{Backend: "gone", Agent: "bot", Decision: store.Allow, Status: 200})
 	m.observe(&store.AuditEvent{Agent: "bot", Decision: store.Deny, Status: 421})
 	m.forget(st)
-	_, body := scrape(t, (&metricsServer{m: m}).handler(), "/metrics")
+	_, body := scrape(t, m.Handler(nil), "/metrics")
 	if strings.Contains(body, `backend="gone"`) {
 		t.Error("series of a removed backend kept")
 	}
@@ -116,7 +102,7 @@ func TestProxyMetrics(t *testing.T) {
 	}
 	sealed, _ := keys.Seal([]byte(canary))
 	tok, id, hash, _ := crypto.MintToken()
-	st, err := loadState(&store.Snapshot{
+	st, err := state.Load(&store.Snapshot{
 		Backends:    []store.Backend{{Name: "api", Hosts: []string{testHost}, Upstream: "https://127.0.0.1:1", Inject: store.InjectHeader, Header: "X-Api-Key"}},
 		Credentials: []store.Credential{{Backend: "api", Sealed: sealed}},
 		Agents:      []store.Agent{{Name: "bot"}},
@@ -126,15 +112,15 @@ func TestProxyMetrics(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := newMetrics(metricSources{})
-	p := newProxy(proxyConfig{State: st, Metrics: m})
+	m := NewMetrics(MetricSources{})
+	p := New(Config{State: st, Metrics: m})
 	p.ups.roundTripper = cannedUpstream{}
 	for _, path := range []string{"/v1/a", "/v2/a"} {
 		r := benchRequest(string(tok.Reveal()))
 		r.URL.Path = path
 		p.ServeHTTP(httptest.NewRecorder(), r)
 	}
-	_, body := scrape(t, (&metricsServer{m: m}).handler(), "/metrics")
+	_, body := scrape(t, m.Handler(nil), "/metrics")
 	for _, want := range []string{
 		`agw_requests_total{agent="bot",backend="api",decision="allow",status="200"} 1`,
 		`agw_requests_total{agent="bot",backend="api",decision="deny",status="403"} 1`,
@@ -147,7 +133,7 @@ func TestProxyMetrics(t *testing.T) {
 
 // BenchmarkMetricsObserve is the per-request cost of counting.
 func BenchmarkMetricsObserve(b *testing.B) {
-	m := newMetrics(metricSources{})
+	m := NewMetrics(MetricSources{})
 	ev := &store.AuditEvent{Backend: "api", Agent: "bot", Decision: store.Allow, Status: 200, TotalMillis: 12, UpstreamMillis: 10}
 	b.ReportAllocs()
 	for b.Loop() {
@@ -161,7 +147,7 @@ func BenchmarkMetricsObserve(b *testing.B) {
 // the same connection carried.
 func TestHTTP2RefusalsAudited(t *testing.T) {
 	t.Parallel()
-	m := newMetrics(metricSources{})
+	m := NewMetrics(MetricSources{})
 	h := newHarness(t, withMetrics(m))
 	c, err := tls.Dial("tcp", h.addr, &tls.Config{RootCAs: h.caPool(), ServerName: testHost, NextProtos: []string{"h2"}})
 	if err != nil {
@@ -229,8 +215,8 @@ func TestHTTP2RefusalsAudited(t *testing.T) {
 	// across streams is not fixed.
 	want := map[string]int{
 		"allow": 2,
-		"deny " + reasonH2Refused + ": stream_PROTOCOL_ERROR_bad_path_method": 1,
-		"deny " + reasonH2Refused + ": conn_PROTOCOL_ERROR_headers_even":      1,
+		"deny " + front.ReasonH2Refused + ": stream_PROTOCOL_ERROR_bad_path_method": 1,
+		"deny " + front.ReasonH2Refused + ": conn_PROTOCOL_ERROR_headers_even":      1,
 	}
 	for i := range 4 {
 		ev := h.nextAudit()
@@ -254,7 +240,7 @@ func TestHTTP2RefusalsAudited(t *testing.T) {
 	if n := h.seenCount(); n != 2 {
 		t.Errorf("backend received %d requests, want the 2 well-formed ones", n)
 	}
-	_, body := scrape(t, (&metricsServer{m: m}).handler(), "/metrics")
+	_, body := scrape(t, m.Handler(nil), "/metrics")
 	for _, want := range []string{
 		`agw_http2_errors_total{type="stream_PROTOCOL_ERROR_bad_path_method"} 1`,
 		`agw_http2_errors_total{type="conn_PROTOCOL_ERROR_headers_even"} 1`,
@@ -320,7 +306,7 @@ func TestHTTP2DrainOnShutdown(t *testing.T) {
 		if err != nil {
 			t.Fatalf("Serve: %v", err)
 		}
-	case <-time.After(drainTimeout / 2):
+	case <-time.After(front.DrainTimeout / 2):
 		t.Fatal("Serve still draining long after the last request finished: the HTTP/2 connection was not told to go away")
 	}
 	if ev := h.nextAudit(); ev.Decision != store.Allow || ev.Status != 200 || ev.Path != "/v1/slow" {

@@ -13,7 +13,10 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/agw-dev/agw/gateway/clientcreds"
+	"github.com/agw-dev/agw/gateway/deny"
+	"github.com/agw-dev/agw/gateway/inject"
+	"github.com/agw-dev/agw/gateway/inject/clientcreds"
+	"github.com/agw-dev/agw/state"
 	"github.com/agw-dev/agw/store"
 )
 
@@ -69,14 +72,14 @@ type oauth2Source struct {
 type oauth2Upstream struct {
 	base *upstream // the route's upstream
 	tok  string
-	up   *upstream // base with the token's injection and the retrying transport
+	up   *upstream // base with the token's inject.Injection and the retrying transport
 }
 
 // oauth2Source returns the token source for rt, creating it when rt's backend is
 // new, rotated or reconfigured.
-func (p *proxy) oauth2Source(rt *route) *oauth2Source {
+func (p *Gateway) oauth2Source(rt *state.Route) *oauth2Source {
 	srcs := &p.oauth
-	b := &rt.backend
+	b := &rt.Backend
 	k := oauth2Key{b.Name, b.CredentialVersion, b.UpdatedAt.UnixNano()}
 	if v, ok := srcs.m.Load(b.Name); ok && v.(*oauth2Source).key == k {
 		return v.(*oauth2Source)
@@ -90,8 +93,8 @@ func (p *proxy) oauth2Source(rt *route) *oauth2Source {
 	// backend is gone or has changed since, this one's included.
 	srcs.m.Range(func(name, v any) bool {
 		s := v.(*oauth2Source)
-		cur := p.state.backend(name.(string))
-		if cur == nil || name == b.Name || cur.backend.CredentialVersion != s.key.version || cur.backend.UpdatedAt.UnixNano() != s.key.updated {
+		cur := p.state.Backend(name.(string))
+		if cur == nil || name == b.Name || cur.Backend.CredentialVersion != s.key.version || cur.Backend.UpdatedAt.UnixNano() != s.key.updated {
 			srcs.retired.Add(s.src.Fetches())
 			s.tr.CloseIdleConnections()
 			srcs.m.Delete(name)
@@ -106,7 +109,7 @@ func (p *proxy) oauth2Source(rt *route) *oauth2Source {
 	s := &oauth2Source{
 		key: k,
 		tr:  tr,
-		src: clientcreds.New(cfg, rt.secret.Reveal(), clientcreds.Options{
+		src: clientcreds.New(cfg, rt.Secret.Reveal(), clientcreds.Options{
 			HTTPClient: &http.Client{Transport: tr, Timeout: 10 * time.Second},
 			Now:        p.now,
 			Logger:     p.logger,
@@ -123,7 +126,7 @@ func (p *proxy) oauth2Source(rt *route) *oauth2Source {
 // backend's UpstreamCA (an internal token endpoint is usually signed by the
 // same private CA as the internal API), and never through a proxy from the
 // environment.
-func (p *proxy) tokenTransport(b *store.Backend) *http.Transport {
+func (p *Gateway) tokenTransport(b *store.Backend) *http.Transport {
 	roots, err := x509.SystemCertPool()
 	if err != nil || roots == nil {
 		roots = x509.NewCertPool()
@@ -153,21 +156,21 @@ func (p *proxy) tokenTransport(b *store.Backend) *http.Transport {
 // the backend refuses it. It also holds a small body in memory so that the
 // refresh can resend it (see maxReplayBody). A token that cannot be
 // obtained is a 502 that says so; the backend is not called without one.
-func (p *proxy) oauth2Upstream(r *http.Request, rt *route, up *upstream) (*upstream, *denial) {
+func (p *Gateway) oauth2Upstream(r *http.Request, rt *state.Route, up *upstream) (*upstream, *deny.Denial) {
 	s := p.oauth2Source(rt)
 	tok, err := s.src.Token(r.Context())
 	if err != nil {
 		p.oauth.failures.Add(1)
-		msg := "backend " + rt.backend.Name + ": the gateway could not obtain an OAuth2 access token"
+		msg := "backend " + rt.Backend.Name + ": the gateway could not obtain an OAuth2 access token"
 		if errors.Is(err, clientcreds.ErrTokenUnavailable) {
 			msg += " (" + err.Error() + ")"
 		}
-		return nil, deny(http.StatusBadGateway, errUpstream, msg+"; the request was not sent")
+		return nil, deny.New(http.StatusBadGateway, deny.Upstream, msg+"; the request was not sent")
 	}
 	if r.ContentLength > 0 && r.ContentLength <= maxReplayBody && r.Body != nil && r.GetBody == nil {
 		buf := make([]byte, r.ContentLength)
 		if _, err := io.ReadFull(r.Body, buf); err != nil {
-			return nil, deny(http.StatusBadRequest, errBadRequest, "the request body ended before its Content-Length")
+			return nil, deny.New(http.StatusBadRequest, deny.BadRequest, "the request body ended before its Content-Length")
 		}
 		r.Body = io.NopCloser(bytes.NewReader(buf))
 		r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(buf)), nil }
@@ -176,23 +179,19 @@ func (p *proxy) oauth2Upstream(r *http.Request, rt *route, up *upstream) (*upstr
 }
 
 // upstreamFor returns base carrying tok, reusing the last one built.
-func (s *oauth2Source) upstreamFor(p *proxy, base *upstream, tok string) *upstream {
+func (s *oauth2Source) upstreamFor(p *Gateway, base *upstream, tok string) *upstream {
 	if l := s.last.Load(); l != nil && l.base == base && l.tok == tok {
 		return l.up
 	}
-	inj := &injection{
-		mode:   store.InjectBearer,
-		header: "Authorization",
-		value:  "Bearer " + tok,
-		// The access token, and the client secret (base's echoes), must
-		// not come back to the agent in a reflected header or an error.
-		echoes: append([]string{tok}, base.inj.echoes...),
-	}
+	inj := inject.New(&store.Backend{Inject: store.InjectBearer}, []byte(tok))
+	// The access token, and the client secret (base's echoes), must not
+	// come back to the agent in a reflected header or an error.
+	inj.Echoes = append(inj.Echoes, base.inj.Echoes...)
 	cp := *base
 	cp.inj = inj
 	if base.scrub != nil { // response bodies are scrubbed (NoScrub unset)
 		var forms []string
-		for _, sc := range []*scrubber{base.scrub, newScrubber(&base.route.backend, []byte(tok))} {
+		for _, sc := range []*scrubber{base.scrub, newScrubber(&base.route.Backend, []byte(tok))} {
 			for _, pat := range sc.pats {
 				forms = append(forms, string(pat))
 			}
@@ -212,7 +211,7 @@ func (s *oauth2Source) upstreamFor(p *proxy, base *upstream, tok string) *upstre
 // already replaced), and a token fetched after a 401 and refused at once
 // is not replaced again for refusedAgain.
 type oauth2Transport struct {
-	p    *proxy
+	p    *Gateway
 	s    *oauth2Source
 	base *upstream
 	tok  string
@@ -247,7 +246,7 @@ func (t *oauth2Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		t.p.oauth.failures.Add(1)
 		discard(res)
-		return nil, &errOAuth2Refresh{msg: "backend " + t.base.route.backend.Name +
+		return nil, &errOAuth2Refresh{msg: "backend " + t.base.route.Backend.Name +
 			" refused its OAuth2 access token and the gateway could not obtain a new one (" + terr.Error() + ")"}
 	}
 	if tok == t.tok {
@@ -269,7 +268,7 @@ func (t *oauth2Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	again := req.Clone(req.Context())
 	again.Header = req.Header.Clone()
-	up.inj.inject(again.Header, again.URL)
+	up.inj.Apply(again.Header, again.URL)
 	again.Body = body
 	t.p.oauth.retried.Add(1)
 	res, err = t.base.pool.rt.RoundTrip(again)
@@ -302,16 +301,16 @@ func discard(res *http.Response) {
 	_ = res.Body.Close()
 }
 
-// oauth2Stats counts OAuth2 token activity since start, for metrics.
-type oauth2Stats struct {
+// OAuth2Stats counts OAuth2 token activity since start, for metrics.
+type OAuth2Stats struct {
 	Fetches  uint64 // requests to token endpoints
 	Failures uint64 // requests answered 502 for want of a token
 	Refused  uint64 // upstream 401s to an injected token
 	Retried  uint64 // requests sent again with a fresh token
 }
 
-// oauth2Stats returns the OAuth2 token counters.
-func (p *proxy) oauth2Stats() oauth2Stats {
+// OAuth2Stats returns the OAuth2 token counters.
+func (p *Gateway) OAuth2Stats() OAuth2Stats {
 	srcs := &p.oauth
 	srcs.mu.Lock()
 	n := srcs.retired.Load()
@@ -320,5 +319,5 @@ func (p *proxy) oauth2Stats() oauth2Stats {
 		return true
 	})
 	srcs.mu.Unlock()
-	return oauth2Stats{Fetches: n, Failures: srcs.failures.Load(), Refused: srcs.refused.Load(), Retried: srcs.retried.Load()}
+	return OAuth2Stats{Fetches: n, Failures: srcs.failures.Load(), Refused: srcs.refused.Load(), Retried: srcs.retried.Load()}
 }

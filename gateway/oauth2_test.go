@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/agw-dev/agw/crypto"
+	"github.com/agw-dev/agw/gateway/deny"
+	"github.com/agw-dev/agw/gateway/inject"
 	"github.com/agw-dev/agw/store"
 )
 
@@ -20,7 +22,7 @@ import (
 // in refuseOnce and echoes the Authorization it got in X-Echo.
 type oauth2Setup struct {
 	*harness
-	p   *proxy
+	p   *Gateway
 	te  *tokenEndpoint
 	clk *testClock
 
@@ -53,7 +55,7 @@ func newOAuth2Setup(t *testing.T) *oauth2Setup {
 			}
 			_, _ = io.WriteString(w, `{"ok":true,"you_sent":"`+r.Header.Get("Authorization")+`"}`)
 		}))
-	s.p = s.reserve(func(cfg *proxyConfig) { cfg.Now = s.clk.Now })
+	s.p = s.reserve(func(cfg *Config) { cfg.Now = s.clk.Now })
 	return s
 }
 
@@ -85,7 +87,7 @@ func TestOAuth2OneFetchServesManyRequests(t *testing.T) {
 		if got := s.lastSeen().Header.Values("Authorization"); len(got) != 1 || got[0] != "Bearer at-1" {
 			t.Errorf("backend got Authorization %q, want the access token once", got)
 		}
-		if got := res.Header.Get("X-Echo"); got != scrubbed {
+		if got := res.Header.Get("X-Echo"); got != inject.Scrubbed {
 			t.Errorf("the reflected access token reached the agent: X-Echo %q", got)
 		}
 		if strings.Contains(string(body), "at-1") {
@@ -104,7 +106,7 @@ func TestOAuth2OneFetchServesManyRequests(t *testing.T) {
 	if f.Get("grant_type") != "client_credentials" || f.Get("scope") != "api.read" || f.Get("audience") != "https://api.example.com" {
 		t.Errorf("token request form %v", f)
 	}
-	if st := s.p.oauth2Stats(); st.Fetches != 1 || st.Failures != 0 {
+	if st := s.p.OAuth2Stats(); st.Fetches != 1 || st.Failures != 0 {
 		t.Errorf("oauth2Stats = %+v, want 1 fetch", st)
 	}
 	s.assertNotLeaked("at-1")
@@ -143,7 +145,7 @@ func TestOAuth2RefreshOnceOn401(t *testing.T) {
 	if res.StatusCode != http.StatusOK {
 		t.Fatalf("after a refused token: status %d: %s", res.StatusCode, body)
 	}
-	if got := res.Header.Get("X-Echo"); got != scrubbed {
+	if got := res.Header.Get("X-Echo"); got != inject.Scrubbed {
 		t.Errorf("the refreshed token reached the agent: X-Echo %q", got)
 	}
 	if ev.Status != 200 || ev.BytesIn != int64(len(`{"name":"x"}`)) {
@@ -176,7 +178,7 @@ func TestOAuth2RefreshOnceOn401(t *testing.T) {
 	if res.StatusCode != http.StatusOK || s.te.calls.Load() != 3 {
 		t.Errorf("status %d after %d fetches; want a refresh once refusedAgain passed", res.StatusCode, s.te.calls.Load())
 	}
-	if st := s.p.oauth2Stats(); st.Refused != 3 || st.Retried != 2 {
+	if st := s.p.OAuth2Stats(); st.Refused != 3 || st.Retried != 2 {
 		t.Errorf("oauth2Stats = %+v, want 3 refused and 2 retried", st)
 	}
 	s.assertNotLeaked("at-1", "at-2", "at-3")
@@ -212,7 +214,7 @@ func TestOAuth2TokenEndpointDown(t *testing.T) {
 			t.Fatalf("request %d: status %d: %s", i, res.StatusCode, body)
 		}
 		e := agwError(t, body)
-		if e.Type != errUpstream || !strings.Contains(e.Message, "could not obtain an OAuth2 access token") || !strings.Contains(e.Message, "HTTP 503") {
+		if e.Type != deny.Upstream || !strings.Contains(e.Message, "could not obtain an OAuth2 access token") || !strings.Contains(e.Message, "HTTP 503") {
 			t.Errorf("error %+v", e)
 		}
 		if ev.Status != 502 || !strings.Contains(ev.Reason, "OAuth2 access token") || ev.Agent != "bot" {
@@ -225,7 +227,7 @@ func TestOAuth2TokenEndpointDown(t *testing.T) {
 	// One fetch (x/oauth2 may make it as two requests while it learns how
 	// the endpoint takes the client secret); the other requests were
 	// answered from the backoff.
-	if st := s.p.oauth2Stats(); st.Fetches != 1 || st.Failures != 3 {
+	if st := s.p.OAuth2Stats(); st.Fetches != 1 || st.Failures != 3 {
 		t.Errorf("oauth2Stats = %+v, want 1 fetch and 3 failures", st)
 	}
 	s.clk.Advance(2 * time.Second)
@@ -261,10 +263,10 @@ func TestOAuth2RotationMakesNewSource(t *testing.T) {
 	if res, _, _ := s.call("GET", "/v1/a", nil); res.StatusCode != 200 {
 		t.Fatalf("status %d", res.StatusCode)
 	}
-	rt := s.st.backend("api")
-	b := rt.backend
+	rt := s.st.Backend("api")
+	b := rt.Backend
 	b.CredentialVersion++
-	s.st.putBackend(b, crypto.NewSecret([]byte("rotated-client-secret")))
+	s.st.PutBackend(b, crypto.NewSecret([]byte("rotated-client-secret")))
 	if res, _, _ := s.call("GET", "/v1/a", nil); res.StatusCode != 200 {
 		t.Fatalf("status %d", res.StatusCode)
 	}
@@ -273,7 +275,7 @@ func TestOAuth2RotationMakesNewSource(t *testing.T) {
 	}
 	b.OAuth2 = &store.OAuth2{TokenURL: s.te.url(), ClientID: "agw-client", Scopes: []string{"api.write"}}
 	b.UpdatedAt = b.UpdatedAt.Add(time.Second)
-	s.st.updateBackendConfig(b)
+	s.st.UpdateBackendConfig(b)
 	if res, _, _ := s.call("GET", "/v1/a", nil); res.StatusCode != 200 {
 		t.Fatalf("status %d", res.StatusCode)
 	}
@@ -285,7 +287,7 @@ func TestOAuth2RotationMakesNewSource(t *testing.T) {
 	if n != 1 {
 		t.Errorf("%d token sources kept, want 1", n)
 	}
-	if st := s.p.oauth2Stats(); st.Fetches != 3 {
+	if st := s.p.OAuth2Stats(); st.Fetches != 3 {
 		t.Errorf("oauth2Stats = %+v, want 3 fetches", st)
 	}
 	s.assertNotLeaked("rotated-client-secret")
@@ -313,11 +315,11 @@ func TestOAuth2LargeBodyStreams(t *testing.T) {
 func BenchmarkProxyOAuth2(b *testing.B) {
 	p, token := benchProxy(b)
 	te := newTokenEndpoint(b)
-	rt := p.state.backend("api")
-	be := rt.backend
+	rt := p.state.Backend("api")
+	be := rt.Backend
 	be.Inject, be.Header = store.InjectOAuth2, ""
 	be.OAuth2 = &store.OAuth2{TokenURL: te.url(), ClientID: "agw"}
-	p.state.putBackend(be, rt.secret)
+	p.state.PutBackend(be, rt.Secret)
 	b.ReportAllocs()
 	for b.Loop() {
 		w := httptest.NewRecorder()

@@ -1,11 +1,12 @@
+// Package gateway is the request pipeline's spine: one ServeHTTP that
+// routes, identifies, authorizes, limits, swaps the credential, forwards,
+// scrubs and audits each request, calling the stages in that order.
 package gateway
 
 import (
 	"bufio"
 	"context"
-	"crypto/rand"
 	"crypto/tls"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -20,19 +21,22 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/agw-dev/agw/admin"
 	"github.com/agw-dev/agw/crypto"
 	"github.com/agw-dev/agw/dns"
-	"github.com/agw-dev/agw/gateway/admin"
+	"github.com/agw-dev/agw/gateway/auth"
+	"github.com/agw-dev/agw/gateway/deny"
+	"github.com/agw-dev/agw/gateway/front"
+	"github.com/agw-dev/agw/gateway/inject"
+	"github.com/agw-dev/agw/gateway/limit"
+	"github.com/agw-dev/agw/gateway/policy"
+	"github.com/agw-dev/agw/state"
 	"github.com/agw-dev/agw/store"
 )
 
-// drainTimeout bounds how long Serve waits for in-flight requests after
-// its context is done.
-const drainTimeout = 30 * time.Second
-
-// proxyConfig is what the daemon gives the request pipeline.
-type proxyConfig struct {
-	State *state
+// Config is what the daemon gives the request pipeline.
+type Config struct {
+	State *state.State
 	CA    *crypto.CA
 	// Dial reaches real backend addresses through the upstream resolver
 	// (dns.Resolver.DialContext); nil uses a plain net.Dialer.
@@ -43,46 +47,47 @@ type proxyConfig struct {
 	Logger *slog.Logger
 	Now    func() time.Time // nil → time.Now
 	// IdP verifies JWTs presented by agents; nil refuses them.
-	IdP IdPVerifier
+	IdP auth.IdPVerifier
+	// Limiter decides rate limits, concurrency caps and the auth-failure
+	// throttle; nil uses in-process buckets.
+	Limiter limit.Limiter
 	// Metrics counts requests; nil counts nothing.
-	Metrics *metrics
+	Metrics *Metrics
 }
 
-// proxy is the TLS-terminating, credential-swapping request pipeline:
-// route → identify → authorize → swap → forward → audit.
-type proxy struct {
-	state  *state
-	certs  *certCache
-	ups    upstreams
-	audit  func(store.AuditEvent)
-	logger *slog.Logger
-	now    func() time.Time
-	idp    IdPVerifier
-	rp     *httputil.ReverseProxy
-	bufs   bufferPool
-	oauth  oauth2Sources // client-credentials tokens of oauth2 backends
-
-	limits    *limits       // grant, agent and backend rates; agent concurrency
-	authFails *authThrottle // failed authentications per client address
-	metrics   *metrics
-	h2        h2Conns // HTTP/2 connections being served, for graceful shutdown
+// Gateway is the credential-swapping request pipeline: route → identify →
+// authorize → limit → swap → forward → scrub → audit, one ServeHTTP, served
+// behind the TLS front.
+type Gateway struct {
+	state   *state.State
+	front   *front.Server
+	ident   *auth.Identifier
+	limiter limit.Limiter
+	ups     upstreams
+	audit   func(store.AuditEvent)
+	logger  *slog.Logger
+	now     func() time.Time
+	idp     auth.IdPVerifier
+	rp      *httputil.ReverseProxy
+	bufs    bufferPool
+	oauth   oauth2Sources // client-credentials tokens of oauth2 backends
+	metrics *Metrics
 
 	stats struct {
-		requests, allowed, denied, tlsRefused, upstreamErrs atomic.Uint64
+		requests, allowed, denied, upstreamErrs atomic.Uint64
 	}
 }
 
-func newProxy(cfg proxyConfig) *proxy {
-	p := &proxy{
-		state:  cfg.State,
-		audit:  cfg.Audit,
-		logger: cfg.Logger,
-		now:    cfg.Now,
-		idp:    cfg.IdP,
-
-		limits:    newLimits(cfg.State),
-		authFails: newAuthThrottle(0),
-		metrics:   cfg.Metrics,
+// New returns the pipeline for cfg.
+func New(cfg Config) *Gateway {
+	p := &Gateway{
+		state:   cfg.State,
+		audit:   cfg.Audit,
+		logger:  cfg.Logger,
+		now:     cfg.Now,
+		idp:     cfg.IdP,
+		limiter: cfg.Limiter,
+		metrics: cfg.Metrics,
 	}
 	if p.now == nil {
 		p.now = time.Now
@@ -93,7 +98,25 @@ func newProxy(cfg proxyConfig) *proxy {
 	if p.audit == nil {
 		p.audit = func(store.AuditEvent) {}
 	}
-	p.certs = newCertCache(cfg.CA, p.now)
+	if p.limiter == nil {
+		p.limiter = limit.NewLocal()
+	}
+	p.ident = auth.New(auth.Config{State: p.state, IdP: p.idp, Throttle: limit.NewAuthThrottle(p.limiter)})
+	p.front = front.New(front.Config{
+		CA:      cfg.CA,
+		Hosts:   p.state,
+		Handler: p,
+		Record: func(ev store.AuditEvent) {
+			if ev.Kind == store.KindRequest {
+				p.metrics.observe(&ev)
+			}
+			p.audit(ev)
+		},
+		HTTP2Error: p.metrics.http2Error,
+		Logger:     p.logger,
+		ErrorLog:   log.New(&logWriter{logger: p.logger}, "", 0),
+		Now:        p.now,
+	})
 	p.ups.dial = cfg.Dial
 	p.rp = &httputil.ReverseProxy{
 		Rewrite:   p.rewrite,
@@ -112,56 +135,46 @@ func newProxy(cfg proxyConfig) *proxy {
 }
 
 // Stats returns the request counters since start.
-func (p *proxy) Stats() admin.Traffic {
+func (p *Gateway) Stats() admin.Traffic {
+	fs := p.front.Stats()
 	return admin.Traffic{
-		Requests:     p.stats.requests.Load(),
+		Requests:     p.stats.requests.Load() + fs.Unrouted,
 		Allowed:      p.stats.allowed.Load(),
-		Denied:       p.stats.denied.Load(),
-		TLSRefused:   p.stats.tlsRefused.Load(),
+		Denied:       p.stats.denied.Load() + fs.Unrouted,
+		TLSRefused:   fs.TLSRefused,
 		UpstreamErrs: p.stats.upstreamErrs.Load(),
 	}
 }
 
-// Serve accepts TLS connections on ln and serves HTTP/1.1 and HTTP/2 until
-// ctx is done; then it stops accepting, lets in-flight requests finish for
-// up to drainTimeout and closes what is left.
-func (p *proxy) Serve(ctx context.Context, ln net.Listener) error {
-	const handshakeTimeout = 30 * time.Second
-	srv := &http.Server{
-		Handler: p,
-		// Set for HTTP/2: the server configures it when the config offers
-		// h2. Handshakes use their own copy (the server may amend this one).
-		TLSConfig:         p.TLSConfig(),
-		ReadHeaderTimeout: handshakeTimeout,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    1 << 20,
-		// Handshake refusals and client resets are routine; the audit
-		// already has the refusals.
-		ErrorLog:    log.New(&logWriter{logger: p.logger}, "", 0),
-		ConnContext: connContext,
-		ConnState:   p.connState,
-		// HTTP/2 connections are served one http2.Server each (h2conn.go).
-		TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){"h2": p.serveH2},
-	}
-	srv.RegisterOnShutdown(p.h2.shutdown)
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(newTLSListener(ln, p.TLSConfig(), handshakeTimeout, p)) }()
-	go p.sweepLimits(ctx)
-	select {
-	case err := <-errc:
-		return fmt.Errorf("serve https: %w", err)
-	case <-ctx.Done():
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), drainTimeout)
-	defer cancel()
-	err := srv.Shutdown(sctx)
-	if err != nil {
-		p.logger.Warn("https drain timed out; closing remaining connections", "timeout", drainTimeout)
-		_ = srv.Close()
-	}
-	<-errc
+// TLSConfig is the server TLS configuration of the HTTPS listener.
+func (p *Gateway) TLSConfig() *tls.Config { return p.front.TLSConfig() }
+
+// Serve serves the gateway on ln (TCP; TLS is completed here) until ctx is
+// done, then drains in-flight requests (front.DrainTimeout) and closes the
+// backend connection pools.
+func (p *Gateway) Serve(ctx context.Context, ln net.Listener) error {
+	go p.sweep(ctx)
+	err := p.front.Serve(ctx, ln)
 	p.ups.closeAll()
-	return nil
+	return err
+}
+
+// sweep drops, once a minute until ctx is done, the limiter state that has
+// refilled and the metric series of removed backends and agents.
+func (p *Gateway) sweep(ctx context.Context) {
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if l, ok := p.limiter.(*limit.Local); ok {
+				l.Sweep(p.now())
+			}
+			p.metrics.forget(p.state)
+		}
+	}
 }
 
 // exchange is one request's state through the pipeline, allocated once.
@@ -170,14 +183,14 @@ type exchange struct {
 	body  countingBody
 	ev    store.AuditEvent
 	up    *upstream
-	ident identity
+	ident auth.Identity
 	host  string
 	start time.Time
 
 	upStart, upEnd time.Time
 	upStatus       int
-	adm            admission   // in-flight slot held until finish
-	scrub          scrubReader // the response body's scrubber, allocated with the exchange
+	adm            limit.Admission // in-flight slot held until finish
+	scrub          scrubReader     // the response body's scrubber, allocated with the exchange
 }
 
 type exchangeKey struct{}
@@ -189,15 +202,15 @@ func exchangeOf(ctx context.Context) *exchange {
 
 // ServeHTTP runs the pipeline for one request and records exactly one
 // audit event for it, however it ends.
-func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	markServed(r.Context())
+func (p *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	front.MarkServed(r.Context())
 	p.stats.requests.Add(1)
 	ex := &exchange{start: p.now()}
 	ex.rec.ResponseWriter = w
 	ex.ev = store.AuditEvent{
 		Time:      ex.start,
 		Kind:      store.KindRequest,
-		RequestID: newRequestID(),
+		RequestID: front.NewRequestID(),
 		Client:    r.RemoteAddr,
 		Method:    r.Method,
 	}
@@ -213,7 +226,7 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		p.finish(ex)
 	}()
-	w.Header().Set(requestIDHeader, ex.ev.RequestID)
+	w.Header().Set(deny.RequestIDHeader, ex.ev.RequestID)
 	if r.Body != nil && r.Body != http.NoBody {
 		ex.body.rc = r.Body
 		r.Body = &ex.body
@@ -226,54 +239,49 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // serve routes, identifies, authorizes and forwards; a non-nil denial is
 // the gateway's answer instead.
-func (p *proxy) serve(ex *exchange, r *http.Request) *denial {
+func (p *Gateway) serve(ex *exchange, r *http.Request) *deny.Denial {
 	// Route: the Host the agent asks for must be the name it opened TLS
 	// for, so a connection opened for one backend cannot carry requests
 	// for another (and the leaf it trusted matches the backend served).
 	sni := ""
 	if r.TLS != nil {
-		sni = normalizeHost(r.TLS.ServerName)
+		sni = store.RequestHost(r.TLS.ServerName)
 	}
-	host := normalizeHost(r.Host)
+	host := store.RequestHost(r.Host)
 	ex.host = host
-	ex.ev.Host = printableName(host)
-	raw := requestPath(r)
+	ex.ev.Host = store.PrintableName(host)
+	raw := policy.RequestPath(r)
 	ex.ev.Path = auditPath(raw)
 	if sni == "" || host != sni {
-		return deny(http.StatusMisdirectedRequest, errMisdirected,
-			fmt.Sprintf("host %s does not match the TLS server name %s; open a connection per host", printableName(host), printableName(sni)))
+		return deny.New(http.StatusMisdirectedRequest, deny.Misdirected,
+			fmt.Sprintf("host %s does not match the TLS server name %s; open a connection per host", store.PrintableName(host), store.PrintableName(sni)))
 	}
-	if r.URL.Host != "" && normalizeHost(r.URL.Host) != sni {
-		return deny(http.StatusMisdirectedRequest, errMisdirected, "the absolute request target names another host")
+	if r.URL.Host != "" && store.RequestHost(r.URL.Host) != sni {
+		return deny.New(http.StatusMisdirectedRequest, deny.Misdirected, "the absolute request target names another host")
 	}
-	rt := p.state.routeHost(host)
+	rt := p.state.RouteHost(host)
 	if rt == nil {
-		return deny(http.StatusMisdirectedRequest, errMisdirected, "no backend is registered for host "+printableName(host))
+		return deny.New(http.StatusMisdirectedRequest, deny.Misdirected, "no backend is registered for host "+store.PrintableName(host))
 	}
-	b := &rt.backend
+	b := &rt.Backend
 	ex.ev.Backend = b.Name
 	ex.ev.CredentialVersion = b.CredentialVersion
 
-	// Identify, unless this client address failed too often: then before
-	// any token lookup, so guessing tokens stays slow.
-	client := clientKey(r.RemoteAddr)
-	if wait, blocked := p.authFails.blocked(client, ex.start); blocked {
-		p.metrics.rateLimited(limitAuthFailure)
-		return authThrottled(wait)
-	}
-	ident, d := p.identify(r.Context(), r, b, ex.start)
+	// Identify (failed attempts are throttled before any token lookup, so
+	// guessing stays slow).
+	ident, d := p.ident.Identify(r.Context(), r, b, ex.start)
 	ex.ident = ident
-	ex.ev.TokenID = ident.tokenID
-	ex.ev.AuthMethod = ident.authMethod
-	ex.ev.IdP, ex.ev.Subject, ex.ev.JTI = ident.idp, ident.subject, ident.jti
-	if ident.agent != nil {
-		ex.ev.Agent = ident.agent.Name
+	ex.ev.TokenID = ident.TokenID
+	ex.ev.AuthMethod = ident.AuthMethod
+	ex.ev.IdP, ex.ev.Subject, ex.ev.JTI = ident.IdP, ident.Subject, ident.JTI
+	if ident.Agent != nil {
+		ex.ev.Agent = ident.Agent.Name
 	}
 	if d != nil {
-		if d.status == http.StatusUnauthorized && ident.authMethod == "" && ident.tokenID == "" {
-			p.authFails.fail(client, ex.start) // nothing presented proved an identity
+		if d.Limit != "" {
+			p.metrics.rateLimited(d.Limit)
 		}
-		if d.status == http.StatusUnauthorized && b.Inject == store.InjectBasic {
+		if d.Status == http.StatusUnauthorized && b.Inject == store.InjectBasic {
 			// Git and other Basic clients send credentials (from a helper)
 			// only when the challenge offers Basic.
 			ex.rec.Header().Add("WWW-Authenticate", `Basic realm="agw"`)
@@ -283,23 +291,26 @@ func (p *proxy) serve(ex *exchange, r *http.Request) *denial {
 
 	// Authorize.
 	if r.Method == http.MethodConnect {
-		return deny(http.StatusBadRequest, errBadRequest, "CONNECT is not supported: agw is not a forward proxy")
+		return deny.New(http.StatusBadRequest, deny.BadRequest, "CONNECT is not supported: agw is not a forward proxy")
 	}
-	norm, why := normalizePath(raw)
+	norm, why := policy.NormalizePath(raw)
 	if why != "" {
-		return deny(http.StatusBadRequest, errBadRequest, why+"; the gateway refuses ambiguous paths rather than guess how the backend reads them")
+		return deny.New(http.StatusBadRequest, deny.BadRequest, why+"; the gateway refuses ambiguous paths rather than guess how the backend reads them")
 	}
-	if c := ident.credential; c != "" && (strings.Contains(raw, c) || strings.Contains(norm, c)) {
-		return deny(http.StatusBadRequest, errBadRequest, "the request path contains the agent credential")
+	if c := ident.Credential; c != "" && (strings.Contains(raw, c) || strings.Contains(norm, c)) {
+		return deny.New(http.StatusBadRequest, deny.BadRequest, "the request path contains the agent credential")
 	}
-	g := p.state.grant(ident.agent.Name, b.Name)
-	if d := authorize(g, ident.agent.Name, b.Name, r.Method, norm); d != nil {
+	g := p.state.Grant(ident.Agent.Name, b.Name)
+	if d := policy.Authorize(g, ident.Agent.Name, b.Name, r.Method, norm); d != nil {
 		return d
 	}
-	if limited(ident.agent, g, b) {
-		adm, d, kind := p.limits.admit(ident.agent, g, b, ex.start)
+	if why := policy.CheckOverrideParams(r); why != "" {
+		return deny.New(http.StatusBadRequest, deny.BadRequest, why)
+	}
+	if limit.Limited(ident.Agent, g, b) {
+		adm, d := limit.Admit(r.Context(), p.limiter, ident.Agent, g, b, ex.start)
 		if d != nil {
-			p.metrics.rateLimited(kind)
+			p.metrics.rateLimited(d.Limit)
 			return d
 		}
 		ex.adm = adm
@@ -309,7 +320,7 @@ func (p *proxy) serve(ex *exchange, r *http.Request) *denial {
 	up := p.ups.get(rt)
 	if up.err != "" {
 		p.stats.upstreamErrs.Add(1)
-		return deny(http.StatusBadGateway, errUpstream, up.err)
+		return deny.New(http.StatusBadGateway, deny.Upstream, up.err)
 	}
 	if b.Inject == store.InjectOAuth2 {
 		if up, d = p.oauth2Upstream(r, rt, up); d != nil {
@@ -321,33 +332,33 @@ func (p *proxy) serve(ex *exchange, r *http.Request) *denial {
 	ex.rec.inj = up.inj
 	ex.ev.Decision = store.Allow
 	p.stats.allowed.Add(1)
-	p.state.markSeen(ident.agent.Name, ex.start)
+	p.state.MarkSeen(ident.Agent.Name, ex.start)
 
 	p.rp.ServeHTTP(&ex.rec, r.WithContext(context.WithValue(r.Context(), exchangeKey{}, ex)))
 	// Trailers are copied into the header map after the body; scrub them
 	// before the server sends them.
-	ex.ev.Redactions += ex.up.inj.scrubHeaders(ex.rec.Header())
+	ex.ev.Redactions += ex.up.inj.ScrubHeaders(ex.rec.Header())
 	return nil
 }
 
 // refuse answers a gateway decision and counts it.
-func (p *proxy) refuse(ex *exchange, d *denial) {
-	if d.status != http.StatusBadGateway && d.status != http.StatusGatewayTimeout {
+func (p *Gateway) refuse(ex *exchange, d *deny.Denial) {
+	if d.Status != http.StatusBadGateway && d.Status != http.StatusGatewayTimeout {
 		p.stats.denied.Add(1)
 		ex.ev.Decision = store.Deny
 	} else {
 		ex.ev.Decision = store.Allow
 	}
-	ex.ev.Reason = d.reason
-	if d.retryAfter > 0 {
-		ex.rec.Header().Set("Retry-After", strconv.Itoa(d.retryAfter))
+	ex.ev.Reason = d.Reason
+	if d.RetryAfter > 0 {
+		ex.rec.Header().Set("Retry-After", strconv.Itoa(d.RetryAfter))
 	}
-	writeError(&ex.rec, d.status, d.typ, d.message(), ex.ev.RequestID)
+	deny.Write(&ex.rec, d.Status, d.Type, d.Message(), ex.ev.RequestID)
 }
 
 // finish completes and hands over the audit record.
-func (p *proxy) finish(ex *exchange) {
-	ex.adm.release()
+func (p *Gateway) finish(ex *exchange) {
+	ex.adm.Release()
 	end := p.now()
 	ev := &ex.ev
 	switch {
@@ -364,7 +375,7 @@ func (p *proxy) finish(ex *exchange) {
 	if !ex.upEnd.IsZero() {
 		ev.UpstreamMillis = millis(ex.upEnd.Sub(ex.upStart))
 	}
-	if c := ex.ident.credential; c != "" && strings.Contains(ev.Path, c) {
+	if c := ex.ident.Credential; c != "" && strings.Contains(ev.Path, c) {
 		ev.Path = "[path withheld: it contained the agent credential]"
 	}
 	p.metrics.observe(ev)
@@ -409,13 +420,14 @@ func isTokenChar(c byte) bool {
 // removed the hop-by-hop headers, those named in Connection included, and
 // the agent's X-Forwarded-For/Host/Proto and Forwarded; the credential is
 // injected last so nothing the agent sent can remove or shadow it.
-func (p *proxy) rewrite(pr *httputil.ProxyRequest) {
+func (p *Gateway) rewrite(pr *httputil.ProxyRequest) {
 	ex := exchangeOf(pr.In.Context())
 	out := pr.Out
-	b := &ex.up.route.backend
-	stripAgentCredential(out.Header, out.URL, b, ex.ident.credential)
+	b := &ex.up.route.Backend
+	auth.StripAgentCredential(out.Header, out.URL, b, ex.ident.Credential)
 	stripForwarding(out.Header)
-	ex.up.inj.inject(out.Header, out.URL)
+	policy.StripOverrideHeaders(out.Header)
+	ex.up.inj.Apply(out.Header, out.URL)
 	if ex.up.scrub != nil {
 		scrubRequest(out.Header)
 	}
@@ -438,12 +450,12 @@ func (p *proxy) rewrite(pr *httputil.ProxyRequest) {
 	ex.upStart = p.now()
 }
 
-func (p *proxy) modifyResponse(res *http.Response) error {
+func (p *Gateway) modifyResponse(res *http.Response) error {
 	ex := exchangeOf(res.Request.Context())
 	ex.upEnd = p.now()
 	ex.upStatus = res.StatusCode
-	ex.ev.Redactions += ex.up.inj.scrubHeaders(res.Header)
-	res.Header.Del(requestIDHeader)
+	ex.ev.Redactions += ex.up.inj.ScrubHeaders(res.Header)
+	res.Header.Del(deny.RequestIDHeader)
 	length := res.ContentLength
 	if err := ex.up.scrub.scrubResponse(res, &ex.scrub, &ex.ev.Redactions); err != nil {
 		return err
@@ -462,14 +474,14 @@ func (p *proxy) modifyResponse(res *http.Response) error {
 
 // upstreamError answers a failed forward. The message never holds the
 // credential: see redactError.
-func (p *proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error) {
+func (p *Gateway) upstreamError(w http.ResponseWriter, r *http.Request, err error) {
 	ex := exchangeOf(r.Context())
 	p.stats.upstreamErrs.Add(1)
-	var inj *injection
+	var inj *inject.Injection
 	if ex.up != nil {
 		inj = ex.up.inj
 	}
-	status, typ := http.StatusBadGateway, errUpstream
+	status, typ := http.StatusBadGateway, deny.Upstream
 	var msg string
 	var ne net.Error
 	var unread *errUninspectable
@@ -479,19 +491,22 @@ func (p *proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error)
 		msg = oauth.msg
 	case errors.As(err, &unread):
 		msg = unread.Error()
+	case errors.Is(err, policy.ErrOverrideInBody):
+		status, typ = http.StatusBadRequest, deny.BadRequest
+		msg = "the multipart body has a method override field (_method); the gateway decides one method and forwards exactly that one, so the request was abandoned"
 	case errors.Is(err, dns.ErrLoopback):
 		msg = "resolution loops back to the gateway: the upstream resolvers answer " + ex.host + " with agw's own address; set an explicit upstream for the backend"
 	case r.Context().Err() != nil:
 		msg = "the client went away before the backend answered"
 	case errors.As(err, &ne) && ne.Timeout():
-		status, typ = http.StatusGatewayTimeout, errUpstreamTimeout
+		status, typ = http.StatusGatewayTimeout, deny.UpstreamTimeout
 		msg = "the backend did not answer in time: " + redactError(err, inj)
 	default:
 		msg = "the backend could not be reached: " + redactError(err, inj)
 	}
 	ex.ev.Reason = msg
 	p.logger.Warn("upstream error", "request_id", ex.ev.RequestID, "backend", ex.ev.Backend, "host", ex.ev.Host, "err", msg)
-	writeError(w, status, typ, msg, ex.ev.RequestID)
+	deny.Write(w, status, typ, msg, ex.ev.RequestID)
 }
 
 // upstreamTransport sends each request through its backend's pool.
@@ -527,13 +542,6 @@ func stripForwarding(h http.Header) {
 	}
 }
 
-// newRequestID returns 16 random hex characters.
-func newRequestID() string {
-	var b [8]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
-}
-
 // recorder wraps the agent's ResponseWriter to count bytes and keep the
 // status for the audit record. Unwrap keeps http.ResponseController (used
 // by ReverseProxy to flush and to hijack for WebSockets) working.
@@ -541,7 +549,7 @@ type recorder struct {
 	http.ResponseWriter
 	status int
 	n      int64
-	inj    *injection
+	inj    *inject.Injection
 	// upIn and upOut count the bytes each way after a protocol upgrade
 	// (WebSocket), when the connection is no longer HTTP. Atomic: the two
 	// copy goroutines may still be finishing as the record is written.
@@ -552,7 +560,7 @@ func (w *recorder) WriteHeader(code int) {
 	if code < 200 {
 		// 1xx (103 Early Hints) headers go out as they are: scrub them too.
 		if ex := w.inj; ex != nil {
-			ex.scrubHeaders(w.Header())
+			ex.ScrubHeaders(w.Header())
 		}
 	} else if w.status == 0 {
 		w.status = code

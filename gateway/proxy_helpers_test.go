@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/agw-dev/agw/crypto"
+	"github.com/agw-dev/agw/gateway/deny"
+	"github.com/agw-dev/agw/state"
 	"github.com/agw-dev/agw/store"
 )
 
@@ -42,8 +44,8 @@ type harness struct {
 	t       *testing.T
 	keys    *crypto.Keyring
 	ca      *crypto.CA
-	st      *state
-	p       *proxy
+	st      *state.State
+	p       *Gateway
 	addr    string
 	backend *httptest.Server
 	token   string
@@ -67,10 +69,10 @@ type harnessSetup struct {
 	handler http.HandlerFunc // backend behaviour after recording
 	dial    func(ctx context.Context, network, addr string) (net.Conn, error)
 	noHTTP2 bool
-	metrics *metrics
+	metrics *Metrics
 }
 
-func withMetrics(m *metrics) harnessOpt {
+func withMetrics(m *Metrics) harnessOpt {
 	return func(s *harnessSetup) { s.metrics = m }
 }
 
@@ -149,10 +151,10 @@ func newHarness(t *testing.T, opts ...harnessOpt) *harness {
 		Grants:      []store.Grant{setup.grant},
 		Tokens:      []store.Token{{ID: id, Agent: "bot", Hash: hash}},
 	}
-	if h.st, err = loadState(snap, h.keys); err != nil {
+	if h.st, err = state.Load(snap, h.keys); err != nil {
 		t.Fatal(err)
 	}
-	h.p = newProxy(proxyConfig{
+	h.p = New(Config{
 		State: h.st,
 		CA:    h.ca,
 		Dial:  setup.dial,
@@ -336,9 +338,9 @@ func (h *harness) raw(request string) (*http.Response, []byte) {
 }
 
 // agwError decodes the gateway's JSON error.
-func agwError(t *testing.T, body []byte) errorDetail {
+func agwError(t *testing.T, body []byte) deny.Detail {
 	t.Helper()
-	var e errorBody
+	var e deny.Body
 	if err := json.Unmarshal(body, &e); err != nil {
 		t.Fatalf("error body is not the agw JSON shape: %v: %s", err, body)
 	}

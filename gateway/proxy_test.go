@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agw-dev/agw/gateway/deny"
 	"github.com/agw-dev/agw/store"
 )
 
@@ -64,7 +65,7 @@ func TestInjectModes(t *testing.T) {
 			if res.StatusCode != http.StatusOK {
 				t.Fatalf("status %d: %s", res.StatusCode, body)
 			}
-			if len(res.Header.Get(requestIDHeader)) != 16 {
+			if len(res.Header.Get(deny.RequestIDHeader)) != 16 {
 				t.Errorf("response has no request id header")
 			}
 			s := h.lastSeen()
@@ -157,8 +158,8 @@ func TestAuthenticationFailures(t *testing.T) {
 				t.Errorf("WWW-Authenticate = %q", got)
 			}
 			e := agwError(t, body)
-			if e.Type != errUnauthenticated || !strings.Contains(e.Message, tt.wantMsg) {
-				t.Errorf("error %+v, want %s mentioning %q", e, errUnauthenticated, tt.wantMsg)
+			if e.Type != deny.Unauthenticated || !strings.Contains(e.Message, tt.wantMsg) {
+				t.Errorf("error %+v, want %s mentioning %q", e, deny.Unauthenticated, tt.wantMsg)
 			}
 			if strings.Contains(string(body), "sk-") || strings.Contains(string(body), h.token) {
 				t.Errorf("error echoes a credential: %s", body)
@@ -181,19 +182,19 @@ func TestRevokedExpiredDisabled(t *testing.T) {
 	if res, body := h.get("/v1/models", auth...); res.StatusCode != 200 {
 		t.Fatalf("status %d: %s", res.StatusCode, body)
 	}
-	tok := *h.st.token(h.tokenID)
+	tok := *h.st.Token(h.tokenID)
 
 	// Disable the agent: the next request is refused.
-	h.st.putAgent(store.Agent{Name: "bot", Disabled: true})
+	h.st.PutAgent(store.Agent{Name: "bot", Disabled: true})
 	res, body := h.get("/v1/models", auth...)
-	if e := agwError(t, body); res.StatusCode != 403 || e.Type != errForbidden || !strings.Contains(e.Message, "agent disabled") {
+	if e := agwError(t, body); res.StatusCode != 403 || e.Type != deny.Forbidden || !strings.Contains(e.Message, "agent disabled") {
 		t.Errorf("disabled agent: status %d %+v", res.StatusCode, e)
 	}
-	h.st.putAgent(store.Agent{Name: "bot"})
+	h.st.PutAgent(store.Agent{Name: "bot"})
 
 	expired := tok
 	expired.ExpiresAt = time.Now().Add(-time.Minute)
-	h.st.putToken(expired)
+	h.st.PutToken(expired)
 	res, body = h.get("/v1/models", auth...)
 	if e := agwError(t, body); res.StatusCode != 401 || !strings.Contains(e.Message, "expired") {
 		t.Errorf("expired token: status %d %+v", res.StatusCode, e)
@@ -201,7 +202,7 @@ func TestRevokedExpiredDisabled(t *testing.T) {
 
 	revoked := tok
 	revoked.RevokedAt = time.Now()
-	h.st.putToken(revoked)
+	h.st.PutToken(revoked)
 	res, body = h.get("/v1/models", auth...)
 	if e := agwError(t, body); res.StatusCode != 401 || !strings.Contains(e.Message, "revoked") {
 		t.Errorf("revoked token: status %d %+v", res.StatusCode, e)
@@ -214,7 +215,7 @@ func TestRevokedExpiredDisabled(t *testing.T) {
 func TestPolicyDenials(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
-	h.st.putGrant(store.Grant{Agent: "bot", Backend: "api", Methods: []string{"GET"}, Paths: []string{"/v1/**"}})
+	h.st.PutGrant(store.Grant{Agent: "bot", Backend: "api", Methods: []string{"GET"}, Paths: []string{"/v1/**"}})
 	tests := []struct {
 		name, method, path, want string
 		removeGrant              bool
@@ -226,13 +227,13 @@ func TestPolicyDenials(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			if tt.removeGrant {
-				h.st.removeGrant("bot", "api")
+				h.st.RemoveGrant("bot", "api")
 			}
 			req, _ := http.NewRequest(tt.method, "https://"+testHost+tt.path, nil)
 			req.Header.Set("Authorization", "Bearer "+h.token)
 			res, body := h.do(req)
 			e := agwError(t, body)
-			if res.StatusCode != 403 || e.Type != errForbidden {
+			if res.StatusCode != 403 || e.Type != deny.Forbidden {
 				t.Fatalf("status %d %+v, want 403", res.StatusCode, e)
 			}
 			for _, s := range []string{tt.want, "policy decision", "will not help"} {
@@ -262,7 +263,7 @@ func TestAuditRecord(t *testing.T) {
 	}
 	ev := h.nextAudit()
 	want := store.AuditEvent{
-		Kind: store.KindRequest, RequestID: res.Header.Get(requestIDHeader), Agent: "bot", AuthMethod: "token",
+		Kind: store.KindRequest, RequestID: res.Header.Get(deny.RequestIDHeader), Agent: "bot", AuthMethod: "token",
 		TokenID: h.tokenID, Backend: "api", Method: "POST", Host: testHost, Path: "/v1/chat/completions",
 		Status: 200, Decision: store.Allow, BytesIn: int64(len(`{"model":"x"}`)), BytesOut: int64(len(body)), CredentialVersion: 1,
 	}
@@ -277,7 +278,7 @@ func TestAuditRecord(t *testing.T) {
 	if st := h.p.Stats(); st.Requests != 1 || st.Allowed != 1 || st.Denied != 0 {
 		t.Errorf("stats %+v", st)
 	}
-	if h.st.seen("bot").IsZero() {
+	if h.st.Seen("bot").IsZero() {
 		t.Error("agent not marked seen")
 	}
 }
@@ -290,15 +291,15 @@ func TestRotationTakesEffectOnNextRequest(t *testing.T) {
 	if got := h.lastSeen().Header.Get("X-Api-Key"); got != canary {
 		t.Fatalf("first request injected %q", got)
 	}
-	rt := h.st.backend("api")
-	b := rt.backend
+	rt := h.st.Backend("api")
+	b := rt.Backend
 	b.CredentialVersion = 2
 	sealed, _ := h.keys.Seal([]byte("sk-rotated-secret-0000"))
 	sec, err := h.keys.Open(sealed)
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.st.putBackend(b, sec)
+	h.st.PutBackend(b, sec)
 	h.nextAudit()
 	res, body := h.get("/v1/b", auth...)
 	if res.StatusCode != 200 {

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"net/url"
 	"strings"
+
+	"github.com/agw-dev/agw/gateway/inject"
 )
 
 // redactError renders an upstream error for the agent, the log and the
@@ -12,7 +14,7 @@ import (
 // backend secret: the URL is reduced to scheme, host and path, any other URL
 // in the text loses its query, and every encoded form of the injected
 // secret is cut out as a last resort.
-func redactError(err error, inj *injection) string {
+func redactError(err error, inj *inject.Injection) string {
 	var msg string
 	var ue *url.Error
 	if errors.As(err, &ue) {
@@ -24,11 +26,11 @@ func redactError(err error, inj *injection) string {
 }
 
 // redactSecret replaces every echo of the injected credential in s.
-func redactSecret(s string, inj *injection) string {
+func redactSecret(s string, inj *inject.Injection) string {
 	if inj == nil {
 		return s
 	}
-	for _, e := range inj.echoes {
+	for _, e := range inj.Echoes {
 		if e != "" && strings.Contains(s, e) {
 			s = strings.ReplaceAll(s, e, "[redacted]")
 		}

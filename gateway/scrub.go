@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/agw-dev/agw/gateway/inject"
 	"github.com/agw-dev/agw/store"
 )
 
@@ -25,18 +26,18 @@ import (
 // The replacer holds back only a tail that is a proper prefix of some form
 // (len(form)-1 bytes at most) and passes everything else on at once, so SSE
 // events and chunked streams keep their latency unless an event ends in what
-// could be the start of the secret. Since the length of a scrubbed body can
+// could be the start of the secret. Since the length of a inject.Scrubbed body can
 // change, its Content-Length is dropped and it goes out chunked (HTTP/1.1)
 // or unsized (HTTP/2).
 //
-// Encodings: gzip bodies are decoded, scrubbed and served identity-encoded.
+// Encodings: gzip bodies are decoded, inject.Scrubbed and served identity-encoded.
 // Other encodings (br, zstd, deflate...) cannot be inspected, so the
 // request's Accept-Encoding is rewritten to gzip (when the agent accepts it)
 // or removed; a backend that sends one anyway is answered 502. Range
 // requests are forwarded without their Range so a secret cannot be read
 // back in pieces small enough to slip between matches.
 //
-// Upgraded connections (101, WebSocket) are not scrubbed: their frames are
+// Upgraded connections (101, WebSocket) are not inject.Scrubbed: their frames are
 // an opaque two-way tunnel; only their response headers are.
 
 // scrubber is the set of byte strings that reveal a backend's secret, built
@@ -104,7 +105,7 @@ func (e *errUninspectable) Error() string {
 	return "the backend answered with Content-Encoding " + e.encoding + ", which agw cannot inspect for a reflected credential, although it was asked for gzip or identity only"
 }
 
-// scrubRequest prepares an outgoing request of a scrubbed backend: only
+// scrubRequest prepares an outgoing request of a inject.Scrubbed backend: only
 // encodings the scrubber reads are asked for, and no byte ranges.
 func scrubRequest(h http.Header) {
 	if acceptsGzip(h.Values("Accept-Encoding")) {
@@ -174,7 +175,7 @@ type scrubReader struct {
 	in     io.Reader // src or gz, once started
 
 	held    []byte // a tail that may be the start of a form
-	pending []byte // scrubbed bytes not yet returned
+	pending []byte // inject.Scrubbed bytes not yet returned
 	out     []byte // buffer behind pending when a replacement was made
 	scratch []byte // read buffer when the caller's is too small
 	err     error  // from the source, returned once pending and held are out
@@ -256,7 +257,7 @@ func (sc *scrubber) scrub(data []byte, final bool, buf []byte) (out []byte, keep
 			break
 		}
 		buf = append(buf, data[i:i+j]...)
-		buf = append(buf, scrubbed...)
+		buf = append(buf, inject.Scrubbed...)
 		i += j + l
 		replaced++
 	}

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"testing/iotest"
 
+	"github.com/agw-dev/agw/gateway/inject"
 	"github.com/agw-dev/agw/store"
 )
 
@@ -64,7 +65,7 @@ func TestScrubberForms(t *testing.T) {
 	}
 	for _, w := range want {
 		out, n := scrubAll(t, sc, chunked("a "+w+" b"))
-		if out != "a "+scrubbed+" b" || n != 1 {
+		if out != "a "+inject.Scrubbed+" b" || n != 1 {
 			t.Errorf("form %q: got %q (%d)", w, out, n)
 		}
 	}
@@ -79,7 +80,7 @@ func TestScrubberForms(t *testing.T) {
 func TestScrubTable(t *testing.T) {
 	t.Parallel()
 	sc := newScrubberOf(canary)
-	r := scrubbed
+	r := inject.Scrubbed
 	for _, tc := range []struct {
 		name  string
 		parts []string
@@ -116,8 +117,8 @@ func TestScrubEverySplit(t *testing.T) {
 		"data: {\"echo\":\"" + canary + "\"}\n\n",
 		"Basic " + base64.StdEncoding.EncodeToString([]byte("user:"+canary)) + " and " + canary,
 	} {
-		want := strings.ReplaceAll(body, base64.StdEncoding.EncodeToString([]byte("user:"+canary)), scrubbed)
-		want = strings.ReplaceAll(want, canary, scrubbed)
+		want := strings.ReplaceAll(body, base64.StdEncoding.EncodeToString([]byte("user:"+canary)), inject.Scrubbed)
+		want = strings.ReplaceAll(want, canary, inject.Scrubbed)
 		for i := 0; i <= len(body); i++ {
 			out, n := scrubAll(t, sc, chunked(body[:i], body[i:]))
 			if out != want || n == 0 {
@@ -155,7 +156,7 @@ func TestScrubHoldsBackOnlyPartialMatches(t *testing.T) {
 		t.Fatalf("with a partial match: %q", got)
 	}
 	write(canary[8:] + "\n\n")
-	if got := read(); got != scrubbed+"\n\n" {
+	if got := read(); got != inject.Scrubbed+"\n\n" {
 		t.Fatalf("completed match: %q", got)
 	}
 	write("data: " + canary[:8])
@@ -184,7 +185,7 @@ func TestScrubSmallBuffers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := strings.ReplaceAll(body, canary, scrubbed); string(out) != want || n != 2 {
+	if want := strings.ReplaceAll(body, canary, inject.Scrubbed); string(out) != want || n != 2 {
 		t.Errorf("one byte at a time: %d redactions, equal %v", n, string(out) == want)
 	}
 }
@@ -248,7 +249,7 @@ func TestScrubResponse(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if want := strings.ReplaceAll(body, canary, scrubbed); string(out) != want || n != 1 {
+			if want := strings.ReplaceAll(body, canary, inject.Scrubbed); string(out) != want || n != 1 {
 				t.Errorf("body %q (%d)", out, n)
 			}
 			_ = res.Body.Close()
@@ -317,7 +318,7 @@ func TestProxyScrubsBodies(t *testing.T) {
 			if res.StatusCode != 200 {
 				t.Fatalf("%d %s", res.StatusCode, body)
 			}
-			if bytes.Contains(body, []byte(canary)) || !bytes.Contains(body, []byte(scrubbed)) {
+			if bytes.Contains(body, []byte(canary)) || !bytes.Contains(body, []byte(inject.Scrubbed)) {
 				t.Errorf("body %q", body)
 			}
 			if ce := res.Header.Get("Content-Encoding"); ce != "" {

@@ -13,6 +13,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/agw-dev/agw/gateway/inject"
+	"github.com/agw-dev/agw/state"
 	"github.com/agw-dev/agw/store"
 )
 
@@ -26,8 +28,8 @@ const defaultUpstreamTimeout = 60 * time.Second
 // credential version captured together), the prepared injection and the
 // backend's connection pool.
 type upstream struct {
-	route  *route
-	inj    *injection
+	route  *state.Route
+	inj    *inject.Injection
 	scrub  *scrubber
 	target *url.URL // explicit upstream; nil: the requested host on :443
 	pool   *pool
@@ -70,8 +72,8 @@ type upstreams struct {
 // get returns the upstream for a route, building it when the route was
 // published since the last call. The old pool's idle connections are
 // closed when its settings changed; requests still using it finish.
-func (us *upstreams) get(r *route) *upstream {
-	name := r.backend.Name
+func (us *upstreams) get(r *state.Route) *upstream {
+	name := r.Backend.Name
 	if v, ok := us.m.Load(name); ok && v.(*upstream).route == r {
 		return v.(*upstream)
 	}
@@ -85,9 +87,9 @@ func (us *upstreams) get(r *route) *upstream {
 		}
 	}
 	u := &upstream{route: r}
-	b := &r.backend
-	u.inj = newInjection(b, r.secret.Reveal())
-	u.scrub = newScrubber(b, r.secret.Reveal())
+	b := &r.Backend
+	u.inj = inject.New(b, r.Secret.Reveal())
+	u.scrub = newScrubber(b, r.Secret.Reveal())
 	key := poolKeyOf(b)
 	if b.Upstream != "" {
 		t, err := url.Parse(b.Upstream)

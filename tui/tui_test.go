@@ -7,7 +7,7 @@ import (
 
 	"github.com/charmbracelet/x/exp/teatest"
 
-	"github.com/agw-dev/agw/gateway/admin"
+	"github.com/agw-dev/agw/admin"
 )
 
 // TestRealClientNoDaemon runs the TUI on the real admin client with no

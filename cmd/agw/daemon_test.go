@@ -14,8 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/agw-dev/agw/gateway"
-	"github.com/agw-dev/agw/gateway/admin"
+	"github.com/agw-dev/agw/admin"
+	"github.com/agw-dev/agw/daemon"
 )
 
 // fakeDaemon is an admin API server on a Unix socket that answers the
@@ -120,7 +120,7 @@ type cli struct {
 	socket string
 	env    map[string]string
 	now    time.Time
-	served *gateway.Config // set when `agw serve` runs
+	served *daemon.Config // set when `agw serve` runs
 }
 
 func newCLI(t *testing.T, socket string) *cli {
@@ -134,7 +134,7 @@ func (c *cli) run(stdin string, args ...string) result {
 		initDir: func(string) (bool, error) {
 			return true, nil
 		},
-		serve: func(_ context.Context, cfg gateway.Config) error {
+		serve: func(_ context.Context, cfg daemon.Config) error {
 			c.served = &cfg
 			return nil
 		},

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/agw-dev/agw/gateway/admin"
+	"github.com/agw-dev/agw/admin"
 )
 
 func TestExitCodes(t *testing.T) {

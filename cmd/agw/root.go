@@ -10,8 +10,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/agw-dev/agw/gateway"
-	"github.com/agw-dev/agw/gateway/admin"
+	"github.com/agw-dev/agw/admin"
+	"github.com/agw-dev/agw/daemon"
 )
 
 // app is what the commands depend on: the global flag values and the few
@@ -19,7 +19,7 @@ import (
 type app struct {
 	getenv  func(string) string
 	initDir func(dataDir string) (created bool, err error)
-	serve   func(ctx context.Context, cfg gateway.Config) error
+	serve   func(ctx context.Context, cfg daemon.Config) error
 	now     func() time.Time
 	// isTerminal reports whether a person is at the terminal (bare agw → TUI).
 	isTerminal func() bool
@@ -36,8 +36,8 @@ type app struct {
 func newApp() *app {
 	return &app{
 		getenv:     os.Getenv,
-		initDir:    gateway.Init,
-		serve:      gateway.Run,
+		initDir:    daemon.Init,
+		serve:      daemon.Run,
 		now:        time.Now,
 		isTerminal: onTerminal,
 	}

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/agw-dev/agw/gateway/admin"
+	"github.com/agw-dev/agw/admin"
 	"github.com/agw-dev/agw/store"
 )
 

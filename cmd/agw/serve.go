@@ -12,7 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/agw-dev/agw/gateway"
+	"github.com/agw-dev/agw/daemon"
 )
 
 type serveFlags struct {
@@ -23,6 +23,7 @@ type serveFlags struct {
 	metricsListen  string
 	adminGroup     string
 	auditRetention time.Duration
+	followMaxLag   uint64
 	logFormat      string
 }
 
@@ -53,18 +54,19 @@ An empty data directory is initialised first. Logs go to stderr.`,
 	fl.StringVar(&f.metricsListen, "metrics-listen", "", "`ADDR` serving Prometheus metrics (default off)")
 	fl.StringVar(&f.adminGroup, "admin-group", "", "`GROUP` whose members may use the admin socket (default the daemon's user only)")
 	fl.Var(durationValue{&f.auditRetention}, "audit-retention", "drop audit records older than `DUR`, like 90d or 720h (default keep all)")
+	fl.Uint64Var(&f.followMaxLag, "audit-follow-max-lag", 0, "`N` records an `audit tail -f` reader may fall behind before it is skipped ahead and told what it missed (default 10000)")
 	fl.Var(newEnumValue(&f.logFormat, "auto", "auto", "text", "json"), "log-format", "log format: text, json, or auto (text on a terminal, json otherwise)")
 	_ = cmd.RegisterFlagCompletionFunc("log-format", fixedCompletion("auto", "text", "json"))
 	return cmd
 }
 
 // serveConfig turns the flags into the daemon's configuration.
-func (a *app) serveConfig(cmd *cobra.Command, f *serveFlags) (gateway.Config, error) {
+func (a *app) serveConfig(cmd *cobra.Command, f *serveFlags) (daemon.Config, error) {
 	level, err := parseLogLevel(a.logLevel)
 	if err != nil {
-		return gateway.Config{}, usagef(cmd, "invalid --log-level %q: %v", a.logLevel, err)
+		return daemon.Config{}, usagef(cmd, "invalid --log-level %q: %v", a.logLevel, err)
 	}
-	cfg := gateway.Config{
+	cfg := daemon.Config{
 		DataDir:        a.dataDirPath(),
 		Socket:         a.socketPath(),
 		HTTPSListen:    f.httpsListen,
@@ -72,6 +74,7 @@ func (a *app) serveConfig(cmd *cobra.Command, f *serveFlags) (gateway.Config, er
 		MetricsListen:  f.metricsListen,
 		AdminGroup:     f.adminGroup,
 		AuditRetention: f.auditRetention,
+		FollowMaxLag:   f.followMaxLag,
 		Version:        version,
 		Logger:         newLogger(cmd.ErrOrStderr(), level, f.logFormat),
 	}
@@ -90,7 +93,7 @@ func (a *app) serveConfig(cmd *cobra.Command, f *serveFlags) (gateway.Config, er
 		cfg.UpstreamDNS = append(cfg.UpstreamDNS, ap.String())
 	}
 	logger := cfg.Logger
-	cfg.Ready = func(l gateway.Listeners) {
+	cfg.Ready = func(l daemon.Listeners) {
 		logger.Info("agw ready", "admin", l.Admin, "https", l.HTTPS, "dns", l.DNS, "metrics", l.Metrics)
 	}
 	return cfg, nil

@@ -1,0 +1,461 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/agw-dev/agw/admin"
+	"github.com/agw-dev/agw/audit"
+	"github.com/agw-dev/agw/crypto"
+	"github.com/agw-dev/agw/daemon/adminserver"
+	"github.com/agw-dev/agw/dns"
+	"github.com/agw-dev/agw/gateway"
+	"github.com/agw-dev/agw/gateway/auth"
+	"github.com/agw-dev/agw/gateway/auth/jwt"
+	"github.com/agw-dev/agw/state"
+	"github.com/agw-dev/agw/store"
+	"github.com/agw-dev/agw/store/badgerstore"
+)
+
+// Files and folders inside the data directory.
+const (
+	IdentityFile = "identity.txt" // the age identity credentials are sealed to
+	DBDir        = "db"           // the Badger store
+)
+
+// Init creates whatever the data directory lacks: the age identity, the CA
+// and the store. created reports whether anything was created. It refuses to
+// create a new identity beside data sealed to an old one.
+func Init(dataDir string) (created bool, err error) {
+	_, _, created, err = initDataDir(dataDir, time.Now())
+	if err != nil {
+		return false, err
+	}
+	st, err := badgerstore.Open(filepath.Join(dataDir, DBDir), badgerstore.Options{})
+	if err != nil {
+		return created, err
+	}
+	return created, st.Close()
+}
+
+func exists(p string) bool {
+	_, err := os.Lstat(p)
+	return err == nil
+}
+
+// initDataDir loads or creates the identity and CA.
+func initDataDir(dir string, now time.Time) (*crypto.Keyring, *crypto.CA, bool, error) {
+	if dir == "" {
+		return nil, nil, false, errors.New("no data directory given")
+	}
+	created := false
+	if !exists(dir) {
+		created = true
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, nil, false, fmt.Errorf("create data directory: %w", err)
+	}
+	if fi, err := os.Stat(dir); err != nil {
+		return nil, nil, false, err
+	} else if fi.Mode().Perm()&0o077 != 0 {
+		return nil, nil, false, fmt.Errorf("data directory %s is accessible to other users (mode %v): run chmod 700 %s", dir, fi.Mode().Perm(), dir)
+	}
+	idPath := filepath.Join(dir, IdentityFile)
+	var keys *crypto.Keyring
+	if exists(idPath) {
+		k, err := crypto.LoadKeyring(idPath)
+		if err != nil {
+			return nil, nil, false, err
+		}
+		keys = k
+	} else {
+		for _, sealed := range []string{crypto.CAKeyFile, DBDir} {
+			if exists(filepath.Join(dir, sealed)) {
+				return nil, nil, false, fmt.Errorf("%s has %s but no %s: the data sealed there cannot be opened without it; restore %s from backup, or start over with an empty directory", dir, sealed, IdentityFile, IdentityFile)
+			}
+		}
+		k, err := crypto.NewKeyring()
+		if err != nil {
+			return nil, nil, false, err
+		}
+		if err := k.Save(idPath); err != nil {
+			return nil, nil, false, err
+		}
+		keys, created = k, true
+	}
+	var ca *crypto.CA
+	var err error
+	if exists(filepath.Join(dir, crypto.CACertFile)) || exists(filepath.Join(dir, crypto.CAKeyFile)) {
+		ca, err = crypto.LoadCAFiles(dir, keys)
+	} else {
+		ca, err = crypto.InitCA(dir, keys, now)
+		created = true
+	}
+	if err != nil {
+		return nil, nil, false, err
+	}
+	if !exists(filepath.Join(dir, DBDir)) {
+		created = true
+	}
+	return keys, ca, created, nil
+}
+
+// daemon is one running `agw serve`.
+type daemon struct {
+	cfg       Config
+	log       *slog.Logger
+	keys      *crypto.Keyring
+	ca        *crypto.CA
+	st        store.Store
+	state     *state.State
+	audit     *audit.Log
+	proxy     *gateway.Gateway
+	jwt       *auth.JWTVerifier
+	dns       *dns.Server
+	advertise []netip.Addr
+	started   time.Time
+	listeners Listeners
+	stopping  chan struct{}
+}
+
+func (d *daemon) now() time.Time { return time.Now() }
+
+func (cfg Config) withDefaults() Config {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.DataDir == "" {
+		cfg.DataDir = admin.DefaultDataDir()
+	}
+	if cfg.Socket == "" {
+		cfg.Socket = admin.DefaultSocket(cfg.DataDir)
+	}
+	https, dnsAddr := DefaultListeners()
+	if cfg.HTTPSListen == "" {
+		cfg.HTTPSListen = https
+	}
+	if cfg.DNSListen == "" {
+		cfg.DNSListen = dnsAddr
+	}
+	if cfg.Version == "" {
+		cfg.Version = "dev"
+	}
+	return cfg
+}
+
+// Run initialises the data directory if needed, opens the store and serves
+// the admin API, the HTTPS gateway and DNS until ctx is done. Then it stops
+// accepting, lets in-flight requests finish, flushes the audit trail and
+// closes the store.
+func Run(ctx context.Context, cfg Config) error {
+	// Everything the daemon creates (Badger's files, the socket, certs) is
+	// for its own user only; the admin group is granted explicitly.
+	syscall.Umask(0o077)
+	cfg = cfg.withDefaults()
+	log := cfg.Logger
+	keys, ca, created, err := initDataDir(cfg.DataDir, time.Now())
+	if err != nil {
+		return err
+	}
+	if created {
+		log.Info("initialised data directory", "dir", cfg.DataDir, "ca", filepath.Join(cfg.DataDir, crypto.CACertFile))
+	}
+	st, err := badgerstore.Open(filepath.Join(cfg.DataDir, DBDir), badgerstore.Options{Logger: log})
+	if err != nil {
+		if errors.Is(err, store.ErrLocked) {
+			return fmt.Errorf("another agw serve is using %s (stop it first, or pass a different --data-dir): %w", cfg.DataDir, store.ErrLocked)
+		}
+		return err
+	}
+	defer st.Close()
+	snap, err := st.Load(ctx)
+	if err != nil {
+		return fmt.Errorf("load store: %w", err)
+	}
+	sv, err := state.Load(snap, keys)
+	if err != nil {
+		return err
+	}
+	d := &daemon{
+		cfg:      cfg,
+		log:      log,
+		keys:     keys,
+		ca:       ca,
+		st:       st,
+		state:    sv,
+		started:  time.Now(),
+		stopping: make(chan struct{}),
+	}
+	d.audit = audit.New(audit.Config{Sink: audit.StoreSink{Store: st}, Logger: log, FollowMaxLag: cfg.FollowMaxLag})
+	defer d.audit.Close()
+	return d.serve(ctx)
+}
+
+func (d *daemon) serve(ctx context.Context) error {
+	cfg := d.cfg
+	adminAPI, err := adminserver.New(adminserver.Config{
+		Store: d.st, State: d.state, Keys: d.keys, CA: d.ca, Audit: d.audit,
+		Status: d.status, ExportDNS: d.exportDNS, Stopping: d.stopping,
+		AdminGroup: cfg.AdminGroup, Logger: d.log,
+	})
+	if err != nil {
+		return err
+	}
+	adminLn, err := adminserver.Listen(cfg.Socket, adminAPI.GroupGID())
+	if err != nil {
+		return err
+	}
+	defer adminLn.Close()
+	d.listeners.Admin = cfg.Socket
+
+	var httpsLn net.Listener
+	if cfg.HTTPSListen != "off" {
+		if httpsLn, err = net.Listen("tcp", cfg.HTTPSListen); err != nil {
+			return fmt.Errorf("listen for HTTPS on %s: %w (pick another address with --https-listen)", cfg.HTTPSListen, err)
+		}
+		defer httpsLn.Close()
+		d.listeners.HTTPS = httpsLn.Addr().String()
+	}
+	d.advertise = cfg.AdvertiseIPs
+	if len(d.advertise) == 0 && httpsLn != nil {
+		d.advertise = defaultAdvertise(httpsLn.Addr())
+	}
+
+	var udp net.PacketConn
+	var tcp net.Listener
+	if cfg.DNSListen != "off" {
+		if udp, tcp, err = listenDNS(cfg.DNSListen, net.ListenPacket); err != nil {
+			return err
+		}
+		defer udp.Close()
+		defer tcp.Close()
+		d.listeners.DNS = udp.LocalAddr().String()
+	}
+
+	var metricsLn net.Listener
+	var m *gateway.Metrics
+	if cfg.MetricsListen != "" && cfg.MetricsListen != "off" {
+		if metricsLn, err = net.Listen("tcp", cfg.MetricsListen); err != nil {
+			return fmt.Errorf("listen for metrics on %s: %w (pick another address with --metrics-listen)", cfg.MetricsListen, err)
+		}
+		defer metricsLn.Close()
+		d.listeners.Metrics = metricsLn.Addr().String()
+		m = gateway.NewMetrics(d.metricSources())
+	}
+
+	upstreams, err := d.upstreamResolvers()
+	if err != nil {
+		return err
+	}
+	resolver := dns.NewResolver(upstreams, d.selfAddrs(), 0)
+	// One verifier for the daemon's lifetime: it keeps the IdPs' keys
+	// (serving them while an IdP is down) and the verified tokens.
+	d.jwt = auth.NewJWTVerifier(d.state, jwt.New(jwt.Config{Logger: d.log, Dial: resolver.DialContext}))
+	d.proxy = gateway.New(gateway.Config{
+		State:   d.state,
+		CA:      d.ca,
+		Dial:    resolver.DialContext,
+		Audit:   d.audit.Record,
+		Logger:  d.log,
+		IdP:     d.jwt,
+		Metrics: m,
+	})
+	if udp != nil {
+		if d.dns, err = dns.New(dns.Config{
+			Intercept: d.state,
+			Advertise: d.advertise,
+			Upstreams: upstreams,
+			Logger:    d.log,
+		}); err != nil {
+			return err
+		}
+	}
+
+	errc := make(chan error, 4)
+	var wg sync.WaitGroup
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	start := func(name string, fn func() error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := fn(); err != nil {
+				errc <- fmt.Errorf("%s: %w", name, err)
+				cancel()
+			}
+		}()
+	}
+	adminCtx, stopAdmin := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopAdmin()
+	start("admin API", func() error { return adminAPI.Serve(adminCtx, adminLn) })
+	if httpsLn != nil {
+		start("HTTPS gateway", func() error { return d.proxy.Serve(runCtx, httpsLn) })
+	}
+	if d.dns != nil {
+		start("DNS", func() error { return d.dns.Serve(runCtx, udp, tcp) })
+	}
+	if metricsLn != nil {
+		ms := &metricsServer{m: m, ready: d.ready, logger: d.log}
+		start("metrics", func() error { return ms.Serve(runCtx, metricsLn) })
+	}
+	retention := &audit.Retention{Store: d.st.(audit.Pruner), Log: d.audit, Keep: cfg.AuditRetention, Logger: d.log}
+	start("audit retention", func() error { return retention.Run(runCtx) })
+
+	d.log.Info("agw serving", "version", cfg.Version, "data_dir", cfg.DataDir, "admin", d.listeners.Admin,
+		"https", d.listeners.HTTPS, "dns", d.listeners.DNS, "metrics", d.listeners.Metrics, "advertise", d.advertise, "upstream_dns", upstreams)
+	if cfg.Ready != nil {
+		cfg.Ready(d.listeners)
+	}
+
+	<-runCtx.Done()
+	d.log.Info("shutting down: finishing in-flight requests and flushing the audit trail")
+	close(d.stopping)
+	stopAdmin()
+	wg.Wait()
+	close(errc)
+	var errs []error
+	for err := range errc {
+		errs = append(errs, err)
+	}
+	d.audit.Close()
+	d.log.Info("stopped")
+	return errors.Join(errs...)
+}
+
+// defaultAdvertise derives the addresses DNS answers with from the HTTPS
+// listener: its own address, or every non-loopback unicast address of the
+// host when it listens on all of them.
+func defaultAdvertise(a net.Addr) []netip.Addr {
+	ap, err := netip.ParseAddrPort(a.String())
+	if err != nil {
+		return nil
+	}
+	ip := ap.Addr().Unmap()
+	if !ip.IsUnspecified() {
+		return []netip.Addr{ip}
+	}
+	var out []netip.Addr
+	addrs, _ := net.InterfaceAddrs()
+	for _, ia := range addrs {
+		p, err := netip.ParsePrefix(ia.String())
+		if err != nil {
+			continue
+		}
+		addr := p.Addr().Unmap()
+		if addr.IsLoopback() || addr.IsLinkLocalUnicast() || addr.IsMulticast() {
+			continue
+		}
+		if ip.Is4() && !addr.Is4() {
+			continue
+		}
+		out = append(out, addr)
+	}
+	if len(out) == 0 {
+		out = []netip.Addr{netip.MustParseAddr("127.0.0.1")}
+	}
+	return out
+}
+
+// selfAddrs are the gateway's own addresses: an upstream answer pointing at
+// one of them would loop back into agw.
+func (d *daemon) selfAddrs() []netip.Addr {
+	return slices.Clone(d.advertise)
+}
+
+// upstreamResolvers returns the configured upstream resolvers, or the
+// system's, minus agw's own DNS listener (which would loop).
+func (d *daemon) upstreamResolvers() ([]string, error) {
+	if len(d.cfg.UpstreamDNS) > 0 {
+		return d.cfg.UpstreamDNS, nil
+	}
+	sys, err := dns.SystemResolvers("/etc/resolv.conf")
+	if err != nil {
+		return nil, fmt.Errorf("read system resolvers: %w (pass --upstream-dns)", err)
+	}
+	var out []string
+	for _, u := range sys {
+		if u == d.listeners.DNS {
+			d.log.Warn("skipping upstream resolver that is agw's own DNS listener", "resolver", u)
+			continue
+		}
+		out = append(out, u)
+	}
+	if len(out) == 0 && d.listeners.DNS != "" {
+		d.log.Warn("no upstream DNS resolvers: forwarded names will fail (pass --upstream-dns)")
+	}
+	return out, nil
+}
+
+func (d *daemon) status() admin.Status {
+	b, a, g, t, p := d.state.Counts(d.now())
+	st := admin.Status{
+		Version:   d.cfg.Version,
+		PID:       os.Getpid(),
+		StartedAt: d.started,
+		DataDir:   d.cfg.DataDir,
+		Listeners: admin.Listeners{
+			Admin: d.listeners.Admin, HTTPS: d.listeners.HTTPS,
+			DNS: d.listeners.DNS, Metrics: d.listeners.Metrics,
+		},
+		Counts:     admin.Counts{Backends: b, Agents: a, Grants: g, Tokens: t, IdPs: p},
+		AuditQueue: d.audit.Depth(),
+	}
+	if d.proxy != nil {
+		st.Gateway = d.proxy.Stats()
+	}
+	if d.dns != nil {
+		s := d.dns.Stats()
+		st.DNS = admin.DNSStats{Queries: s.Queries, Intercepted: s.Intercepted, Forwarded: s.Forwarded, Failures: s.Failures}
+	}
+	return st
+}
+
+func (d *daemon) exportDNS(w io.Writer, format string) error {
+	if len(d.advertise) == 0 {
+		return fmt.Errorf("%w: the daemon has no address to advertise (start it with --advertise-ip)", store.ErrConflict)
+	}
+	if err := dns.Export(w, format, d.state.HostList(), d.advertise, 30); err != nil {
+		return fmt.Errorf("%w: %v", store.ErrInvalid, err)
+	}
+	return nil
+}
+
+// listenDNS opens the DNS server's UDP socket and a TCP listener on the same
+// port. With port 0 the system picks the UDP port, and the same TCP port may
+// already be taken by someone else; then it tries again with another port,
+// a few times, rather than fail. listenPacket is net.ListenPacket.
+func listenDNS(addr string, listenPacket func(network, addr string) (net.PacketConn, error)) (net.PacketConn, net.Listener, error) {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("listen for DNS on %s: %w (give host:port to --dns-listen, or 'off')", addr, err)
+	}
+	attempts := 1
+	if port == "0" {
+		attempts = 10
+	}
+	for i := 1; ; i++ {
+		udp, err := listenPacket("udp", addr)
+		if err != nil {
+			return nil, nil, fmt.Errorf("listen for DNS on udp %s: %w (pick another address with --dns-listen, or 'off')", addr, err)
+		}
+		tcp, err := net.Listen("tcp", udp.LocalAddr().String())
+		if err == nil {
+			return udp, tcp, nil
+		}
+		udp.Close()
+		if i == attempts || !errors.Is(err, syscall.EADDRINUSE) {
+			return nil, nil, fmt.Errorf("listen for DNS on tcp %s: %w (pick another address with --dns-listen, or 'off')", udp.LocalAddr(), err)
+		}
+	}
+}
