@@ -115,3 +115,14 @@ func TestPath(t *testing.T) {
 		}
 	}
 }
+
+// The error of a real client call to a URL with the secret in its query.
+func TestErrorFromHTTPClient(t *testing.T) {
+	t.Parallel()
+	set := New([]byte("s3cr3t/+="))
+	_, err := http.Get("http://127.0.0.1:1/x?key=s3cr3t%2F%2B%3D&a=b")
+	got := set.Error(err)
+	if strings.Contains(got, "s3cr3t") || !strings.Contains(got, "http://127.0.0.1:1/x?[query redacted]") {
+		t.Errorf("Error = %q", got)
+	}
+}
