@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync/atomic"
 )
 
 // wsChunk is the most payload read per output frame: a long frame leaves
@@ -71,7 +72,10 @@ type WebSocket struct {
 	out     []byte
 	msg     []byte
 	buf     []byte
-	count   int
+	// count is read by the proxy as the audit record is written, while the
+	// copy goroutine may still be reading frames.
+	count   atomic.Int64
+	counted int // of st.count, already in count
 	err     error
 }
 
@@ -87,13 +91,7 @@ func (w *WebSocket) Write(p []byte) (int, error) { return w.conn.Write(p) }
 func (w *WebSocket) Close() error { return w.conn.Close() }
 
 // Redactions is the number of markers written so far.
-func (w *WebSocket) Redactions() int {
-	n := w.count
-	if w.st != nil {
-		n += w.st.count
-	}
-	return n
-}
+func (w *WebSocket) Redactions() int { return int(w.count.Load()) }
 
 // Read returns scrubbed frames.
 func (w *WebSocket) Read(p []byte) (int, error) {
@@ -209,9 +207,10 @@ func (w *WebSocket) payload() error {
 		w.out = appendFrame(w.out, end, op, w.msg)
 		w.started = true
 	}
+	w.count.Add(int64(w.st.count - w.counted))
+	w.counted = w.st.count
 	if end {
-		w.count += w.st.count
-		w.st = nil
+		w.st, w.counted = nil, 0
 	}
 	if f.left == 0 {
 		f.active = false
@@ -225,13 +224,13 @@ func (w *WebSocket) payload() error {
 func (w *WebSocket) scrubControl(op byte, p []byte) []byte {
 	if op == opClose && len(p) >= 2 {
 		if _, n := w.set.Bytes(p[2:]); n > 0 {
-			w.count += n
+			w.count.Add(int64(n))
 			return append(p[:2:2], Marker...)
 		}
 		return p
 	}
 	if _, n := w.set.Bytes(p); n > 0 {
-		w.count += n
+		w.count.Add(int64(n))
 		return []byte(Marker)
 	}
 	return p
