@@ -166,7 +166,8 @@ func (s *Set) Response(res *http.Response, cfg BodyConfig) (*Body, error) {
 	var nested []layer
 	if !isEventStream(res.Header.Get("Content-Type")) {
 		for depth := len(codings); ; depth++ {
-			br := bufio.NewReader(r)
+			// A 16-byte buffer: reads larger than it bypass it.
+			br := bufio.NewReaderSize(r, 16)
 			head, _ := br.Peek(8)
 			r = br
 			l, what := sniff(head)
