@@ -24,6 +24,7 @@ type matcher struct {
 	// pairs is a bitmap of the first two bytes of every form; nil when a
 	// form is a single byte.
 	pairs *[1024]uint64
+	first [256]bool // the first byte of some form (with pairs)
 	// Sparse states s ≥ ndense: edges edgeCls/edgeNext[edgeOff[s-ndense]:edgeOff[s-ndense+1]].
 	edgeOff  []int32
 	edgeCls  []uint16
@@ -172,6 +173,7 @@ func newMatcher(forms []string) *matcher {
 		for _, f := range forms {
 			i := uint(f[0])<<8 | uint(f[1])
 			m.pairs[i>>6] |= 1 << (i & 63)
+			m.first[f[0]] = true
 		}
 	}
 	return m

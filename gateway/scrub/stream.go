@@ -71,7 +71,15 @@ func (st *Stream) Write(dst, p []byte) []byte {
 			// In the root state no form has begun: skip to the next two
 			// bytes that begin one. The last byte is left to the automaton
 			// (it may begin a form that the next write completes).
+			first := &m.first
 			for i+1 < len(p) {
+				// Most bytes begin no form: one table load each, no chain.
+				for i+1 < len(p) && !first[p[i]] {
+					i++
+				}
+				if i+1 >= len(p) {
+					break
+				}
 				k := uint(p[i])<<8 | uint(p[i+1])
 				if pairs[k>>6]&(1<<(k&63)) != 0 {
 					break
