@@ -352,8 +352,21 @@ func (c *Client) DNSExport(ctx context.Context, format string) (string, error) {
 
 // AuditVerify walks the audit hash chain.
 func (c *Client) AuditVerify(ctx context.Context) (*AuditVerifyResult, error) {
+	return c.AuditVerifyWith(ctx, nil)
+}
+
+// AuditVerifyWith verifies the trail against the gateway's checkpoints and
+// the ones given (kept outside the gateway).
+func (c *Client) AuditVerifyWith(ctx context.Context, cps []store.AuditCheckpoint) (*AuditVerifyResult, error) {
 	var r AuditVerifyResult
-	return &r, c.do(ctx, http.MethodPost, PathAuditVerify, nil, nil, &r)
+	return &r, c.do(ctx, http.MethodPost, PathAuditVerify, nil, AuditVerifyRequest{Checkpoints: cps}, &r)
+}
+
+// AuditCheckpoint has the daemon sign the audit chain's head now and
+// returns the checkpoint, to keep outside the gateway host.
+func (c *Client) AuditCheckpoint(ctx context.Context) (*store.AuditCheckpoint, error) {
+	var cp store.AuditCheckpoint
+	return &cp, c.do(ctx, http.MethodPost, PathAuditCheckpoint, nil, nil, &cp)
 }
 
 // EncodeAuditQuery turns a query into URL parameters.

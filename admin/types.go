@@ -27,8 +27,10 @@ const (
 	PathIdP         = "/v1/idps/{name}"
 	PathAudit       = "/v1/audit"
 	PathAuditVerify = "/v1/audit/verify"
-	PathCA          = "/v1/ca"
-	PathDNSExport   = "/v1/dns/export"
+	// PathAuditCheckpoint signs the audit chain's head now (POST).
+	PathAuditCheckpoint = "/v1/audit/checkpoint"
+	PathCA              = "/v1/ca"
+	PathDNSExport       = "/v1/dns/export"
 )
 
 // Status describes the running daemon.
@@ -43,6 +45,13 @@ type Status struct {
 	DNS       DNSStats  `json:"dns"`
 	// AuditQueue is the number of audit records waiting to be written.
 	AuditQueue int `json:"audit_queue"`
+	// Revision is the store revision the gateway's view has applied, and
+	// ConfirmedAt when the store's change feed last confirmed it current.
+	Revision    uint64    `json:"revision"`
+	ConfirmedAt time.Time `json:"confirmed_at,omitzero"`
+	// Stale, when set, says why agent requests are refused: the view could
+	// not be confirmed current within --max-staleness.
+	Stale string `json:"stale,omitempty"`
 }
 
 // Listeners are the daemon's bound addresses ("" when off).
@@ -157,6 +166,15 @@ type AuditVerifyResult struct {
 	Checked int    `json:"checked"`
 	OK      bool   `json:"ok"`
 	Problem string `json:"problem,omitempty"`
+	// Checkpoints is how many signed checkpoints the trail was checked
+	// against (the gateway's own and any sent with the request).
+	Checkpoints int `json:"checkpoints"`
+}
+
+// AuditVerifyRequest may carry checkpoints kept elsewhere (from `agw audit
+// checkpoint`) to verify the trail against, beside the gateway's own.
+type AuditVerifyRequest struct {
+	Checkpoints []store.AuditCheckpoint `json:"checkpoints,omitempty"`
 }
 
 // StreamMessage is one line of the audit stream: an event, or a notice that

@@ -6,6 +6,7 @@ package audit
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -32,6 +33,15 @@ type Log struct {
 
 	written    atomic.Uint64
 	writeFails atomic.Uint64
+	lost       atomic.Uint64 // records given up on at a bounded Close
+
+	// writing is when the batch being written started (unix nanos; 0:
+	// none), and lastErr the error of the last failed write (nil once one
+	// succeeds): together they say whether the sink keeps up.
+	writing atomic.Int64
+	lastErr atomic.Pointer[error]
+	giveUp  atomic.Int64 // unix nanos after which write stops retrying (Close)
+	batchN  atomic.Int64 // records in the batch being written
 
 	// FollowMaxLag is how many records a follow stream may fall behind the
 	// newest before it is skipped ahead.
@@ -117,7 +127,20 @@ func (a *Log) Record(ev store.AuditEvent) {
 		a.write([]store.AuditEvent{ev})
 		return
 	}
-	a.queue <- ev
+	select {
+	case a.queue <- ev:
+	default:
+		if a.Healthy() != nil {
+			// The store fails or hangs and the queue is full: waiting would
+			// hang the request for good. The record is counted and logged
+			// as lost instead (the gateway refuses requests meanwhile).
+			if a.lost.Add(1)%1000 == 1 {
+				a.log.Error("audit records lost: the queue is full and the store is failing", "lost_so_far", a.lost.Load())
+			}
+		} else {
+			a.queue <- ev // back-pressure: the store is slow, not failing
+		}
+	}
 	a.sendMu.RUnlock()
 }
 
@@ -189,23 +212,61 @@ func (a *Log) drain(batch []store.AuditEvent) []store.AuditEvent {
 // queue fills and Record applies back-pressure to requests.
 func (a *Log) write(batch []store.AuditEvent) {
 	backoff := 10 * time.Millisecond
+	a.writing.Store(time.Now().UnixNano())
+	a.batchN.Store(int64(len(batch)))
+	defer a.writing.Store(0)
 	for {
 		err := a.sink.Append(context.Background(), batch)
 		if err == nil {
 			a.written.Add(uint64(len(batch)))
+			a.lastErr.Store(nil)
 			a.Notify()
 			return
 		}
 		a.writeFails.Add(1)
+		a.lastErr.Store(&err)
 		if errors.Is(err, store.ErrClosed) {
+			a.lost.Add(uint64(len(batch)))
 			a.log.Error("audit records lost: the store is closed", "records", len(batch), "err", err)
 			return
 		}
+		if g := a.giveUp.Load(); g != 0 && time.Now().UnixNano() > g {
+			a.lost.Add(uint64(len(batch)))
+			a.log.Error("audit records not written: the store still fails and the daemon is stopping", "records", len(batch), "err", err)
+			return
+		}
 		a.log.Error("audit write failed; retrying", "records", len(batch), "err", err, "retry_in", backoff)
-		time.Sleep(backoff)
+		wait := backoff
+		if g := a.giveUp.Load(); g != 0 {
+			wait = max(0, min(wait, time.Until(time.Unix(0, g))+time.Millisecond))
+		}
+		time.Sleep(wait)
 		backoff = min(backoff*2, 2*time.Second)
 	}
 }
+
+// StallAfter is how long one batch write may take before the sink counts
+// as failing (a store that hangs rather than errors).
+const StallAfter = 5 * time.Second
+
+// Healthy returns nil while the sink keeps up, or why it does not: the last
+// write failed, or the one in progress has taken longer than StallAfter.
+// Requests must not be served while the trail cannot record them.
+func (a *Log) Healthy() error {
+	if p := a.lastErr.Load(); p != nil {
+		return fmt.Errorf("the audit trail cannot be written: %w", *p)
+	}
+	if w := a.writing.Load(); w != 0 {
+		if d := time.Since(time.Unix(0, w)); d > StallAfter {
+			return fmt.Errorf("the audit trail's store has not completed a write for %s", d.Truncate(time.Second))
+		}
+	}
+	return nil
+}
+
+// Lost is how many records were given up on: by a bounded Close, or while
+// the store failed with the queue full.
+func (a *Log) Lost() uint64 { return a.lost.Load() }
 
 // Close stops accepting queued records, writes everything queued and returns
 // once it is stored.
@@ -217,6 +278,25 @@ func (a *Log) Close() {
 	}
 	a.sendMu.Unlock()
 	<-a.done
+}
+
+// CloseWithin is Close bounded by d: while the store keeps failing, the
+// writer stops retrying after d and what it could not write is counted
+// (Lost) and logged, so a broken store cannot keep the daemon from
+// exiting. It returns how many records were not written; a write that hangs
+// inside the store is abandoned with all still queued.
+func (a *Log) CloseWithin(d time.Duration) uint64 {
+	a.giveUp.Store(time.Now().Add(d).UnixNano())
+	done := make(chan struct{})
+	go func() { a.Close(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(d + time.Second):
+		n := uint64(len(a.queue)) + uint64(a.batchN.Load())
+		a.lost.Add(n)
+		a.log.Error("audit records not written: the store did not return from a write", "records", n)
+	}
+	return a.lost.Load()
 }
 
 // Written is the number of records stored since start.

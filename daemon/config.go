@@ -14,15 +14,26 @@ import (
 // Config is what `agw serve` passes to Run. Zero fields take the defaults in
 // DESIGN.md (see Defaults).
 type Config struct {
-	DataDir        string
-	Socket         string
-	HTTPSListen    string        // "" → default; "off" disables
-	DNSListen      string        // "" → default; "off" disables
-	AdvertiseIPs   []netip.Addr  // DNS answers; default from HTTPSListen
+	DataDir      string
+	Socket       string
+	HTTPSListen  string       // "" → default; "off" disables
+	DNSListen    string       // "" → default; "off" disables
+	AdvertiseIPs []netip.Addr // DNS answers; default from HTTPSListen
+	// DNSAllow lists the client networks the DNS server answers (others
+	// get REFUSED); loopback is always in it. nil takes dns.DefaultAllow of
+	// the DNS listener: loopback plus the networks it listens on.
+	DNSAllow       []netip.Prefix
 	UpstreamDNS    []string      // "ip:port"; default the system resolvers
 	MetricsListen  string        // "" disables
 	AdminGroup     string        // group whose members may use the admin socket
-	AuditRetention time.Duration // 0 keeps everything
+	AuditRetention time.Duration // 0 takes DefaultAuditRetention; negative keeps everything
+	// MaxConns and MaxConnsPerClient cap open agent connections; 0 takes
+	// the defaults, negative turns a cap off.
+	MaxConns, MaxConnsPerClient int
+	// MaxStaleness is how long the in-memory view may go unconfirmed by
+	// the store's change feed before agent requests are refused; 0 takes
+	// DefaultMaxStaleness, negative turns the check off.
+	MaxStaleness time.Duration
 	// FollowMaxLag is how far an audit follow stream may fall behind before
 	// it is skipped ahead; 0 takes the default.
 	FollowMaxLag uint64
@@ -31,6 +42,17 @@ type Config struct {
 	// Ready, when set, is called once every listener is bound.
 	Ready func(Listeners)
 }
+
+// DefaultAuditRetention keeps a quarter of a year of audit records: long
+// enough for the usual incident review, and bounded, so that what a flood
+// of refusals still writes cannot fill the disk for good.
+const DefaultAuditRetention = 90 * 24 * time.Hour
+
+// DefaultMaxStaleness: the change feed confirms the view at least every
+// second (store.HeartbeatInterval), so five seconds tolerates a few missed
+// heartbeats (a busy disk, a database failover in progress) while a
+// revocation still cannot be ignored for longer than that.
+const DefaultMaxStaleness = 5 * time.Second
 
 // Listeners are the addresses the daemon bound.
 type Listeners struct {

@@ -127,6 +127,10 @@ type daemon struct {
 	started   time.Time
 	listeners Listeners
 	stopping  chan struct{}
+	health    health
+
+	checkpoints *audit.Checkpointer
+	closeOnce   sync.Once
 }
 
 func (d *daemon) now() time.Time { return time.Now() }
@@ -178,7 +182,7 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 		return err
 	}
-	defer st.Close()
+	defer closeStore(st, log)
 	snap, err := st.Load(ctx)
 	if err != nil {
 		return fmt.Errorf("load store: %w", err)
@@ -197,9 +201,58 @@ func Run(ctx context.Context, cfg Config) error {
 		started:  time.Now(),
 		stopping: make(chan struct{}),
 	}
+	signer, err := audit.LoadOrCreateSigner(filepath.Join(cfg.DataDir, audit.KeyFile))
+	if err != nil {
+		return err
+	}
+	d.checkpoints = &audit.Checkpointer{Store: st, Signer: signer, Path: filepath.Join(cfg.DataDir, audit.CheckpointFile), Logger: log}
 	d.audit = audit.New(audit.Config{Sink: audit.StoreSink{Store: st}, Logger: log, FollowMaxLag: cfg.FollowMaxLag})
-	defer d.audit.Close()
+	defer d.closeAudit()
 	return d.serve(ctx)
+}
+
+// Shutdown bounds: whatever the store does, `agw serve` exits within the
+// HTTPS drain (front.DrainTimeout), plus auditCloseWait to write the
+// records still queued, plus storeCloseWait for the store to close.
+const (
+	auditCloseWait = 10 * time.Second
+	storeCloseWait = 5 * time.Second
+)
+
+// closeAudit writes what is queued, giving up after auditCloseWait when
+// the store fails, and says what it could not write; then it checkpoints
+// the final head, so that records removed while the daemon is stopped are
+// detected too.
+func (d *daemon) closeAudit() {
+	d.closeOnce.Do(d.closeAuditOnce)
+}
+
+func (d *daemon) closeAuditOnce() {
+	lost := d.audit.CloseWithin(auditCloseWait)
+	if lost > 0 {
+		d.log.Error("stopped with audit records unwritten: the store could not take them", "records", lost)
+		return
+	}
+	if d.health.get() == "" {
+		if _, err := d.checkpoints.Checkpoint(context.Background(), true); err != nil {
+			d.log.Error("final audit checkpoint", "err", err)
+		}
+	}
+}
+
+// closeStore closes st, or gives up after storeCloseWait (a store whose
+// storage is gone may retry its flush forever).
+func closeStore(st store.Store, log *slog.Logger) {
+	done := make(chan error, 1)
+	go func() { done <- st.Close() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			log.Error("close store", "err", err)
+		}
+	case <-time.After(storeCloseWait):
+		log.Error("the store did not close in time; exiting without it (it recovers from its log at the next start)", "waited", storeCloseWait)
+	}
 }
 
 func (d *daemon) serve(ctx context.Context) error {
@@ -207,7 +260,7 @@ func (d *daemon) serve(ctx context.Context) error {
 	adminAPI, err := adminserver.New(adminserver.Config{
 		Store: d.st, State: d.state, Keys: d.keys, CA: d.ca, Audit: d.audit,
 		Status: d.status, ExportDNS: d.exportDNS, Stopping: d.stopping,
-		AdminGroup: cfg.AdminGroup, Logger: d.log,
+		AdminGroup: cfg.AdminGroup, Logger: d.log, Checkpoints: d.checkpoints,
 	})
 	if err != nil {
 		return err
@@ -228,8 +281,9 @@ func (d *daemon) serve(ctx context.Context) error {
 		d.listeners.HTTPS = httpsLn.Addr().String()
 	}
 	d.advertise = cfg.AdvertiseIPs
+	advertiseReason := "--advertise-ip"
 	if len(d.advertise) == 0 && httpsLn != nil {
-		d.advertise = defaultAdvertise(httpsLn.Addr())
+		d.advertise, advertiseReason = dns.DefaultAdvertise(listenIP(httpsLn.Addr()))
 	}
 
 	var udp net.PacketConn
@@ -270,12 +324,25 @@ func (d *daemon) serve(ctx context.Context) error {
 		Logger:  d.log,
 		IdP:     d.jwt,
 		Metrics: m,
+
+		MaxStaleness:      maxStaleness(cfg.MaxStaleness),
+		Unhealthy:         d.health.get,
+		MaxConns:          cfg.MaxConns,
+		MaxConnsPerClient: cfg.MaxConnsPerClient,
 	})
 	if udp != nil {
+		allow := cfg.DNSAllow
+		if allow == nil {
+			if allow, err = dns.DefaultAllow(listenIP(udp.LocalAddr())); err != nil {
+				d.log.Warn("dns: only loopback may query", "err", err)
+			}
+		}
+		d.log.Info("dns: clients allowed to query", "allow", allow, "from_flag", cfg.DNSAllow != nil)
 		if d.dns, err = dns.New(dns.Config{
 			Intercept: d.state,
 			Advertise: d.advertise,
 			Upstreams: upstreams,
+			Allow:     allow,
 			Logger:    d.log,
 		}); err != nil {
 			return err
@@ -296,6 +363,15 @@ func (d *daemon) serve(ctx context.Context) error {
 			}
 		}()
 	}
+	// The view follows the store's change feed until the admin API (whose
+	// writes wait for it) has stopped.
+	projCtx, stopProjection := context.WithCancel(context.WithoutCancel(ctx))
+	projDone := make(chan struct{})
+	go func() {
+		defer close(projDone)
+		_ = (&state.Projector{Store: d.st, Keys: d.keys, State: d.state, Logger: d.log}).Run(projCtx)
+	}()
+	defer func() { stopProjection(); <-projDone }()
 	adminCtx, stopAdmin := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopAdmin()
 	start("admin API", func() error { return adminAPI.Serve(adminCtx, adminLn) })
@@ -309,11 +385,17 @@ func (d *daemon) serve(ctx context.Context) error {
 		ms := &metricsServer{m: m, ready: d.ready, logger: d.log}
 		start("metrics", func() error { return ms.Serve(runCtx, metricsLn) })
 	}
-	retention := &audit.Retention{Store: d.st.(audit.Pruner), Log: d.audit, Keep: cfg.AuditRetention, Logger: d.log}
+	go d.watchHealth(runCtx, filepath.Join(cfg.DataDir, DBDir))
+	keep := cfg.AuditRetention
+	if keep == 0 {
+		keep = DefaultAuditRetention
+	}
+	retention := &audit.Retention{Store: d.st, Log: d.audit, Keep: keep, Logger: d.log}
 	start("audit retention", func() error { return retention.Run(runCtx) })
+	start("audit checkpoints", func() error { return d.checkpoints.Run(runCtx) })
 
 	d.log.Info("agw serving", "version", cfg.Version, "data_dir", cfg.DataDir, "admin", d.listeners.Admin,
-		"https", d.listeners.HTTPS, "dns", d.listeners.DNS, "metrics", d.listeners.Metrics, "advertise", d.advertise, "upstream_dns", upstreams)
+		"https", d.listeners.HTTPS, "dns", d.listeners.DNS, "metrics", d.listeners.Metrics, "advertise", d.advertise, "advertise_reason", advertiseReason, "upstream_dns", upstreams)
 	if cfg.Ready != nil {
 		cfg.Ready(d.listeners)
 	}
@@ -328,43 +410,18 @@ func (d *daemon) serve(ctx context.Context) error {
 	for err := range errc {
 		errs = append(errs, err)
 	}
-	d.audit.Close()
+	d.closeAudit()
 	d.log.Info("stopped")
 	return errors.Join(errs...)
 }
 
-// defaultAdvertise derives the addresses DNS answers with from the HTTPS
-// listener: its own address, or every non-loopback unicast address of the
-// host when it listens on all of them.
-func defaultAdvertise(a net.Addr) []netip.Addr {
+// listenIP is the IP a listener is bound to (unspecified for a wildcard).
+func listenIP(a net.Addr) netip.Addr {
 	ap, err := netip.ParseAddrPort(a.String())
 	if err != nil {
-		return nil
+		return netip.Addr{}
 	}
-	ip := ap.Addr().Unmap()
-	if !ip.IsUnspecified() {
-		return []netip.Addr{ip}
-	}
-	var out []netip.Addr
-	addrs, _ := net.InterfaceAddrs()
-	for _, ia := range addrs {
-		p, err := netip.ParsePrefix(ia.String())
-		if err != nil {
-			continue
-		}
-		addr := p.Addr().Unmap()
-		if addr.IsLoopback() || addr.IsLinkLocalUnicast() || addr.IsMulticast() {
-			continue
-		}
-		if ip.Is4() && !addr.Is4() {
-			continue
-		}
-		out = append(out, addr)
-	}
-	if len(out) == 0 {
-		out = []netip.Addr{netip.MustParseAddr("127.0.0.1")}
-	}
-	return out
+	return ap.Addr().Unmap()
 }
 
 // selfAddrs are the gateway's own addresses: an upstream answer pointing at
@@ -397,6 +454,16 @@ func (d *daemon) upstreamResolvers() ([]string, error) {
 	return out, nil
 }
 
+func maxStaleness(d time.Duration) time.Duration {
+	switch {
+	case d == 0:
+		return DefaultMaxStaleness
+	case d < 0:
+		return 0
+	}
+	return d
+}
+
 func (d *daemon) status() admin.Status {
 	b, a, g, t, p := d.state.Counts(d.now())
 	st := admin.Status{
@@ -413,7 +480,13 @@ func (d *daemon) status() admin.Status {
 	}
 	if d.proxy != nil {
 		st.Gateway = d.proxy.Stats()
+		st.Stale = d.proxy.Stale()
+		if why := d.health.get(); why != "" {
+			st.Stale = why
+		}
 	}
+	st.Revision = uint64(d.state.Revision())
+	st.ConfirmedAt = d.state.ConfirmedAt()
 	if d.dns != nil {
 		s := d.dns.Stats()
 		st.DNS = admin.DNSStats{Queries: s.Queries, Intercepted: s.Intercepted, Forwarded: s.Forwarded, Failures: s.Failures}

@@ -80,6 +80,7 @@ func (d *daemon) metricSources() gateway.MetricSources {
 		AuditDepth:      d.audit.Depth,
 		AuditWritten:    d.audit.Written,
 		AuditWriteFails: d.audit.WriteFails,
+		AuditLost:       d.audit.Lost,
 		TLSRefused: func() uint64 {
 			if d.proxy == nil {
 				return 0
@@ -93,6 +94,12 @@ func (d *daemon) metricSources() gateway.MetricSources {
 			return d.proxy.Stats().UpstreamErrs
 		},
 	}
+	src.Conns = func() (int64, uint64) {
+		if d.proxy == nil {
+			return 0, 0
+		}
+		return d.proxy.Conns()
+	}
 	src.JWTVerifications = func() (verified, rejected, unavailable uint64) {
 		s := d.jwt.Stats()
 		return s.Verified, s.Rejected, s.Unavailable
@@ -105,12 +112,12 @@ func (d *daemon) metricSources() gateway.MetricSources {
 		return s.Fetches, s.Failures, s.Refused, s.Retried
 	}
 	if d.cfg.DNSListen != "off" {
-		src.DNS = func() (q, in, fw, fl, ch uint64) {
+		src.DNS = func() (q, in, fw, fl, ch, rf uint64) {
 			if d.dns == nil {
 				return
 			}
 			s := d.dns.Stats()
-			return s.Queries, s.Intercepted, s.Forwarded, s.Failures, s.CacheHits
+			return s.Queries, s.Intercepted, s.Forwarded, s.Failures, s.CacheHits, s.Refused
 		}
 	}
 	return src
@@ -130,6 +137,14 @@ func (d *daemon) ready(ctx context.Context) error {
 	}
 	if _, err := d.st.LastAuditSeq(ctx); err != nil {
 		return fmt.Errorf("store: %w", err)
+	}
+	if why := d.health.get(); why != "" {
+		return errors.New(why)
+	}
+	if d.proxy != nil {
+		if why := d.proxy.Stale(); why != "" {
+			return errors.New(why)
+		}
 	}
 	return nil
 }

@@ -121,6 +121,10 @@ func rrType(a netip.Addr) string {
 
 func (s *exportSet) hosts(b *bytes.Buffer) {
 	b.WriteString("# agw DNS overrides in hosts(5) format: these names resolve to the gateway.\n")
+	b.WriteString("# A hosts file holds addresses only: lookups of other types (HTTPS, SVCB, and AAAA\n")
+	b.WriteString("# when no IPv6 address is listed) still go to DNS and can return the backend's real\n")
+	b.WriteString("# address. Where clients use a resolver, load the dnsmasq, unbound, coredns or bind\n")
+	b.WriteString("# export into it instead.\n")
 	for _, h := range s.exact {
 		for _, a := range s.addrs {
 			fmt.Fprintf(b, "%s\t%s\n", a, h)
@@ -131,19 +135,29 @@ func (s *exportSet) hosts(b *bytes.Buffer) {
 	}
 }
 
+// dnsmasq answers A and AAAA from host-record (exact names) and address
+// (wildcards). Since dnsmasq 2.86 both forward every other type upstream,
+// which would hand clients the backend's real AAAA and its HTTPS/SVCB
+// hints, so each name is also made local: answered from these records
+// only, NODATA for any other type, never forwarded.
 func (s *exportSet) dnsmasq(b *bytes.Buffer) {
 	b.WriteString("# agw DNS overrides for dnsmasq (conf-file): these names resolve to the gateway.\n")
+	b.WriteString("# local= keeps dnsmasq from forwarding other types (AAAA, HTTPS, SVCB) for them.\n")
 	for _, h := range s.exact {
-		// host-record matches the name only, not its subdomains.
+		// host-record matches the name only; local= would also swallow its
+		// subdomains, which server=/*.h/# sends upstream again.
 		for _, a := range s.addrs {
 			fmt.Fprintf(b, "host-record=%s,%s,%d\n", h, a, s.ttl)
 		}
+		fmt.Fprintf(b, "local=/%s/\n", h)
+		fmt.Fprintf(b, "server=/*.%s/#\n", h)
 	}
 	for _, base := range s.wild {
 		fmt.Fprintf(b, "# *.%s: address=/%s/ also covers %s itself and names at any depth below it\n", base, base, base)
 		for _, a := range s.addrs {
 			fmt.Fprintf(b, "address=/%s/%s\n", base, a)
 		}
+		fmt.Fprintf(b, "local=/%s/\n", base)
 	}
 }
 
@@ -209,11 +223,19 @@ func regexpName(name string) string {
 	return strings.ReplaceAll(name, ".", "[.]")
 }
 
-// bind writes a response policy zone: local data for each trigger name.
+// BindPolicyOptions is the response-policy statement the bind export asks
+// for in named.conf's options. qname-wait-recurse no keeps BIND from asking
+// upstream about intercepted names before rewriting them; break-dnssec yes
+// rewrites answers from signed zones too, which BIND would otherwise hand
+// (real addresses included) to clients that set the DO bit.
+const BindPolicyOptions = `response-policy { zone "agw.rpz"; } qname-wait-recurse no break-dnssec yes;`
+
+// bind writes a response policy zone: local data for each trigger name. RPZ
+// local data answers NODATA for the types it does not list.
 func (s *exportSet) bind(b *bytes.Buffer) {
 	b.WriteString("; agw DNS overrides as a BIND response policy zone (RPZ): these names resolve to the gateway.\n")
 	b.WriteString("; named.conf:  zone \"agw.rpz\" { type primary; file \"agw.rpz\"; };\n")
-	b.WriteString(";              options { response-policy { zone \"agw.rpz\"; }; };\n")
+	b.WriteString(";              options { " + BindPolicyOptions + " };\n")
 	b.WriteString("; Raise the SOA serial when secondaries must pick up a changed file.\n")
 	fmt.Fprintf(b, "$TTL %d\n", s.ttl)
 	fmt.Fprintf(b, "@\tIN\tSOA\tlocalhost. hostmaster.localhost. 1 3600 600 86400 %d\n", s.ttl)

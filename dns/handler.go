@@ -8,9 +8,10 @@ import (
 	mdns "github.com/miekg/dns"
 )
 
-// ServeDNS answers one query: intercepted names authoritatively with the
-// advertised addresses, everything else from the cache or the upstreams.
-// It never forwards a query for an intercepted name.
+// ServeDNS answers one query from a client in the allow list: intercepted
+// names authoritatively with the advertised addresses, everything else from
+// the cache or the upstreams. It never forwards a query for an intercepted
+// name. Clients outside the allow list get REFUSED for every query.
 func (s *Server) ServeDNS(w mdns.ResponseWriter, r *mdns.Msg) {
 	s.serve(context.Background(), w, r)
 }
@@ -21,6 +22,17 @@ func (s *Server) serve(ctx context.Context, w mdns.ResponseWriter, r *mdns.Msg) 
 		return // not a query: answering responses invites reflection loops
 	}
 	opt := r.IsEdns0()
+	if !s.allow.contains(w.RemoteAddr()) {
+		// Intercepted names are refused too: their answers would tell anyone
+		// which backends the gateway fronts, and one rule ("outside the list,
+		// nothing") is the one an operator can check.
+		s.refused.Add(1)
+		if !s.warnedRefused.Swap(true) {
+			s.log.Warn("dns: refusing a client outside the allow list (logged once; see the refused counter); allow its network with --dns-allow", "client", w.RemoteAddr().String())
+		}
+		s.write(w, opt, errorReply(r, mdns.RcodeRefused)) // no RA: scanners must not list agw as a resolver
+		return
+	}
 	if r.Opcode != mdns.OpcodeQuery {
 		s.reply(w, r, opt, errorReply(r, mdns.RcodeNotImplemented))
 		return
@@ -126,17 +138,24 @@ func (s *Server) answerANY(r *mdns.Msg, q mdns.Question, authoritative bool) *md
 }
 
 // reply sizes m for the client's transport and writes it. Queries with EDNS0
-// get an OPT record back; UDP replies are truncated (TC set) to the client's
-// buffer size, 512 bytes without EDNS0.
+// get an OPT record back; UDP replies are truncated (TC set, so the client
+// retries over TCP) to the client's buffer size, 512 bytes without EDNS0,
+// and never more than ourUDPSize whatever the client claims: a spoofed
+// source then gets at most 1232 bytes for a query.
 func (s *Server) reply(w mdns.ResponseWriter, r *mdns.Msg, opt *mdns.OPT, m *mdns.Msg) {
 	if s.fwd != nil {
 		m.RecursionAvailable = true
 	}
+	s.write(w, opt, m)
+}
+
+// write sizes m as reply describes and sends it.
+func (s *Server) write(w mdns.ResponseWriter, opt *mdns.OPT, m *mdns.Msg) {
 	size := mdns.MinMsgSize
 	if opt != nil {
 		m.SetEdns0(ourUDPSize, opt.Do()) // WriteMsg moves extended rcodes (BADVERS) into it
 		if us := int(opt.UDPSize()); us > size {
-			size = us
+			size = min(us, ourUDPSize)
 		}
 	}
 	if isTCP(w) {

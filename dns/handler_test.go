@@ -99,12 +99,20 @@ func TestServeDNS(t *testing.T) {
 			rcode: mdns.RcodeNameError, upstream: true, answer: []string{}},
 		{name: "SERVFAIL is passed through", q: query("fail.example.org.", mdns.TypeA),
 			rcode: mdns.RcodeServerFailure, upstream: true},
-		{name: "truncated upstream answer is fetched over TCP", q: withEDNS(query("tc.example.org.", mdns.TypeTXT), 4096),
+		{name: "truncated upstream answer is fetched over TCP", q: withEDNS(query("tc.example.org.", mdns.TypeTXT), 4096), tcp: true,
 			upstream: true, opt: true, checkFunc: func(t *testing.T, m *mdns.Msg) {
 				if len(m.Answer) != 40 {
 					t.Errorf("got %d TXT records, want 40", len(m.Answer))
 				}
 			}},
+		{name: "UDP reply is capped at 1232 bytes even for a 4096-byte buffer", q: withEDNS(query("tc.example.org.", mdns.TypeTXT), 4096),
+			tc: true, opt: true, maxSize: 1232, checkFunc: func(t *testing.T, m *mdns.Msg) {
+				if len(m.Answer) == 0 || len(m.Answer) >= 40 {
+					t.Errorf("got %d TXT records, want some but not all 40", len(m.Answer))
+				}
+			}},
+		{name: "UDP reply is capped at 1232 bytes for a 65535-byte buffer", q: withEDNS(query("tc.example.org.", mdns.TypeTXT), 65535),
+			tc: true, opt: true, maxSize: 1232},
 		{name: "EDNS0 query gets an OPT record", q: withEDNS(query("api.openai.com.", mdns.TypeA), 1232), aa: true, opt: true},
 		{name: "query without EDNS0 gets at most 512 bytes", q: query("big.example.org.", mdns.TypeTXT),
 			upstream: true, tc: true, maxSize: 512},

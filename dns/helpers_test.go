@@ -15,9 +15,10 @@ import (
 // recorder is a ResponseWriter that keeps the reply, packed and unpacked as
 // a real server would send it, so handlers are tested without sockets.
 type recorder struct {
-	tcp  bool
-	msg  *mdns.Msg
-	size int // bytes on the wire
+	tcp    bool
+	remote net.Addr // nil → 127.0.0.1
+	msg    *mdns.Msg
+	size   int // bytes on the wire
 }
 
 var _ mdns.ResponseWriter = (*recorder)(nil)
@@ -30,6 +31,9 @@ func (r *recorder) LocalAddr() net.Addr {
 }
 
 func (r *recorder) RemoteAddr() net.Addr {
+	if r.remote != nil {
+		return r.remote
+	}
 	if r.tcp {
 		return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 40212}
 	}

@@ -32,12 +32,16 @@ type Interceptor interface {
 
 // Config configures a Server.
 type Config struct {
-	Intercept Interceptor   // names answered by agw; required
-	Advertise []netip.Addr  // addresses returned for intercepted names (A for IPv4, AAAA for IPv6)
-	Upstreams []string      // "ip:port" upstream resolvers for everything else; none → REFUSED for other names
-	TTL       uint32        // TTL of intercepted answers; 0 → 30
-	Timeout   time.Duration // per upstream exchange; 0 → 2s
-	Logger    *slog.Logger  // nil → discard
+	Intercept Interceptor  // names answered by agw; required
+	Advertise []netip.Addr // addresses returned for intercepted names (A for IPv4, AAAA for IPv6)
+	Upstreams []string     // "ip:port" upstream resolvers for everything else; none → REFUSED for other names
+	// Allow lists the client networks that get answers; every other client
+	// gets REFUSED for every query, intercepted names included. Loopback is
+	// always allowed; nil → loopback only. See DefaultAllow and ParseAllow.
+	Allow   []netip.Prefix
+	TTL     uint32        // TTL of intercepted answers; 0 → 30
+	Timeout time.Duration // per upstream exchange; 0 → 2s
+	Logger  *slog.Logger  // nil → discard
 }
 
 const (
@@ -57,8 +61,10 @@ type Server struct {
 	ttl       uint32
 	log       *slog.Logger
 	fwd       *forwarder // nil when no upstream is configured
+	allow     allowList
 
-	queries, intercepted, forwarded, failures, cacheHits atomic.Uint64
+	queries, intercepted, forwarded, failures, cacheHits, refused atomic.Uint64
+	warnedRefused                                                 atomic.Bool
 }
 
 // Stats counts what the server has answered since it was created.
@@ -68,12 +74,13 @@ type Stats struct {
 	Forwarded   uint64 `json:"forwarded"`   // queries answered with upstream data (cache hits included)
 	Failures    uint64 `json:"failures"`    // queries answered SERVFAIL because no upstream answered
 	CacheHits   uint64 `json:"cache_hits"`  // forwarded queries answered from the cache
+	Refused     uint64 `json:"refused"`     // queries from clients outside the allow list (answered REFUSED)
 }
 
 var _ mdns.Handler = (*Server)(nil)
 
 // New checks cfg and returns a Server. It fails when the interceptor is
-// missing, an advertised address is invalid, or an upstream is not "ip:port"
+// missing, an advertised address or allow prefix is invalid, or an upstream is not "ip:port"
 // or points back at an advertised address (which would loop queries through
 // agw forever).
 func New(cfg Config) (*Server, error) {
@@ -87,6 +94,11 @@ func New(cfg Config) (*Server, error) {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
+	allow, err := newAllowList(cfg.Allow)
+	if err != nil {
+		return nil, err
+	}
+	s.allow = allow
 	for _, a := range cfg.Advertise {
 		switch {
 		case !a.IsValid():
@@ -126,6 +138,7 @@ func (s *Server) Stats() Stats {
 		Forwarded:   s.forwarded.Load(),
 		Failures:    s.failures.Load(),
 		CacheHits:   s.cacheHits.Load(),
+		Refused:     s.refused.Load(),
 	}
 }
 

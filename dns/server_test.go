@@ -30,7 +30,8 @@ func TestServe(t *testing.T) {
 		{name: "UDP intercepted", net: "udp", q: query("api.openai.com.", mdns.TypeA), answers: 2},
 		{name: "TCP intercepted", net: "tcp", q: query("api.openai.com.", mdns.TypeAAAA), answers: 1},
 		{name: "UDP forwarded", net: "udp", q: query("example.org.", mdns.TypeA), answers: 1},
-		{name: "UDP forwarded after upstream truncation falls back to TCP", net: "udp", q: withEDNS(query("tc.example.org.", mdns.TypeTXT), 4096), answers: 40},
+		{name: "UDP reply is capped at 1232 bytes whatever buffer the client claims", net: "udp", q: withEDNS(query("tc.example.org.", mdns.TypeTXT), 65535), tc: true},
+		{name: "TCP retry after TC carries the answer agw fetched over TCP", net: "tcp", q: withEDNS(query("tc.example.org.", mdns.TypeTXT), 65535), answers: 40},
 		{name: "UDP without EDNS0 is truncated for the client", net: "udp", q: query("big.example.org.", mdns.TypeTXT), tc: true},
 		{name: "TCP carries the whole answer", net: "tcp", q: query("big.example.org.", mdns.TypeTXT), answers: 40},
 	}
@@ -50,7 +51,7 @@ func TestServe(t *testing.T) {
 		})
 	}
 	if n := up.count("tc.example.org.", mdns.TypeTXT); n != 2 {
-		t.Errorf("upstream asked tc.example.org %d times, want 2 (UDP then TCP)", n)
+		t.Errorf("upstream asked tc.example.org %d times, want 2 (UDP then TCP, then the cache)", n)
 	}
 
 	cancel()

@@ -291,3 +291,68 @@ func TestNonAdminRefused(t *testing.T) {
 		t.Errorf("a refused user changed the agent list:\n%s", after)
 	}
 }
+
+// TestAdminGroupMember: with --admin-group, a real second user in that
+// group can use the CLI (the socket's directory is searchable by the group
+// whatever the umask), and a user outside it still cannot.
+func TestAdminGroupMember(t *testing.T) {
+	requireEnv(t, os.Geteuid() == 0, "creating a second user needs root")
+	_, errUA := exec.LookPath("useradd")
+	requireEnv(t, errUA == nil, "useradd is not installed")
+	suffix := strconv.Itoa(os.Getpid() % 100000)
+	group, name := "agwadm"+suffix, "agwop"+suffix
+	if out, err := exec.Command("groupadd", group).CombinedOutput(); err != nil {
+		t.Fatalf("groupadd: %v %s", err, out)
+	}
+	t.Cleanup(func() { _ = exec.Command("groupdel", group).Run() })
+	if out, err := exec.Command("useradd", "-M", "-N", "-s", "/usr/sbin/nologin", "-G", group, name).CombinedOutput(); err != nil {
+		t.Fatalf("useradd: %v %s", err, out)
+	}
+	t.Cleanup(func() { _ = exec.Command("userdel", name).Run() })
+	u, err := user.Lookup(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := user.LookupGroup(group)
+	if err != nil {
+		t.Fatal(err)
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	pgid, _ := strconv.Atoi(u.Gid)
+	ggid, _ := strconv.Atoi(g.Gid)
+
+	e := newEnv(t)
+	// A socket directory that does not exist yet: the daemon makes it
+	// under its umask (0077) and must still let the group through.
+	e.socket = filepath.Join(filepath.Dir(e.dataDir), "run", "admin.sock")
+	e.start("--admin-group", group)
+	fi, err := os.Stat(filepath.Dir(e.socket))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm()&0o010 == 0 || fi.Mode().Perm()&0o007 != 0 {
+		t.Errorf("socket directory mode %v: want group search, nothing for others", fi.Mode().Perm())
+	}
+	as := func(groups []uint32, args ...string) (string, int) {
+		cmd := exec.Command(agwBin, append([]string{"--socket", e.socket}, args...)...)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(pgid), Groups: groups}}
+		cmd.Env = []string{"HOME=/nonexistent", "PATH=/usr/bin:/bin"}
+		out, err := cmd.CombinedOutput()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		return string(out), code
+	}
+	if out, code := as([]uint32{uint32(ggid)}, "agent", "add", "from-group-member"); code != 0 {
+		t.Fatalf("group member: exit %d: %s", code, out)
+	}
+	if out := e.ok("", "agent", "list"); !strings.Contains(out, "from-group-member") {
+		t.Errorf("the member's agent is missing: %s", out)
+	}
+	if out, code := as(nil, "agent", "list"); code == 0 {
+		t.Errorf("the same user outside the group was served: %s", out)
+	}
+}

@@ -156,13 +156,14 @@ func (n *netns) run(env []string, name string, args ...string) (string, error) {
 
 // startIn runs `agw serve` inside the namespace on the well-known ports and
 // waits until its admin API answers; the CLI reaches it from outside through
-// the socket file.
-func (e *env) startIn(n *netns) {
+// the socket file. extra flags come last, so they override the defaults.
+func (e *env) startIn(n *netns, extra ...string) {
 	e.t.Helper()
-	cmd := exec.Command("ip", "netns", "exec", n.name, agwBin, "serve",
+	args := append([]string{"netns", "exec", n.name, agwBin, "serve",
 		"--data-dir", e.dataDir, "--socket", e.socket,
 		"--https-listen", net.JoinHostPort(nsGatewayIP, "443"), "--dns-listen", nsDNSAddr,
-		"--advertise-ip", nsGatewayIP, "--upstream-dns", "127.0.0.1:1", "--log-level", "debug")
+		"--advertise-ip", nsGatewayIP, "--upstream-dns", "127.0.0.1:1", "--log-level", "debug"}, extra...)
+	cmd := exec.Command("ip", args...)
 	e.log = &syncBuffer{}
 	e.logs = append(e.logs, e.log)
 	cmd.Stdout, cmd.Stderr = e.log, e.log

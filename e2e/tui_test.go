@@ -4,12 +4,16 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/agw-dev/agw/store"
 )
+
+// tmuxSessions numbers the sessions of this process, so no two share a name.
+var tmuxSessions int
 
 // tmuxSession runs a command in a detached tmux session of a fixed size.
 type tmuxSession struct {
@@ -21,7 +25,8 @@ func newTmux(t *testing.T, cmdline string) *tmuxSession {
 	t.Helper()
 	_, err := exec.LookPath("tmux")
 	requireEnv(t, err == nil, "tmux is not installed (apt-get install tmux)")
-	s := &tmuxSession{t: t, name: fmt.Sprintf("agwtui%d", os.Getpid())}
+	tmuxSessions++
+	s := &tmuxSession{t: t, name: fmt.Sprintf("agwtui%d-%d", os.Getpid(), tmuxSessions)}
 	out, err := exec.Command("tmux", "new-session", "-d", "-s", s.name, "-x", "100", "-y", "30", cmdline).CombinedOutput()
 	if err != nil {
 		t.Fatalf("tmux new-session: %v\n%s", err, out)
@@ -115,9 +120,8 @@ func TestTUIInTmux(t *testing.T) {
 	s.keys("Enter")
 	s.typeText("5")
 	s.keys("Enter")
-	s.keys("Enter") // scrub: the prefilled yes
-	s.keys("C-u")   // inject: replace the prefilled bearer
-	s.typeText("header")
+	s.keys("Enter") // scrub: the preselected yes
+	s.typeText("h") // inject: a choice; its initial picks header
 	s.waitFor("header mode: header name")
 	s.keys("Enter")
 	s.typeText("X-Api-Key")
@@ -144,7 +148,7 @@ func TestTUIInTmux(t *testing.T) {
 
 	// A request through the gateway (refused: it carries no token) shows up
 	// live in the audit screen.
-	s.press("4", "[4 Audit]", "")
+	s.press("7", "[7 Audit]", "")
 	c := gatewayClient(t, e)
 	status, _ := doReq(t, c, "GET", "https://tui.example.com:"+portOf(e.status.Listeners.HTTPS)+"/tmuxprobe", nil)
 	if status != 401 {
@@ -156,4 +160,115 @@ func TestTUIInTmux(t *testing.T) {
 	}
 	s.keys("q")
 	assertNoSecret(t, e, secret)
+}
+
+// TestTUIManageInTmux uses the screens an operator manages access with,
+// against a real daemon: a refused backend form keeps what was typed, a
+// token is minted and shown once, a grant is added with the form, and
+// g/G, / and : move around as in other terminal programs.
+func TestTUIManageInTmux(t *testing.T) {
+	e := newEnv(t)
+	e.start()
+	const secret = canary + "-tui-manage"
+	e.ok(secret+"\n", "backend", "add", "hr", "--host", "hr.corp.net", "--secret-stdin")
+	e.ok(secret+"-crm\n", "backend", "add", "crm", "--host", "crm.corp.net", "--secret-stdin")
+	e.ok("", "agent", "add", "bot")
+	s := newTmux(t, fmt.Sprintf("NO_COLOR=1 %s --socket %s tui", agwBin, e.socket))
+	s.waitFor("Overview")
+
+	// g and G move to the first and the last row; / filters.
+	s.press("2", "crm.corp.net", "")
+	s.keys("G")
+	s.waitFor("›hr ")
+	s.keys("g")
+	s.waitFor("›crm ")
+	s.keys("/")
+	s.typeText("hr.corp")
+	screen := s.waitFor("1 of 2 shown")
+	if strings.Contains(screen, "crm.corp.net") {
+		t.Errorf("the filter still shows crm:\n%s", screen)
+	}
+	s.keys("Escape")
+	s.waitFor("crm.corp.net")
+
+	// A backend the daemon refuses (the name is taken) keeps the form as
+	// typed, the secret included, and says so as an error.
+	const typed = canary + "-retyped"
+	s.keys("a")
+	s.waitFor("Add a backend")
+	s.typeText("hr")
+	s.keys("Enter")
+	s.typeText("other.corp.net")
+	for range 7 { // hosts, upstream, upstream CA, timeout, rate, scrub, inject
+		s.keys("Enter")
+	}
+	s.typeText(typed)
+	s.keys("Enter")
+	screen = s.waitFor("✗ Error: could not add backend hr")
+	if !strings.Contains(screen, strings.Repeat("•", len(typed))) || !strings.Contains(screen, "other.corp.net") {
+		t.Errorf("the refused form lost what was typed:\n%s", screen)
+	}
+	if strings.Contains(screen, "✓") {
+		t.Errorf("a refusal is shown as a success:\n%s", screen)
+	}
+	s.keys("Escape")
+	s.waitFor("crm.corp.net")
+
+	// Mint a token: shown once, then gone; the gateway knows it.
+	s.keys(":")
+	s.typeText("tokens")
+	s.keys("Enter")
+	s.waitFor("[4 Tokens]")
+	s.keys("m")
+	s.waitFor("Mint a token")
+	s.keys("Enter") // agent: bot, the only one
+	s.typeText("tmux")
+	s.keys("Enter", "Enter")
+	screen = s.waitFor("only time the token is shown")
+	tok := regexp.MustCompile(`agw_[A-Za-z0-9_]+`).FindString(screen)
+	if tok == "" {
+		t.Fatalf("no token on the screen:\n%s", screen)
+	}
+	s.keys("Enter")
+	screen = s.waitFor("STATE")
+	if strings.Contains(screen, tok) {
+		t.Errorf("the token is still shown after dismissing:\n%s", screen)
+	}
+	var tokens []store.Token
+	e.jsonOut(&tokens, "token", "list")
+	if len(tokens) != 1 || tokens[0].Agent != "bot" || tokens[0].Label != "tmux" {
+		t.Fatalf("token list after minting in the TUI = %+v", tokens)
+	}
+	c := gatewayClient(t, e)
+	url := "https://hr.corp.net:" + portOf(e.status.Listeners.HTTPS) + "/v1/people"
+	if status, _ := doReq(t, c, "GET", url, map[string]string{"Authorization": "Bearer " + tok}); status != 403 {
+		t.Errorf("request with the minted token and no grant: status %d, want 403 (known token, no grant)", status)
+	}
+
+	// Add a grant with the form, which starts empty.
+	s.press("5", "[5 Grants]", "")
+	s.keys("a")
+	screen = s.waitFor("Add a grant")
+	if strings.Contains(screen, "/**  ") || strings.Contains(screen, "methods  *") {
+		t.Errorf("the grant form is prefilled:\n%s", screen)
+	}
+	s.keys("Enter") // agent: bot
+	s.typeText("h") // backend: hr, by its initial
+	s.waitFor("← hr →")
+	s.keys("Enter")
+	s.typeText("get")
+	s.keys("Enter")
+	s.typeText("/v1/**")
+	s.keys("Enter")
+	s.waitFor("added the grant of bot on hr")
+	var grants []store.Grant
+	e.jsonOut(&grants, "grant", "list")
+	if len(grants) != 1 || grants[0].Agent != "bot" || grants[0].Backend != "hr" ||
+		strings.Join(grants[0].Methods, ",") != "GET" || strings.Join(grants[0].Paths, ",") != "/v1/**" {
+		t.Fatalf("grant list after the TUI form = %+v", grants)
+	}
+	s.keys("?")
+	s.waitFor("go to screen by name")
+	s.keys("q")
+	assertNoSecret(t, e, secret, typed, tok)
 }

@@ -29,6 +29,7 @@ type Metrics struct {
 	limited    *prometheus.CounterVec
 	redactions *prometheus.CounterVec
 	h2errs     *prometheus.CounterVec
+	stale      prometheus.Counter
 
 	// Per-label children are cached by value keys so the request path does
 	// not build label slices or format status codes.
@@ -52,11 +53,13 @@ type MetricSources struct {
 	AuditDepth       func() int
 	AuditWritten     func() uint64
 	AuditWriteFails  func() uint64
+	AuditLost        func() uint64
 	TLSRefused       func() uint64
 	UpstreamErrors   func() uint64
-	DNS              func() (queries, intercepted, forwarded, failures, cacheHits uint64)
+	DNS              func() (queries, intercepted, forwarded, failures, cacheHits, refused uint64)
 	JWTVerifications func() (verified, rejected, unavailable uint64)
 	OAuth2           func() (fetches, failures, refused, retried uint64)
+	Conns            func() (open int64, refused uint64)
 }
 
 // latencyBuckets span a cached answer (a millisecond) to a long model
@@ -95,6 +98,11 @@ func NewMetrics(src MetricSources) *Metrics {
 		Name: "agw_http2_errors_total",
 		Help: "HTTP/2 protocol errors from agents' connections (malformed frames or streams the HTTP/2 server refused before routing), by type.",
 	}, []string{"type"})
+	m.stale = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "agw_stale_refusals_total",
+		Help: "Requests refused (503) because the store's change feed had not confirmed the gateway's view current within --max-staleness.",
+	})
+	m.reg.MustRegister(m.stale)
 	for _, kind := range limit.Kinds {
 		m.limited.WithLabelValues(kind) // present at zero before the first hit
 	}
@@ -116,13 +124,21 @@ func NewMetrics(src MetricSources) *Metrics {
 	}
 	counter("agw_audit_records_written_total", "Audit records written to the store.", src.AuditWritten)
 	counter("agw_audit_write_errors_total", "Failed audit batch writes (each is retried).", src.AuditWriteFails)
+	counter("agw_audit_records_lost_total", "Audit records given up on: the store failed with the queue full, or a shutdown could not write them.", src.AuditLost)
 	counter("agw_tls_handshakes_refused_total", "TLS handshakes refused (unknown server name, plain HTTP on the HTTPS port).", src.TLSRefused)
+	if f := src.Conns; f != nil {
+		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "agw_open_connections",
+			Help: "Agent connections open now (HTTPS listener).",
+		}, func() float64 { o, _ := f(); return float64(o) }))
+		counter("agw_connections_refused_total", "Agent connections closed at once because --max-conns or --max-conns-per-client was reached.", func() uint64 { _, r := f(); return r })
+	}
 	counter("agw_upstream_errors_total", "Requests the backend could not answer (502/504).", src.UpstreamErrors)
 	if f := src.DNS; f != nil {
 		pick := func(i int) func() uint64 {
 			return func() uint64 {
-				q, in, fw, fl, ch := f()
-				return [5]uint64{q, in, fw, fl, ch}[i]
+				q, in, fw, fl, ch, rf := f()
+				return [6]uint64{q, in, fw, fl, ch, rf}[i]
 			}
 		}
 		counter("agw_dns_queries_total", "DNS queries received.", pick(0))
@@ -130,6 +146,7 @@ func NewMetrics(src MetricSources) *Metrics {
 		counter("agw_dns_forwarded_total", "DNS queries answered with upstream data.", pick(2))
 		counter("agw_dns_failures_total", "DNS queries answered SERVFAIL.", pick(3))
 		counter("agw_dns_cache_hits_total", "Forwarded DNS queries answered from the cache.", pick(4))
+		counter("agw_dns_refused_total", "DNS queries refused: the client is outside --dns-allow.", pick(5))
 	}
 	if f := src.JWTVerifications; f != nil {
 		counter("agw_jwt_verified_total", "IdP tokens verified that identified an agent.", func() uint64 { v, _, _ := f(); return v })
@@ -187,6 +204,13 @@ func (m *Metrics) observers(backend string) *backendObservers {
 	}
 	v, _ := m.lats.LoadOrStore(backend, o)
 	return v.(*backendObservers)
+}
+
+// staleRefusal counts a request refused for a stale view.
+func (m *Metrics) staleRefusal() {
+	if m != nil {
+		m.stale.Inc()
+	}
 }
 
 // rateLimited counts a 429 by the kind of limit.

@@ -34,7 +34,7 @@ func TestMetricsHandler(t *testing.T) {
 	m := NewMetrics(MetricSources{
 		AuditDepth:      func() int { return 7 },
 		AuditWriteFails: func() uint64 { return 2 },
-		DNS:             func() (uint64, uint64, uint64, uint64, uint64) { return 10, 4, 5, 1, 3 },
+		DNS:             func() (uint64, uint64, uint64, uint64, uint64, uint64) { return 10, 4, 5, 1, 3, 2 },
 		JWTVerifications: func() (uint64, uint64, uint64) {
 			return 6, 1, 0
 		},
@@ -63,6 +63,7 @@ func TestMetricsHandler(t *testing.T) {
 		`agw_dns_queries_total 10`,
 		`agw_dns_intercepted_total 4`,
 		`agw_dns_cache_hits_total 3`,
+		`agw_dns_refused_total 2`,
 		`agw_jwt_verified_total 6`,
 		`agw_oauth2_token_fetches_total 9`,
 		`agw_oauth2_token_refused_total 2`,

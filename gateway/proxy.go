@@ -53,6 +53,18 @@ type Config struct {
 	Limiter limit.Limiter
 	// Metrics counts requests; nil counts nothing.
 	Metrics *Metrics
+	// Unhealthy, when set, says why requests cannot be served safely now
+	// (the audit trail or the storage under it is failing), or "": the
+	// gateway then refuses with 503 rather than serve unrecorded.
+	Unhealthy func() string
+	// MaxConns and MaxConnsPerClient cap open agent connections (see
+	// front.Config); 0 takes the defaults.
+	MaxConns, MaxConnsPerClient int
+	// MaxStaleness, when positive, is how long the view may go without the
+	// store's change feed confirming it current before requests are
+	// refused (503 agw_unavailable): a revoked token must never keep
+	// working because the feed stopped.
+	MaxStaleness time.Duration
 }
 
 // Gateway is the credential-swapping request pipeline: route → identify →
@@ -72,6 +84,11 @@ type Gateway struct {
 	bufs    bufferPool
 	oauth   oauth2Sources // client-credentials tokens of oauth2 backends
 	metrics *Metrics
+	live    liveSet // allowed exchanges being forwarded, for revocation
+	sampler *sampler
+
+	maxStale  time.Duration
+	unhealthy func() string
 
 	stats struct {
 		requests, allowed, denied, upstreamErrs atomic.Uint64
@@ -88,6 +105,9 @@ func New(cfg Config) *Gateway {
 		idp:     cfg.IdP,
 		limiter: cfg.Limiter,
 		metrics: cfg.Metrics,
+
+		maxStale:  cfg.MaxStaleness,
+		unhealthy: cfg.Unhealthy,
 	}
 	if p.now == nil {
 		p.now = time.Now
@@ -98,6 +118,8 @@ func New(cfg Config) *Gateway {
 	if p.audit == nil {
 		p.audit = func(store.AuditEvent) {}
 	}
+	p.sampler = &sampler{emit: p.audit, now: p.now}
+	p.audit = p.sampler.record
 	if p.limiter == nil {
 		p.limiter = limit.NewLocal()
 	}
@@ -116,6 +138,9 @@ func New(cfg Config) *Gateway {
 		Logger:     p.logger,
 		ErrorLog:   log.New(&logWriter{logger: p.logger}, "", 0),
 		Now:        p.now,
+
+		MaxConns:          cfg.MaxConns,
+		MaxConnsPerClient: cfg.MaxConnsPerClient,
 	})
 	p.ups.dial = cfg.Dial
 	p.rp = &httputil.ReverseProxy{
@@ -132,6 +157,13 @@ func New(cfg Config) *Gateway {
 		ErrorLog:       log.New(&logWriter{logger: p.logger}, "", 0),
 	}
 	return p
+}
+
+// Conns returns the open agent connections and how many were refused at a
+// connection cap since start.
+func (p *Gateway) Conns() (open int64, refused uint64) {
+	fs := p.front.Stats()
+	return fs.OpenConns, fs.ConnsRefused
 }
 
 // Stats returns the request counters since start.
@@ -154,7 +186,13 @@ func (p *Gateway) TLSConfig() *tls.Config { return p.front.TLSConfig() }
 // backend connection pools.
 func (p *Gateway) Serve(ctx context.Context, ln net.Listener) error {
 	go p.sweep(ctx)
+	go p.watchRevocations(ctx)
+	sctx, stopSampler := context.WithCancel(context.WithoutCancel(ctx))
+	sampled := make(chan struct{})
+	go func() { p.sampler.run(sctx); close(sampled) }()
 	err := p.front.Serve(ctx, ln)
+	stopSampler()
+	<-sampled // the last summaries, after every request has finished
 	p.ups.closeAll()
 	return err
 }
@@ -189,8 +227,14 @@ type exchange struct {
 
 	upStart, upEnd time.Time
 	upStatus       int
-	adm            limit.Admission  // in-flight slot held until finish
-	ws             *scrub.WebSocket // the scrubbed backend connection after a 101
+	adm            limit.Admission // in-flight slot held until finish
+	norm           string          // the normalised path policy decided on
+	proto          int             // the request's HTTP major version
+
+	cancel     context.CancelCauseFunc // ends the forwarding (revocation)
+	revokeOnce sync.Once
+	revoked    atomic.Pointer[string] // why the exchange was ended mid-flight
+	ws         *scrub.WebSocket       // the scrubbed backend connection after a 101
 }
 
 type exchangeKey struct{}
@@ -227,6 +271,7 @@ func (p *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.finish(ex)
 	}()
 	w.Header().Set(deny.RequestIDHeader, ex.ev.RequestID)
+	ex.proto = r.ProtoMajor
 	if r.Body != nil && r.Body != http.NoBody {
 		ex.body.rc = r.Body
 		r.Body = &ex.body
@@ -251,7 +296,12 @@ func (p *Gateway) serve(ex *exchange, r *http.Request) *deny.Denial {
 	ex.host = host
 	ex.ev.Host = store.PrintableName(host)
 	raw := policy.RequestPath(r)
-	ex.ev.Path = scrub.Path(raw, crypto.TokenPrefix)
+	ex.ev.Path = store.Printable(scrub.Path(raw, crypto.TokenPrefix))
+	if r.ProtoMajor == 1 && len(r.TransferEncoding) > 0 && front.ConflictingFraming(r.Context()) {
+		ex.rec.Header().Set("Connection", "close")
+		return deny.New(http.StatusBadRequest, deny.BadRequest,
+			"the request has both Content-Length and Transfer-Encoding; send one framing only (the connection is closed)")
+	}
 	if sni == "" || host != sni {
 		return deny.New(http.StatusMisdirectedRequest, deny.Misdirected,
 			fmt.Sprintf("host %s does not match the TLS server name %s; open a connection per host", store.PrintableName(host), store.PrintableName(sni)))
@@ -266,6 +316,9 @@ func (p *Gateway) serve(ex *exchange, r *http.Request) *deny.Denial {
 	b := &rt.Backend
 	ex.ev.Backend = b.Name
 	ex.ev.CredentialVersion = b.CredentialVersion
+	if d := p.stale(ex.start); d != nil {
+		return d
+	}
 
 	// Identify (failed attempts are throttled before any token lookup, so
 	// guessing stays slow).
@@ -334,7 +387,16 @@ func (p *Gateway) serve(ex *exchange, r *http.Request) *deny.Denial {
 	p.stats.allowed.Add(1)
 	p.state.MarkSeen(ident.Agent.Name, ex.start)
 
-	p.rp.ServeHTTP(&ex.rec, r.WithContext(context.WithValue(r.Context(), exchangeKey{}, ex)))
+	ex.norm = norm
+	ctx, cancel := context.WithCancelCause(context.WithValue(r.Context(), exchangeKey{}, ex))
+	ex.cancel = cancel
+	p.live.add(ex)
+	defer func() { p.live.remove(ex); cancel(nil) }()
+	if why := p.stillAllowed(ex, ex.start); why != "" {
+		// A change applied between the checks above and registration.
+		return deny.Policy(why)
+	}
+	p.rp.ServeHTTP(&ex.rec, r.WithContext(ctx))
 	if ex.rec.out != nil {
 		// The body ended: the scrubber writes what it held (a partial
 		// match long enough to matter as a marker). A body cut mid-way
@@ -345,6 +407,39 @@ func (p *Gateway) serve(ex *exchange, r *http.Request) *deny.Denial {
 	// before the server sends them.
 	ex.ev.Redactions += ex.up.secrets.Header(ex.rec.Header())
 	return nil
+}
+
+// stale refuses every request while the view cannot be proved current, or
+// while the request could not be recorded.
+func (p *Gateway) stale(now time.Time) *deny.Denial {
+	if p.unhealthy != nil {
+		if why := p.unhealthy(); why != "" {
+			d := deny.New(http.StatusServiceUnavailable, deny.Unavailable, why+"; the gateway refuses rather than serve requests it cannot record; retry shortly")
+			d.RetryAfter = 5
+			return d
+		}
+	}
+	if p.maxStale <= 0 {
+		return nil
+	}
+	age := now.Sub(p.state.ConfirmedAt())
+	if age <= p.maxStale {
+		return nil
+	}
+	p.metrics.staleRefusal()
+	d := deny.New(http.StatusServiceUnavailable, deny.Unavailable, fmt.Sprintf(
+		"the gateway cannot confirm its configuration is current (last confirmed %s ago, limit %s), so it refuses rather than risk honouring a revoked token; retry shortly",
+		age.Truncate(time.Millisecond), p.maxStale))
+	d.RetryAfter = 1
+	return d
+}
+
+// Stale reports why the gateway refuses requests for staleness, or "".
+func (p *Gateway) Stale() string {
+	if d := p.stale(p.now()); d != nil {
+		return d.Reason
+	}
+	return ""
 }
 
 // refuse answers a gateway decision and counts it.
@@ -359,8 +454,20 @@ func (p *Gateway) refuse(ex *exchange, d *deny.Denial) {
 	if d.RetryAfter > 0 {
 		ex.rec.Header().Set("Retry-After", strconv.Itoa(d.RetryAfter))
 	}
+	if ex.body.rc != nil && !ex.body.eof && ex.proto == 1 {
+		// The refused request's body is still coming: rather than let the
+		// server drain a body trickled in forever, close the connection
+		// after the answer, and give the body at most refusedBodyWait.
+		ex.rec.Header().Set("Connection", "close")
+		_ = http.NewResponseController(ex.rec.ResponseWriter).SetReadDeadline(p.now().Add(refusedBodyWait))
+	}
 	deny.Write(&ex.rec, d.Status, d.Type, d.Message(), ex.ev.RequestID)
 }
+
+// refusedBodyWait bounds how long the connection of a refused HTTP/1.1
+// request keeps reading the body still arriving. (HTTP/2 streams of
+// refused requests are reset by the server once the answer is sent.)
+const refusedBodyWait = 2 * time.Second
 
 // finish completes and hands over the audit record.
 func (p *Gateway) finish(ex *exchange) {
@@ -389,6 +496,9 @@ func (p *Gateway) finish(ex *exchange) {
 	ev.TotalMillis = millis(end.Sub(ex.start))
 	if !ex.upEnd.IsZero() {
 		ev.UpstreamMillis = millis(ex.upEnd.Sub(ex.upStart))
+	}
+	if why := ex.revokedReason(); why != "" {
+		ev.Reason = "closed mid-flight: " + why
 	}
 	if c := ex.ident.Credential; c != "" && strings.Contains(ev.Path, c) {
 		ev.Path = "[path withheld: it contained the agent credential]"
@@ -553,6 +663,7 @@ type recorder struct {
 	// (WebSocket), when the connection is no longer HTTP. Atomic: the two
 	// copy goroutines may still be finishing as the record is written.
 	upIn, upOut atomic.Int64
+	up          atomic.Pointer[countingConn]
 }
 
 func (w *recorder) WriteHeader(code int) {
@@ -621,7 +732,9 @@ func (w *recorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	return &countingConn{Conn: conn, in: &w.upIn, out: &w.upOut}, brw, nil
+	cc := &countingConn{Conn: conn, in: &w.upIn, out: &w.upOut}
+	w.up.Store(cc)
+	return cc, brw, nil
 }
 
 // agentWriter is where a scrubbed body goes: the agent connection,
@@ -634,11 +747,16 @@ func (a agentWriter) Write(b []byte) (int, error) {
 	return n, err
 }
 
+// upgraded is the agent's connection after a protocol upgrade, or nil.
+func (w *recorder) upgraded() *countingConn { return w.up.Load() }
+
 // countingConn counts the bytes read from and written to an upgraded
 // agent connection.
 type countingConn struct {
 	net.Conn
 	in, out *atomic.Int64
+	wmu     sync.Mutex // one writer at a time: the copy, or the close frame
+	closed  bool       // guarded by wmu: a close frame was sent
 }
 
 func (c *countingConn) Read(p []byte) (int, error) {
@@ -648,9 +766,29 @@ func (c *countingConn) Read(p []byte) (int, error) {
 }
 
 func (c *countingConn) Write(p []byte) (int, error) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.closed {
+		return 0, net.ErrClosed
+	}
 	n, err := c.Conn.Write(p)
 	c.out.Add(int64(n))
 	return n, err
+}
+
+// closeWith1008 sends the agent a WebSocket close frame (policy violation)
+// between two writes of the backend's data, then closes the connection.
+func (c *countingConn) closeWith1008(reason string) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.closed {
+		return
+	}
+	c.closed = true
+	_ = c.Conn.SetWriteDeadline(time.Now().Add(time.Second))
+	n, _ := c.Conn.Write(wsClose1008(reason))
+	c.out.Add(int64(n))
+	_ = c.Conn.Close()
 }
 
 // countingBody counts the request body bytes read, and keeps answering

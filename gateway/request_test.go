@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bufio"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -18,21 +19,28 @@ func TestRequestSmuggling(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
 	auth := "Authorization: Bearer " + h.token + "\r\n"
-	// CL and TE together: Go's server lets Transfer-Encoding win and drops
-	// Content-Length (RFC 9112 §6.3); the gateway re-frames the body, so the
-	// backend sees one request with the chunked body and nothing smuggled.
-	req := "POST /v1/x HTTP/1.1\r\nHost: " + testHost + "\r\n" + auth +
-		"Content-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n" +
-		"5\r\nhello\r\n0\r\n\r\n"
-	res, body := h.raw(req)
-	t.Logf("CL+TE answered %d", res.StatusCode)
-	if res.StatusCode == 200 {
-		s := h.lastSeen()
-		if string(s.Body) != "hello" || h.seenCount() != 1 {
-			t.Errorf("backend saw body %q in %d requests", s.Body, h.seenCount())
+	// CL and TE together: refused, and the connection closed, whatever the
+	// case and order of the headers; the backend sees nothing.
+	for _, hdrs := range []string{
+		"Content-Length: 4\r\nTransfer-Encoding: chunked\r\n",
+		"transfer-encoding: chunked\r\ncontent-length: 4\r\n",
+		"Content-Length: 4\r\nTransfer-Encoding: chunked\r\nX-Pad: 1\r\n",
+	} {
+		req := "POST /v1/x HTTP/1.1\r\nHost: " + testHost + "\r\n" + auth + hdrs + "\r\n" +
+			"5\r\nhello\r\n0\r\n\r\n"
+		res, body := h.raw(req)
+		if res.StatusCode != 400 || !res.Close || !strings.Contains(string(body), "Content-Length and Transfer-Encoding") {
+			t.Errorf("CL+TE %q: status %d close=%v: %s", hdrs, res.StatusCode, res.Close, body)
 		}
-	} else if res.StatusCode != 400 {
-		t.Errorf("CL+TE: status %d: %s", res.StatusCode, body)
+	}
+	if n := h.seenCount(); n != 0 {
+		t.Errorf("backend saw %d requests", n)
+	}
+	// Chunked alone, and a body that mentions both headers, still pass.
+	res, body := h.raw("POST /v1/x HTTP/1.1\r\nHost: " + testHost + "\r\n" + auth + "Transfer-Encoding: chunked\r\n\r\n" +
+		"32\r\nContent-Length: 1\nTransfer-Encoding: chunked\n\n0123\r\n0\r\n\r\n")
+	if res.StatusCode != 200 {
+		t.Errorf("chunked request: %d %s", res.StatusCode, body)
 	}
 	for name, req := range map[string]string{
 		"two Content-Lengths": "POST /v1/x HTTP/1.1\r\nHost: " + testHost + "\r\n" + auth + "Content-Length: 4\r\nContent-Length: 5\r\n\r\nhello",
@@ -202,5 +210,86 @@ func TestRefusedByServerAudited(t *testing.T) {
 	}
 	if n := h.seenCount(); n != len(tests) {
 		t.Errorf("backend received %d requests, want %d", n, len(tests))
+	}
+}
+
+// OPTIONS * is refused, not answered 200 by the HTTP server, and audited
+// exactly once, over HTTP/1.1 and HTTP/2.
+func TestOptionsAsteriskRefused(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	res, body := h.raw("OPTIONS * HTTP/1.1\r\nHost: " + testHost + "\r\nAuthorization: Bearer " + h.token + "\r\n\r\n")
+	if res.StatusCode != http.StatusBadRequest {
+		t.Fatalf("HTTP/1.1 OPTIONS *: %d %s", res.StatusCode, body)
+	}
+	if ev := h.nextAudit(); ev.Method != "OPTIONS" || ev.Decision != store.Deny || ev.Status != 400 {
+		t.Errorf("audit %+v", ev)
+	}
+	req, _ := http.NewRequest("OPTIONS", "https://"+testHost, nil)
+	req.URL.Opaque = "*"
+	req.Header.Set("Authorization", "Bearer "+h.token)
+	res2, err := h.client(true).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res2.Body.Close()
+	if res2.StatusCode != http.StatusBadRequest || res2.ProtoMajor != 2 {
+		t.Fatalf("HTTP/2 OPTIONS *: %d over %s", res2.StatusCode, res2.Proto)
+	}
+	if ev := h.nextAudit(); ev.Method != "OPTIONS" || ev.Status != 400 {
+		t.Errorf("audit %+v", ev)
+	}
+	select {
+	case ev := <-h.auditc:
+		t.Errorf("a second record: %+v", ev)
+	default:
+	}
+	if n := h.seenCount(); n != 0 {
+		t.Errorf("the backend saw %d requests", n)
+	}
+}
+
+// A client that trickles a declared body after its request was refused
+// does not hold the connection: it gets its answer and the connection is
+// closed within a few seconds, however slowly it keeps sending.
+func TestRefusedBodyDoesNotHoldConnection(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	c, err := h.tlsConn(testHost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprintf(c, "POST /v1/x HTTP/1.1\r\nHost: %s\r\nContent-Length: 100000\r\n\r\nab", testHost)
+	start := time.Now()
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() { // one byte every 100 ms, for up to a minute
+		for range 600 {
+			select {
+			case <-stop:
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+			if _, err := c.Write([]byte("x")); err != nil {
+				return
+			}
+		}
+	}()
+	_ = c.SetReadDeadline(time.Now().Add(30 * time.Second))
+	br := bufio.NewReader(c)
+	res, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, res.Body)
+	if res.StatusCode != http.StatusUnauthorized || !res.Close {
+		t.Errorf("answer %d close=%v, want 401 with Connection: close", res.StatusCode, res.Close)
+	}
+	if _, err := br.ReadByte(); err == nil {
+		t.Error("more data after the refusal")
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("the connection stayed open %v", d)
 	}
 }

@@ -36,6 +36,10 @@ type State struct {
 	idps      map[string]*store.IdP
 
 	lastSeen sync.Map // agent name → *atomic.Int64 (unix nanos)
+
+	prog  progress
+	obsMu sync.Mutex
+	obs   []func(store.ChangeSet)
 }
 
 // Route is one backend as the request path needs it: its configuration and
@@ -64,7 +68,7 @@ func New() *State {
 
 // loadState builds the view from a snapshot, opening each backend's
 // credential with the keyring.
-func Load(snap *store.Snapshot, keys *crypto.Keyring) (*State, error) {
+func Load(snap *store.Snapshot, keys Opener) (*State, error) {
 	s := New()
 	creds := map[string]store.Credential{}
 	for _, c := range snap.Credentials {
@@ -93,6 +97,8 @@ func Load(snap *store.Snapshot, keys *crypto.Keyring) (*State, error) {
 	for _, p := range snap.IdPs {
 		s.PutIdP(p)
 	}
+	s.prog.rev.Store(uint64(snap.Revision))
+	s.prog.confirmed.Store(time.Now().UnixNano())
 	return s, nil
 }
 
@@ -142,7 +148,7 @@ func (s *State) Token(id string) *store.Token {
 	return s.tokens[id]
 }
 
-func (s *State) Idp(name string) *store.IdP {
+func (s *State) IdP(name string) *store.IdP {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	return s.idps[name]
@@ -289,6 +295,23 @@ func (s *State) PutToken(t store.Token) {
 		s.byAgent[t.Agent] = m
 	}
 	m[t.ID] = &t
+}
+
+// RemoveToken drops a token.
+func (s *State) RemoveToken(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t := s.tokens[id]
+	if t == nil {
+		return
+	}
+	delete(s.tokens, id)
+	if m := s.byAgent[t.Agent]; m != nil {
+		delete(m, id)
+		if len(m) == 0 {
+			delete(s.byAgent, t.Agent)
+		}
+	}
 }
 
 func (s *State) PutIdP(p store.IdP) {

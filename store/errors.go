@@ -27,6 +27,9 @@ var (
 	// ErrAuditTampered: the audit hash chain does not verify; the message
 	// names the first bad sequence number.
 	ErrAuditTampered = errors.New("audit trail tampered")
+	// ErrCompacted: Watch was asked for history the store no longer holds;
+	// Load a fresh snapshot and watch from its revision.
+	ErrCompacted = errors.New("change history compacted")
 )
 
 // FieldError is a validation failure for one named field. It matches

@@ -192,6 +192,20 @@ type AuditEvent struct {
 	Hash     string `json:"hash,omitempty"`
 }
 
+// AuditCheckpoint is a signed statement of the audit chain's head (its
+// newest record and hash) at a moment, kept outside the store; see package
+// audit.
+type AuditCheckpoint struct {
+	Seq  uint64    `json:"seq"`
+	Hash string    `json:"hash"`
+	Time time.Time `json:"time"`
+	// Writer names the chain, where a store keeps one per writer.
+	Writer string `json:"writer,omitempty"`
+	// KeyID is the first 16 hex digits of the SHA-256 of the public key.
+	KeyID     string `json:"key_id"`
+	Signature string `json:"signature"` // base64 Ed25519
+}
+
 // AuditQuery selects audit events. Zero fields do not filter.
 type AuditQuery struct {
 	Since    time.Time `json:"since,omitzero"`
@@ -239,6 +253,9 @@ func (q *AuditQuery) Match(ev *AuditEvent) bool {
 
 // Snapshot is everything the daemon keeps in memory, read once at start.
 type Snapshot struct {
+	// Revision is the store revision the snapshot is consistent with:
+	// Watch from it to keep the snapshot current.
+	Revision    Revision
 	Backends    []Backend
 	Credentials []Credential // the current version of each backend's credential
 	Agents      []Agent

@@ -46,30 +46,52 @@ func TestActions(t *testing.T) {
 		{"enable", "3", "support-agent", func(h *harness) {
 			h.press("down", "e")
 		}, "enabled agent support-agent", []string{"update agent support-agent disabled=false"}},
-		{"grant", "3", "support-agent", func(h *harness) {
-			h.press("g")
-			h.waitFor("Grant build-bot a backend")
-			h.typ("hr")
-			h.press("enter", "ctrl+u")
-			h.typ("get, head")
-			h.press("enter", "ctrl+u")
-			h.typ("/people/*, /teams/**")
-			h.press("enter")
-		}, "granted build-bot on hr", []string{"grant build-bot hr [GET HEAD] [/people/* /teams/**]"}},
-		{"ungrant", "3", "support-agent", func(h *harness) {
-			h.press("G")
-			h.waitFor("Remove which grant of build-bot?")
-			h.press("down", "enter")
-			h.waitFor("Remove the grant of build-bot on openai?")
-			h.press("y")
-		}, "removed the grant of build-bot on openai", []string{"ungrant build-bot openai"}},
-		{"revoke", "3", "support-agent", func(h *harness) {
-			h.press("t")
-			h.waitFor("Revoke which token of build-bot?")
-			h.press("enter")
+		{"revoke", "4", "Tok1aaaaaaaa", func(h *harness) {
+			h.press("x")
 			h.waitFor("Revoke token Tok1aaaaaaaa of build-bot?")
 			h.press("y")
-		}, "revoked token Tok1aaaaaaaa", []string{"revoke Tok1aaaaaaaa"}},
+		}, "revoked token Tok1aaaaaaaa of build-bot", []string{"revoke Tok1aaaaaaaa"}},
+		{"revoke a revoked token", "4", "Tok1aaaaaaaa", func(h *harness) {
+			h.press("G", "x")
+		}, "✗ Error: could not revoke token Tok0zzzzzzzz: it is already revoked 2d ago", nil},
+		{"add grant", "5", "support-agent", func(h *harness) {
+			h.press("a")
+			h.waitFor("Add a grant")
+			h.press("right", "tab", "right", "tab") // support-agent, then openai after github
+			h.typ("get, head")
+			h.press("enter")
+			h.typ("/people/*, /teams/**")
+			h.press("enter")
+		}, "added the grant of support-agent on openai", []string{"grant support-agent openai [GET HEAD] [/people/* /teams/**]"}},
+		{"edit grant", "5", "support-agent", func(h *harness) {
+			h.press("down", "e")
+			h.waitFor("Edit the grant of build-bot on openai")
+			h.press("ctrl+u")
+			h.typ("POST")
+			h.press("enter", "enter")
+		}, "changed the grant of build-bot on openai", []string{"grant build-bot openai [POST] [/v1/**]"}},
+		{"remove grant", "5", "support-agent", func(h *harness) {
+			h.press("G", "x")
+			h.waitFor("Remove the grant of support-agent on hr?")
+			h.press("y")
+		}, "removed the grant of support-agent on hr", []string{"ungrant support-agent hr"}},
+		{"add idp", "6", "login.corp.example", func(h *harness) {
+			h.press("a")
+			h.waitFor("Add an identity provider")
+			h.typ("okta")
+			h.press("enter")
+			h.typ("https://example.okta.com/oauth2/default")
+			h.press("enter")
+			h.typ("api://agw")
+			h.press("enter")
+			h.typ("a") // claim: azp, picked by its initial
+			h.press("enter")
+		}, "added identity provider okta", []string{"add idp okta https://example.okta.com/oauth2/default api://agw azp"}},
+		{"remove idp", "6", "login.corp.example", func(h *harness) {
+			h.press("x")
+			h.waitFor("Remove identity provider corp?")
+			h.press("y")
+		}, "removed identity provider corp", []string{"remove idp corp"}},
 		{"remove agent", "3", "support-agent", func(h *harness) {
 			h.press("down", "x")
 			h.waitFor("Remove agent support-agent?")

@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/agw-dev/agw/admin"
 	"github.com/agw-dev/agw/store"
 )
 
@@ -27,68 +26,16 @@ func TestAgents(t *testing.T) {
 		golden(t, h.finish())
 	})
 
-	t.Run("mint and dismiss", func(t *testing.T) {
-		api := newFakeAPI()
-		h := start(t, api, 0)
-		h.press("3")
-		h.waitFor("support-agent")
-		h.press("m")
-		h.waitFor("Mint a token for build-bot")
-		h.typ("laptop")
-		h.press("enter")
-		h.typ("30d")
-		h.press("enter")
-		h.waitFor(api.mintValue, "only time the token is shown")
-		h.press("enter")
-		h.waitFor("LAST SEEN")
-		m := h.finish()
-
-		want := admin.MintRequest{Agent: "build-bot", Label: "laptop", TTL: store.Duration(30 * 24 * time.Hour)}
-		if len(api.mints) != 1 || api.mints[0] != want {
-			t.Errorf("MintToken got %+v, want one call with %+v", api.mints, want)
-		}
-		if n := bytes.Count(h.out.bytes(), []byte(api.mintValue)); n != 1 {
-			t.Errorf("token drawn %d times, want once", n)
-		}
-		if strings.Contains(m.View(), api.mintValue) {
-			t.Error("the token is still on the screen after dismissing")
-		}
-		ag := m.screens[2].(*agentsScreen)
-		if ag.reveal != nil {
-			t.Error("the model still holds the minted token")
-		}
-		golden(t, m)
-	})
-
-	t.Run("reveal", func(t *testing.T) {
-		api := newFakeAPI()
-		h := start(t, api, 0)
-		h.press("3")
-		h.waitFor("support-agent")
-		h.press("m", "enter", "enter")
-		h.waitFor(api.mintValue)
-		golden(t, h.abort())
-	})
-
-	t.Run("revoke picker", func(t *testing.T) {
-		h := start(t, newFakeAPI(), 0)
-		h.press("3")
-		h.waitFor("support-agent")
-		h.press("t")
-		h.waitFor("Revoke which token of build-bot?")
-		m := h.abort()
-		golden(t, m)
-	})
 }
 
 func TestRevealWipe(t *testing.T) {
 	m := newModel(newFakeAPI(), Options{NoColor: true}, func() time.Time { return t0 })
 	m.c.loc = time.UTC
-	ag := m.screens[2].(*agentsScreen)
+	ag := m.screens[3].(*tokensScreen)
 	value := []byte("agw_SECRETTOKENVALUE")
 	ag.form = newForm(m.c, "mint", fieldSpec{label: "label"})
-	ag.formKind, ag.form.busy = formMint, true
-	m.active = 2
+	ag.form.busy = true
+	m.active = 3
 	m.Update(mintedMsg{agent: "build-bot", token: store.Token{ID: "x"}, value: value})
 	if !strings.Contains(m.View(), "agw_SECRETTOKENVALUE") {
 		t.Fatal("minted token not shown")

@@ -105,7 +105,7 @@ func (s *auditScreen) helpKeys() helpKeys {
 	case s.detail != nil:
 		return screenKeys([]key.Binding{k.Up, k.Down, k.Back})
 	}
-	return screenKeys([]key.Binding{k.Filter, k.Pause, k.Open, k.Up, k.Down}, []key.Binding{k.Top, k.Bottom, k.ClearNotes})
+	return screenKeys([]key.Binding{k.AuditForm, k.Pause, k.Open, k.Up, k.Down}, []key.Binding{k.Top, k.Bottom, k.ClearNotes})
 }
 
 func (s *auditScreen) update(msg tea.Msg) tea.Cmd {
@@ -188,11 +188,15 @@ func (s *auditScreen) key(msg tea.KeyMsg) tea.Cmd {
 	}
 	last := len(s.events) - 1
 	switch {
-	case key.Matches(msg, k.Filter):
+	case key.Matches(msg, k.AuditForm):
+		decision := s.filter.Decision
+		if decision == "" {
+			decision = anyDecision
+		}
 		s.form = newForm(s.c, "Filter the audit stream",
 			fieldSpec{label: "agent", value: s.filter.Agent, placeholder: "any agent"},
 			fieldSpec{label: "backend", value: s.filter.Backend, placeholder: "any backend"},
-			fieldSpec{label: "decision", value: s.filter.Decision, placeholder: "allow, deny or empty for both"})
+			fieldSpec{label: "decision", value: decision, options: []string{anyDecision, store.Allow, store.Deny}})
 		s.form.note = "Empty fields match everything. The stream restarts with the filter."
 	case key.Matches(msg, k.Pause):
 		s.paused = !s.paused
@@ -226,12 +230,14 @@ func (s *auditScreen) key(msg tea.KeyMsg) tea.Cmd {
 	return nil
 }
 
+// anyDecision is the decision filter's option for both decisions.
+const anyDecision = "any"
+
 func (s *auditScreen) applyFilter() tea.Cmd {
 	f := s.form
-	q := store.AuditQuery{Agent: f.value(0), Backend: f.value(1), Decision: strings.ToLower(f.value(2))}
-	if q.Decision != "" && q.Decision != store.Allow && q.Decision != store.Deny {
-		f.fail(errors.New("decision must be allow, deny or empty"))
-		return nil
+	q := store.AuditQuery{Agent: f.value(0), Backend: f.value(1), Decision: f.value(2)}
+	if q.Decision == anyDecision {
+		q.Decision = ""
 	}
 	s.form = nil
 	s.filter = q
@@ -278,7 +284,7 @@ func (s *auditScreen) view() string {
 		head = append(head, truncate(st.Warning.Render(fmt.Sprintf("! stream fell behind: %d records were skipped; see agw audit query · c clears", s.missed)), s.c.width))
 	}
 	if s.err != nil && s.sub == nil {
-		head = append(head, truncate(st.ErrorBar.Render("✗ audit stream: "+describeErr(s.err)), s.c.width))
+		head = append(head, truncate(st.ErrorBar.Render("✗ Error: audit stream: "+describeErr(s.err)), s.c.width))
 	}
 	rows := max(1, s.c.height-len(head))
 	lines := head

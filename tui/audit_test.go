@@ -11,7 +11,7 @@ import (
 func TestAudit(t *testing.T) {
 	t.Run("live", func(t *testing.T) {
 		h := start(t, newFakeAPI(), 0)
-		h.press("4")
+		h.press("7")
 		h.waitFor("● live", "no grant for backend hr")
 		golden(t, h.finish())
 	})
@@ -19,7 +19,7 @@ func TestAudit(t *testing.T) {
 	t.Run("filter", func(t *testing.T) {
 		api := newFakeAPI()
 		h := start(t, api, 0)
-		h.press("4")
+		h.press("7")
 		h.waitFor("no grant for backend hr")
 		h.press("f")
 		h.waitFor("Filter the audit stream")
@@ -39,7 +39,7 @@ func TestAudit(t *testing.T) {
 	t.Run("pause and missed", func(t *testing.T) {
 		api := newFakeAPI()
 		h := start(t, api, 0)
-		h.press("4")
+		h.press("7")
 		h.waitFor("no grant for backend hr")
 		h.press("p")
 		h.waitFor("paused, 0 new")
@@ -58,7 +58,7 @@ func TestAudit(t *testing.T) {
 
 	t.Run("detail", func(t *testing.T) {
 		h := start(t, newFakeAPI(), 0)
-		h.press("4")
+		h.press("7")
 		h.waitFor("no grant for backend hr")
 		h.press("up", "up", "up", "enter")
 		h.waitFor("Audit record 5")

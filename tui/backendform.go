@@ -3,10 +3,12 @@ package tui
 import (
 	"context"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -61,31 +63,98 @@ var secretHints = map[store.InjectMode]string{
 // takes at most 1 MiB per request.
 const maxUpstreamCA = 512 << 10
 
-// openAdd opens the add form on bearer, the mode without fields of its own.
-func (s *backendsScreen) openAdd() {
-	s.rotating = ""
-	s.form = newForm(s.c, "Add a backend",
-		fieldSpec{label: "name", placeholder: "openai"},
-		fieldSpec{label: "hosts", placeholder: "api.openai.com, *.openai.azure.com"},
-		fieldSpec{label: "upstream", placeholder: "empty: the host itself on :443"},
-		fieldSpec{label: "plain http", placeholder: "type yes to send requests and the secret unencrypted"},
-		fieldSpec{label: "upstream CA", placeholder: "empty: system roots; or a local PEM file path"},
-		fieldSpec{label: "timeout", placeholder: "empty: the gateway's default; or e.g. 30s, 2m"},
-		fieldSpec{label: "rate", placeholder: "empty: no limit; or N/s, N/m or N/h for all agents, e.g. 10/s"},
-		fieldSpec{label: "burst", placeholder: "requests allowed at once above the rate, e.g. 20 (empty: 0)"},
-		fieldSpec{label: "scrub", value: "yes", placeholder: "empty or yes: redact a secret the backend echoes; no: don't"},
-		fieldSpec{label: "inject", value: string(store.InjectBearer), placeholder: "header|bearer|basic|query|oauth2"},
-		fieldSpec{label: "header", placeholder: "header mode: header name, e.g. X-Api-Key"},
-		fieldSpec{label: "prefix", placeholder: `header mode: optional text before the secret, e.g. "Token "`, verbatim: true},
-		fieldSpec{label: "basic user", placeholder: "basic mode: user name (the secret is the password)"},
-		fieldSpec{label: "query param", placeholder: "query mode: parameter name, e.g. key"},
-		fieldSpec{label: "token url", placeholder: "oauth2 mode: token endpoint, https://…/token"},
-		fieldSpec{label: "client id", placeholder: "oauth2 mode: client id"},
-		fieldSpec{label: "scopes", placeholder: "oauth2 mode: optional, e.g. read write"},
-		fieldSpec{label: "token params", placeholder: "oauth2 mode: optional k=v pairs, e.g. audience=https://…"},
-		fieldSpec{label: "secret", secret: true},
-	)
+// updatable are the fields the admin API's backend update changes. The
+// edit form shows the others read-only, with updateNote saying why.
+var updatable = map[int]bool{bfTimeout: true, bfRate: true, bfBurst: true, bfScrub: true}
+
+const (
+	notUpdatable = "(read-only)"
+	updateNote   = "Only timeout, rate, burst and scrub can be changed here: the admin API updates no other field yet. " +
+		"Rotate the secret with r."
+)
+
+// modeNames are the inject modes, the options of the inject field.
+func modeNames() []string {
+	names := make([]string, len(store.InjectModes))
+	for i, m := range store.InjectModes {
+		names[i] = string(m)
+	}
+	return names
+}
+
+// openAdd opens the backend form: empty on bearer, the mode without fields
+// of its own, to add one; or filled with backend b to edit it.
+func (s *backendsScreen) openAdd(b *store.Backend) {
+	s.rotating, s.editing = "", nil
+	v := store.Backend{Inject: store.InjectBearer}
+	title := "Add a backend"
+	if b != nil {
+		v = *b
+		s.editing = &v
+		title = "Edit backend " + b.Name
+	}
+	scrub, plain := "yes", "no"
+	if v.NoScrub {
+		scrub = "no"
+	}
+	if v.AllowPlainHTTP {
+		plain = "yes"
+	}
+	ca := ""
+	if v.UpstreamCA != "" {
+		ca = "a PEM bundle is set"
+	}
+	burst := ""
+	if v.Burst != 0 {
+		burst = strconv.Itoa(v.Burst)
+	}
+	timeout := ""
+	if v.Timeout != 0 {
+		timeout = time.Duration(v.Timeout).String()
+	}
+	var o store.OAuth2
+	if v.OAuth2 != nil {
+		o = *v.OAuth2
+	}
+	var params []string
+	for k, val := range o.Params {
+		params = append(params, k+"="+val)
+	}
+	slices.Sort(params)
+	specs := []fieldSpec{
+		{label: "name", value: v.Name, placeholder: "openai"},
+		{label: "hosts", value: strings.Join(v.Hosts, ", "), placeholder: "api.openai.com, *.openai.azure.com"},
+		{label: "upstream", value: v.Upstream, placeholder: "empty: the host itself on :443"},
+		{label: "plain http", value: plain, options: []string{"no", "yes"}},
+		{label: "upstream CA", value: ca, placeholder: "empty: system roots; or a local PEM file path"},
+		{label: "timeout", value: timeout, placeholder: "empty: the gateway's default; or e.g. 30s, 2m"},
+		{label: "rate", value: v.Rate, placeholder: "empty: no limit; or N/s, N/m or N/h for all agents, e.g. 10/s"},
+		{label: "burst", value: burst, placeholder: "requests allowed at once above the rate, e.g. 20 (empty: 0)"},
+		{label: "scrub", value: scrub, options: []string{"yes", "no"}},
+		{label: "inject", value: string(v.Inject), options: modeNames()},
+		{label: "header", value: v.Header, placeholder: "header mode: header name, e.g. X-Api-Key"},
+		{label: "prefix", value: v.Prefix, placeholder: `header mode: optional text before the secret, e.g. "Token "`, verbatim: true},
+		{label: "basic user", value: v.BasicUser, placeholder: "basic mode: user name (the secret is the password)"},
+		{label: "query param", value: v.QueryParam, placeholder: "query mode: parameter name, e.g. key"},
+		{label: "token url", value: o.TokenURL, placeholder: "oauth2 mode: token endpoint, https://…/token"},
+		{label: "client id", value: o.ClientID, placeholder: "oauth2 mode: client id"},
+		{label: "scopes", value: strings.Join(o.Scopes, " "), placeholder: "oauth2 mode: optional, e.g. read write"},
+		{label: "token params", value: strings.Join(params, " "), placeholder: "oauth2 mode: optional k=v pairs, e.g. audience=https://…"},
+		{label: "secret", secret: true},
+	}
+	if b != nil {
+		for i := range specs {
+			if !updatable[i] {
+				specs[i].readonly = notUpdatable
+			}
+		}
+	}
+	s.form = newForm(s.c, title, specs...)
 	s.form.note = "The secret is sealed by the daemon and can never be read back."
+	if b != nil {
+		s.form.note = updateNote
+		s.form.show(bfSecret, false)
+	}
 	s.showRelevantFields()
 }
 
@@ -99,9 +168,9 @@ func plainUpstream(upstream string) bool {
 	return len(upstream) >= 7 && strings.EqualFold(upstream[:7], "http://")
 }
 
-// scrubOff reports whether the add form f turns response scrubbing off.
+// scrubOff reports whether the form f turns response scrubbing off.
 func scrubOff(f *form) bool {
-	return strings.EqualFold(f.value(bfScrub), "no")
+	return f.value(bfScrub) == "no"
 }
 
 // showRelevantFields shows the fields of the inject mode typed so far and
@@ -113,6 +182,9 @@ func (s *backendsScreen) showRelevantFields() {
 	f, mode := s.form, typedMode(s.form)
 	f.show(bfPlainHTTP, plainUpstream(f.value(bfUpstream)))
 	f.show(bfBurst, f.value(bfRate) != "" || f.value(bfBurst) != "" || f.focus == bfBurst)
+	if s.editing != nil {
+		f.show(bfSecret, false)
+	}
 	f.warn = ""
 	if scrubOff(f) {
 		f.warn = "scrub is off: a backend that echoes the secret hands it to the agent"
@@ -130,25 +202,108 @@ func (s *backendsScreen) showRelevantFields() {
 }
 
 // submitAdd checks the add form as `agw backend add` checks its flags and
-// sends it. The secret is cleared whatever happens.
+// sends it. A rejected form keeps everything typed, the secret too.
 func (s *backendsScreen) submitAdd() tea.Cmd {
 	f, api := s.form, s.c.api
 	req, bad, err := addRequest(f)
-	typed := f.value(bfSecret) != ""
-	f.clearSecrets()
 	if err != nil {
-		if typed {
-			err = fmt.Errorf("%w; the secret was cleared: type it again", err)
-		}
 		f.fail(err)
 		f.focusOn(bad)
 		return nil
 	}
 	f.busy = true
-	return act("added backend "+req.Backend.Name, func(ctx context.Context) error {
+	name := req.Backend.Name
+	return act("add backend "+name, "added backend "+name, func(ctx context.Context) error {
 		_, err := api.AddBackend(ctx, req)
 		return err
 	})
+}
+
+// submitEdit sends the fields of the edit form that changed, and says
+// which ones did.
+func (s *backendsScreen) submitEdit() tea.Cmd {
+	f, api, old := s.form, s.c.api, *s.editing
+	nb := old
+	if bad, err := limits(f, &nb); err != nil {
+		f.fail(err)
+		f.focusOn(bad)
+		return nil
+	}
+	var req admin.UpdateBackendRequest
+	var changed []string
+	if nb.Timeout != old.Timeout {
+		req.Timeout = &nb.Timeout
+		changed = append(changed, fmt.Sprintf("timeout %s → %s", orDefault(time.Duration(old.Timeout)), orDefault(time.Duration(nb.Timeout))))
+	}
+	if nb.Rate != old.Rate {
+		req.Rate = &nb.Rate
+		changed = append(changed, fmt.Sprintf("rate %s → %s", orNone(old.Rate), orNone(nb.Rate)))
+	}
+	if nb.Burst != old.Burst {
+		req.Burst = &nb.Burst
+		changed = append(changed, fmt.Sprintf("burst %d → %d", old.Burst, nb.Burst))
+	}
+	if nb.NoScrub != old.NoScrub {
+		req.NoScrub = &nb.NoScrub
+		changed = append(changed, fmt.Sprintf("scrub %s → %s", yesNo(!old.NoScrub), yesNo(!nb.NoScrub)))
+	}
+	if len(changed) == 0 {
+		f.fail(errors.New("nothing changed: edit a field, or press esc to leave the backend as it is"))
+		return nil
+	}
+	f.busy = true
+	name := old.Name
+	return act("change backend "+name, "changed backend "+name+": "+strings.Join(changed, ", "), func(ctx context.Context) error {
+		_, err := api.UpdateBackend(ctx, name, req)
+		return err
+	})
+}
+
+func orDefault(d time.Duration) string {
+	if d == 0 {
+		return "default"
+	}
+	return d.String()
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
+
+// limits reads the timeout, rate, burst and scrub fields of f into b; on
+// error it also returns the field to fix.
+func limits(f *form, b *store.Backend) (int, error) {
+	timeout, err := parseTimeout(f.value(bfTimeout))
+	if err != nil {
+		return bfTimeout, err
+	}
+	b.Timeout = store.Duration(timeout)
+	b.Rate = f.value(bfRate)
+	if _, err := store.ParseRate(b.Rate); err != nil {
+		return bfRate, fmt.Errorf("rate %q: want N/s, N/m or N/h, like 10/s, or leave it empty for no limit", b.Rate)
+	}
+	b.Burst = 0
+	if burst := f.value(bfBurst); burst != "" {
+		if b.Burst, err = strconv.Atoi(burst); err != nil || b.Burst < 0 {
+			return bfBurst, fmt.Errorf("burst %q: want a whole number of requests, like 20, or leave it empty", burst)
+		}
+	}
+	if b.Burst > 0 && b.Rate == "" {
+		// The daemon refuses this too: a burst is only the slack above a rate.
+		return bfBurst, fmt.Errorf("burst %d needs a rate: type a rate like 10/s, or clear burst", b.Burst)
+	}
+	b.NoScrub = scrubOff(f)
+	return 0, nil
 }
 
 // addRequest builds the request from the add form, checking fields in the
@@ -172,40 +327,19 @@ func addRequest(f *form) (admin.AddBackendRequest, int, error) {
 		return fail(bfHosts, "give at least one host agents call")
 	}
 	if plainUpstream(b.Upstream) {
-		if !strings.EqualFold(f.value(bfPlainHTTP), "yes") {
-			return fail(bfPlainHTTP, "an http:// upstream gets requests and the secret unencrypted: type yes in plain http to allow it, or use https://")
+		if f.value(bfPlainHTTP) != "yes" {
+			return fail(bfPlainHTTP, "an http:// upstream gets requests and the secret unencrypted: choose yes in plain http to allow it, or use https://")
 		}
 		b.AllowPlainHTTP = true
 	}
-	timeout, err := parseTimeout(f.value(bfTimeout))
-	if err != nil {
-		return admin.AddBackendRequest{}, bfTimeout, err
-	}
-	b.Timeout = store.Duration(timeout)
 	if path := f.value(bfUpstreamCA); path != "" {
+		var err error
 		if b.UpstreamCA, err = readUpstreamCA(path); err != nil {
 			return admin.AddBackendRequest{}, bfUpstreamCA, err
 		}
 	}
-	b.Rate = f.value(bfRate)
-	if _, err := store.ParseRate(b.Rate); err != nil {
-		return fail(bfRate, "rate %q: want N/s, N/m or N/h, like 10/s, or leave it empty for no limit", b.Rate)
-	}
-	if burst := f.value(bfBurst); burst != "" {
-		if b.Burst, err = strconv.Atoi(burst); err != nil || b.Burst < 0 {
-			return fail(bfBurst, "burst %q: want a whole number of requests, like 20, or leave it empty", burst)
-		}
-	}
-	if b.Burst > 0 && b.Rate == "" {
-		// The daemon refuses this too: a burst is only the slack above a rate.
-		return fail(bfBurst, "burst %d needs a rate: type a rate like 10/s, or clear burst", b.Burst)
-	}
-	switch scrub := f.value(bfScrub); {
-	case scrub == "" || strings.EqualFold(scrub, "yes"):
-	case scrubOff(f):
-		b.NoScrub = true
-	default:
-		return fail(bfScrub, "scrub %q: type yes to redact a secret the backend echoes back, or no to let it reach the agent", scrub)
+	if bad, err := limits(f, &b); err != nil {
+		return admin.AddBackendRequest{}, bad, err
 	}
 
 	switch b.Inject {

@@ -220,7 +220,8 @@ func TestAddBackendModeFields(t *testing.T) {
 }
 
 // TestAddBackendInvalid checks the form's own checks: each refuses with a
-// message saying what to fix, sends nothing and clears the secret.
+// message saying what to fix, sends nothing and keeps everything typed,
+// the secret too.
 func TestAddBackendInvalid(t *testing.T) {
 	caPath, _ := writeCA(t)
 	dir := t.TempDir()
@@ -242,14 +243,12 @@ func TestAddBackendInvalid(t *testing.T) {
 		{"oauth2 without token url", []string{"", "", "", "", "yes", "oauth2", "", "id", "", "", "pw"}, "oauth2 mode needs the token url", bfTokenURL},
 		{"oauth2 without client id", []string{"", "", "", "", "yes", "oauth2", "https://idp.example/token", "", "", "", "pw"}, "oauth2 mode needs the client id", bfClientID},
 		{"token param without =", []string{"", "", "", "", "yes", "oauth2", "https://idp.example/token", "id", "", "audience", "pw"}, `token param "audience": use key=value`, bfTokenParams},
-		{"unknown mode", []string{"", "", "", "", "yes", "cookie", "pw"}, "inject must be one of header, bearer, basic, query or oauth2", bfInject},
-		{"http upstream without consent", []string{"http://10.0.0.9:8080", "", "", "", "", "yes", "bearer", "pw"}, "an http:// upstream gets requests and the secret unencrypted: type yes in plain http", bfPlainHTTP},
+		{"http upstream without consent", []string{"http://10.0.0.9:8080", "", "", "", "", "yes", "bearer", "pw"}, "an http:// upstream gets requests and the secret unencrypted: choose yes in plain http", bfPlainHTTP},
 		{"rate without unit", []string{"", "", "", "10", "", "yes", "bearer", "pw"}, `rate "10": want N/s, N/m or N/h, like 10/s`, bfRate},
 		{"rate per day", []string{"", "", "", "100/d", "", "yes", "bearer", "pw"}, `rate "100/d": want N/s, N/m or N/h, like 10/s`, bfRate},
 		{"zero rate", []string{"", "", "", "0/s", "", "yes", "bearer", "pw"}, `rate "0/s": want N/s, N/m or N/h`, bfRate},
 		{"burst not a number", []string{"", "", "", "10/s", "lots", "yes", "bearer", "pw"}, `burst "lots": want a whole number of requests, like 20`, bfBurst},
 		{"negative burst", []string{"", "", "", "10/s", "-3", "yes", "bearer", "pw"}, `burst "-3": want a whole number`, bfBurst},
-		{"scrub neither yes nor no", []string{"", "", "", "", "off", "bearer", "pw"}, `scrub "off": type yes to redact a secret the backend echoes back, or no`, bfScrub},
 		{"bad timeout", []string{"", "", "soon", "", "yes", "bearer", "pw"}, `timeout "soon": give a duration like 30s`, bfTimeout},
 		{"negative timeout", []string{"", "", "-5s", "", "yes", "bearer", "pw"}, `timeout "-5s"`, bfTimeout},
 		{"missing CA file", []string{"", missing, "", "", "yes", "bearer", "pw"}, "upstream CA: open " + missing + ": no such file or directory; give the path of a PEM file", bfUpstreamCA},
@@ -277,8 +276,11 @@ func TestAddBackendInvalid(t *testing.T) {
 			if len(api.added) != 0 {
 				t.Errorf("an invalid form reached the API: %+v", api.added)
 			}
-			if v := f.fields[bfSecret].input.Value(); v != "" {
-				t.Errorf("the secret field kept %q after submit", v)
+			if v, want := f.fields[bfSecret].input.Value(), tc.values[len(tc.values)-1]; v != want {
+				t.Errorf("the secret field holds %q after the refusal, want %q as typed", v, want)
+			}
+			if f.value(bfName) != "bad" || f.value(bfHosts) != "api.bad.example" {
+				t.Error("the form lost what was typed")
 			}
 			if f.busy {
 				t.Error("the form stays busy after a refusal")
@@ -288,7 +290,8 @@ func TestAddBackendInvalid(t *testing.T) {
 }
 
 // TestAddBackendDaemonRefuses checks that the daemon's own refusal is shown
-// in the form, which stays open with the secret cleared.
+// in the form as an error, and the form stays open with everything typed,
+// the secret included, so fixing one field is enough.
 func TestAddBackendDaemonRefuses(t *testing.T) {
 	const secret = "s3cr3t-The-Daemon-Refused"
 	api := newFakeAPI()
@@ -296,19 +299,25 @@ func TestAddBackendDaemonRefuses(t *testing.T) {
 		Message: `invalid header "Host": this header carries routing or framing and cannot hold a credential`}
 	h := openAddForm(t, api)
 	h.fill("hosty", "api.hosty.example", "", "", "", "", "yes", "header", "Host", "", secret)
-	h.waitFor("this header carries routing")
+	h.waitFor("could not add backend hosty")
 	m := h.abort()
 
 	f := addForm(t, m)
-	want := `added backend hosty: invalid header "Host": this header carries routing or framing and cannot hold a credential; the secret was cleared: type it again`
+	want := `could not add backend hosty: invalid header "Host": this header carries routing or framing and cannot hold a credential`
 	if f.err != want {
 		t.Errorf("form error = %q\nwant %q", f.err, want)
 	}
 	if len(api.added) != 1 {
 		t.Errorf("AddBackend calls = %d, want 1", len(api.added))
 	}
-	if v := f.fields[bfSecret].input.Value(); v != "" {
-		t.Errorf("the secret field kept %q", v)
+	if v := f.fields[bfSecret].input.Value(); v != secret {
+		t.Errorf("the secret field holds %q after the refusal, want what was typed", v)
+	}
+	if !strings.Contains(m.View(), "✗ Error: could not add backend hosty") {
+		t.Errorf("the refusal is not shown as an error:\n%s", m.View())
+	}
+	if m.flash != "" && !m.flashErr {
+		t.Errorf("the status bar reports %q as a success", m.flash)
 	}
 	if f.value(bfHeader) != "Host" || f.value(bfName) != "hosty" {
 		t.Error("the form lost what was typed")
@@ -346,7 +355,7 @@ func TestAddBackendBurstNeedsRate(t *testing.T) {
 }
 
 // TestAddBackendScrub checks that scrubbing stays on unless the operator
-// types no, and that turning it off shows what it gives away.
+// chooses no, and that turning it off shows what it gives away.
 func TestAddBackendScrub(t *testing.T) {
 	const warning = "! scrub is off: a backend that echoes the secret hands it to the agent"
 	tests := []struct {
@@ -355,9 +364,9 @@ func TestAddBackendScrub(t *testing.T) {
 		noScrub bool
 	}{
 		{"left on", "yes", false},
-		{"cleared", "", false},
+		{"nothing typed", "", false},
 		{"turned off", "no", true},
-		{"turned off in capitals", "NO", true},
+		{"turned off by its initial", "N", true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -389,7 +398,7 @@ func TestAddBackendTallestForm(t *testing.T) {
 		"oauth2", "", "agw-client", "read", "audience=x", "hunter2")
 	h.waitFor("oauth2 mode needs the token url")
 	m := h.abort()
-	for _, want := range []string{"plain http", "burst", "token params", "secret", "! scrub is off", "needs the token url", "type it again"} {
+	for _, want := range []string{"plain http", "burst", "token params", "secret", "! scrub is off", "needs the token url"} {
 		if !strings.Contains(m.View(), want) {
 			t.Errorf("the tallest form does not show %q", want)
 		}

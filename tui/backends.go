@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	"github.com/charmbracelet/bubbles/key"
-	"github.com/charmbracelet/bubbles/table"
 	"github.com/charmbracelet/bubbles/viewport"
 	tea "github.com/charmbracelet/bubbletea"
 
@@ -19,11 +18,12 @@ import (
 // one with the grants that reference it.
 type backendsScreen struct {
 	c     *common
-	table table.Model
+	table *rowTable
 	list  []store.Backend
 
 	form     *form
-	rotating string // backend whose secret the form replaces; "" when adding
+	rotating string         // backend whose secret the form replaces
+	editing  *store.Backend // the backend the form edits; nil when adding
 	confirm  *confirm
 
 	detail     *viewport.Model
@@ -37,24 +37,18 @@ type backendDetailMsg struct {
 	err    error
 }
 
-var backendCols = []table.Column{
-	{Title: "NAME", Width: 14},
-	{Title: "HOSTS", Width: 30},
-	{Title: "INJECT", Width: 7},
-	{Title: "CRED", Width: 4},
-	{Title: "SET", Width: 8},
-}
-
 func newBackendsScreen(c *common) *backendsScreen {
-	return &backendsScreen{c: c, table: newTable(c, backendCols)}
+	return &backendsScreen{c: c, table: newRowTable(c, 1,
+		column{"NAME", 14}, column{"HOSTS", 30}, column{"INJECT", 7}, column{"CRED", 4}, column{"SET", 8})}
 }
 
-func (s *backendsScreen) title() string   { return "Backends" }
-func (s *backendsScreen) capturing() bool { return s.form != nil || s.confirm != nil }
+func (s *backendsScreen) title() string { return "Backends" }
+func (s *backendsScreen) capturing() bool {
+	return s.form != nil || s.confirm != nil || s.table.capturing()
+}
 
 func (s *backendsScreen) setSize(w, h int) {
-	s.table.SetColumns(flex(backendCols, w, 1))
-	s.table.SetHeight(h - 1)
+	s.table.setSize(w, h)
 	if s.form != nil {
 		s.form.setWidth(w)
 	}
@@ -73,22 +67,22 @@ func (s *backendsScreen) helpKeys() helpKeys {
 	case s.detail != nil:
 		return screenKeys([]key.Binding{k.Up, k.Down, k.Back})
 	}
-	return screenKeys([]key.Binding{k.Add, k.Open, k.Rotate, k.Remove}, []key.Binding{k.Up, k.Down})
+	return listKeys(s.table, k.Add, k.Edit, k.Open, k.Rotate, k.Remove)
 }
 
 func (s *backendsScreen) rows() {
 	now := s.c.now()
-	rows := make([]table.Row, 0, len(s.list))
+	rows := make([]row, 0, len(s.list))
 	for _, b := range s.list {
-		rows = append(rows, table.Row{
+		rows = append(rows, row{b.Name, []string{
 			b.Name,
 			strings.Join(b.Hosts, ", "),
 			string(b.Inject),
 			fmt.Sprintf("v%d", b.CredentialVersion),
 			short(now.Sub(b.CredentialSetAt)),
-		})
+		}})
 	}
-	setRows(&s.table, rows, selected(s.table))
+	s.table.setRows(rows)
 }
 
 func (s *backendsScreen) update(msg tea.Msg) tea.Cmd {
@@ -102,9 +96,9 @@ func (s *backendsScreen) update(msg tea.Msg) tea.Cmd {
 	case actionMsg:
 		if s.form != nil && s.form.busy {
 			if msg.err != nil {
-				s.form.fail(fmt.Errorf("%w; the secret was cleared: type it again", msg.err))
+				s.form.fail(msg.err) // everything typed stays, the secret too
 			} else {
-				s.form = nil
+				s.closeForm()
 			}
 		}
 		return nil
@@ -126,7 +120,7 @@ func (s *backendsScreen) key(msg tea.KeyMsg) tea.Cmd {
 		res, cmd := s.form.update(msg)
 		switch res {
 		case formCancelled:
-			s.form = nil
+			s.closeForm()
 		case formSubmitted:
 			return s.submit()
 		default:
@@ -151,12 +145,19 @@ func (s *backendsScreen) key(msg tea.KeyMsg) tea.Cmd {
 		return cmd
 	}
 
-	name := selected(s.table)
+	if used, cmd := s.table.update(msg); used {
+		return cmd
+	}
+	name := s.table.selectedKey()
 	switch {
 	case key.Matches(msg, k.Add):
-		s.openAdd()
+		s.openAdd(nil)
+	case key.Matches(msg, k.Edit) && name != "":
+		if b := s.find(name); b != nil {
+			s.openAdd(b)
+		}
 	case key.Matches(msg, k.Rotate) && name != "":
-		s.rotating = name
+		s.rotating, s.editing = name, nil
 		s.form = newForm(s.c, "Rotate the secret of "+name,
 			fieldSpec{label: "new secret", placeholder: "typed, never shown", secret: true})
 		s.form.note = "The new version is used for the next request; the old one is kept sealed."
@@ -164,7 +165,7 @@ func (s *backendsScreen) key(msg tea.KeyMsg) tea.Cmd {
 		api := s.c.api
 		s.confirm = &confirm{c: s.c,
 			prompt: fmt.Sprintf("Remove backend %s? Its credentials and grants are deleted too.", name),
-			yes: act("removed backend "+name, func(ctx context.Context) error {
+			yes: act("remove backend "+name, "removed backend "+name, func(ctx context.Context) error {
 				return api.RemoveBackend(ctx, name)
 			})}
 	case key.Matches(msg, k.Open) && name != "":
@@ -176,27 +177,42 @@ func (s *backendsScreen) key(msg tea.KeyMsg) tea.Cmd {
 			d, err := call(func(ctx context.Context) (*admin.BackendDetail, error) { return api.Backend(ctx, name) })
 			return backendDetailMsg{name: name, detail: d, err: err}
 		}
-	default:
-		var cmd tea.Cmd
-		s.table, cmd = s.table.Update(msg)
-		return cmd
 	}
 	return nil
 }
 
+func (s *backendsScreen) find(name string) *store.Backend {
+	for i := range s.list {
+		if s.list[i].Name == name {
+			return &s.list[i]
+		}
+	}
+	return nil
+}
+
+// closeForm wipes the form's secret and closes it.
+func (s *backendsScreen) closeForm() {
+	if s.form != nil {
+		s.form.wipe()
+	}
+	s.form, s.rotating, s.editing = nil, "", nil
+}
+
 func (s *backendsScreen) submit() tea.Cmd {
-	if s.rotating == "" {
+	switch {
+	case s.editing != nil:
+		return s.submitEdit()
+	case s.rotating == "":
 		return s.submitAdd()
 	}
 	f, api := s.form, s.c.api
 	name, secret := s.rotating, f.value(0)
-	f.clearSecrets()
 	if secret == "" {
 		f.fail(errors.New("type the new secret"))
 		return nil
 	}
 	f.busy = true
-	return act("rotated the secret of "+name, func(ctx context.Context) error {
+	return act("rotate the secret of "+name, "rotated the secret of "+name, func(ctx context.Context) error {
 		_, err := api.RotateBackend(ctx, name, admin.SecretInput{Value: secret})
 		return err
 	})
@@ -205,7 +221,7 @@ func (s *backendsScreen) submit() tea.Cmd {
 func (s *backendsScreen) detailView(msg backendDetailMsg) string {
 	st := s.c.st
 	if msg.err != nil {
-		return st.ErrorBar.Render("✗ " + describeErr(msg.err))
+		return st.ErrorBar.Render("✗ Error: " + describeErr(msg.err))
 	}
 	d := msg.detail
 	now := s.c.now()
@@ -231,7 +247,7 @@ func (s *backendsScreen) detailView(msg backendDetailMsg) string {
 	}
 	b.WriteString("\n\n" + st.Title.Render(fmt.Sprintf("Grants (%d)", len(d.Grants))) + "\n")
 	if len(d.Grants) == 0 {
-		b.WriteString(st.Muted.Render("no agent may call this backend yet: add a grant on the Agents screen"))
+		b.WriteString(st.Muted.Render("no agent may call this backend yet: add a grant on the Grants screen (5)"))
 	}
 	for i, g := range d.Grants {
 		if i > 0 {
@@ -277,8 +293,8 @@ func (s *backendsScreen) view() string {
 	case s.detail != nil:
 		return s.detail.View()
 	}
-	if len(s.list) == 0 {
+	if s.table.empty() {
 		return s.c.st.Muted.Render("No backends yet: press a to add one.")
 	}
-	return s.table.View()
+	return s.table.view()
 }

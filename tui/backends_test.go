@@ -40,8 +40,8 @@ func TestBackends(t *testing.T) {
 		h.typ("api.weather.example, Maps.Weather.example")
 		h.press("enter")
 		h.typ("https://10.1.2.3:8443")
-		h.press("enter", "enter", "enter", "enter", "enter", "ctrl+u") // no upstream CA, default timeout, no rate, scrubbed
-		h.typ("header")
+		h.press("enter", "enter", "enter", "enter", "enter") // no upstream CA, default timeout, no rate, scrubbed
+		h.press("left")                                      // inject: bearer to header, by arrow
 		h.press("enter")
 		h.typ("X-Api-Key")
 		h.press("enter", "enter") // no prefix

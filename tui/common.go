@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -46,14 +47,17 @@ type actionMsg struct {
 	err  error
 }
 
-// act turns an admin write into a tea.Cmd answering an actionMsg.
-func act(what string, fn func(ctx context.Context) error) tea.Cmd {
+// act turns an admin write into a tea.Cmd answering an actionMsg. doing
+// names the write as an order ("add backend openai") for the error, done
+// as a fact ("added backend openai") for the success, so a failure never
+// reads as if it had worked.
+func act(doing, done string, fn func(ctx context.Context) error) tea.Cmd {
 	return func() tea.Msg {
 		_, err := call(func(ctx context.Context) (struct{}, error) { return struct{}{}, fn(ctx) })
 		if err != nil {
-			return actionMsg{err: fmt.Errorf("%s: %w", what, err)}
+			return actionMsg{err: fmt.Errorf("could not %s: %w", doing, err)}
 		}
-		return actionMsg{info: what}
+		return actionMsg{info: done}
 	}
 }
 
@@ -121,6 +125,8 @@ func splitList(s string) []string {
 	}
 	return out
 }
+
+func itoa(n int) string { return strconv.Itoa(n) }
 
 // fit cuts s to at most h lines, so a screen never pushes the status and
 // help lines off a short terminal.

@@ -35,7 +35,7 @@ func TestUnreachableDaemon(t *testing.T) {
 			api.setDown(tt.err)
 			h := start(t, api, 10*time.Millisecond)
 			h.waitFor(tt.bar, "Cannot reach the agw daemon")
-			h.press("4")
+			h.press("7")
 			h.waitFor("○ stopped", "audit stream:")
 			api.setDown(nil)
 			h.waitFor("● live", "connected · refreshing")

@@ -45,11 +45,13 @@ type fakeAPI struct {
 	agents   []admin.AgentSummary
 	grants   []store.Grant
 	tokens   []store.Token
+	idps     []store.IdP
 	events   []store.AuditEvent
 	live     chan admin.StreamMessage // fed to followers after the backlog
 
 	added     []admin.AddBackendRequest
 	addErr    error // when set, AddBackend records the request and refuses it
+	updates   []admin.UpdateBackendRequest
 	mints     []admin.MintRequest
 	mintValue string
 	audits    []store.AuditQuery // follow subscriptions, in order
@@ -83,6 +85,9 @@ func newFakeAPI() *fakeAPI {
 	f.tokens = []store.Token{
 		{ID: "Tok1aaaaaaaa", Agent: "build-bot", Label: "ci", CreatedAt: t0.Add(-48 * time.Hour)},
 		{ID: "Tok0zzzzzzzz", Agent: "build-bot", Label: "old", CreatedAt: t0.Add(-96 * time.Hour), RevokedAt: t0.Add(-50 * time.Hour)},
+	}
+	f.idps = []store.IdP{
+		{Name: "corp", Issuer: "https://login.corp.example/oauth2/default", Audience: "api://agw", Claim: "cid", CreatedAt: t0.Add(-10 * 24 * time.Hour)},
 	}
 	ev := func(seq uint64, agent, backend, method, path string, status int, decision, reason string) store.AuditEvent {
 		return store.AuditEvent{Seq: seq, Time: t0.Add(time.Duration(seq-20) * time.Second), Kind: store.KindRequest,
@@ -180,6 +185,85 @@ func (f *fakeAPI) AddBackend(ctx context.Context, req admin.AddBackendRequest) (
 	b.CredentialVersion, b.CredentialSetAt, b.CreatedAt = 1, t0, t0
 	f.backends = append(f.backends, b)
 	return &b, nil
+}
+
+func (f *fakeAPI) UpdateBackend(ctx context.Context, name string, req admin.UpdateBackendRequest) (*store.Backend, error) {
+	if err := f.fail(); err != nil {
+		return nil, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.updates = append(f.updates, req)
+	for i := range f.backends {
+		b := &f.backends[i]
+		if b.Name != name {
+			continue
+		}
+		if req.Rate != nil {
+			b.Rate = *req.Rate
+		}
+		if req.Burst != nil {
+			b.Burst = *req.Burst
+		}
+		if req.Timeout != nil {
+			b.Timeout = *req.Timeout
+		}
+		if req.NoScrub != nil {
+			b.NoScrub = *req.NoScrub
+		}
+		out := *b
+		return &out, nil
+	}
+	return nil, &admin.Error{Status: 404, Code: admin.CodeNotFound, Message: "backend " + name + " not found"}
+}
+
+func (f *fakeAPI) Grants(ctx context.Context, agent string) ([]store.Grant, error) {
+	if err := f.fail(); err != nil {
+		return nil, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []store.Grant
+	for _, g := range f.grants {
+		if agent == "" || g.Agent == agent {
+			out = append(out, g)
+		}
+	}
+	return out, nil
+}
+
+func (f *fakeAPI) Tokens(ctx context.Context, agent string) ([]store.Token, error) {
+	if err := f.fail(); err != nil {
+		return nil, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []store.Token
+	for _, t := range f.tokens {
+		if agent == "" || t.Agent == agent {
+			out = append(out, t)
+		}
+	}
+	return out, nil
+}
+
+func (f *fakeAPI) IdPs(ctx context.Context) ([]store.IdP, error) {
+	if err := f.fail(); err != nil {
+		return nil, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.idps), nil
+}
+
+func (f *fakeAPI) AddIdP(ctx context.Context, p store.IdP) (*store.IdP, error) {
+	f.record(fmt.Sprintf("add idp %s %s %s %s", p.Name, p.Issuer, p.Audience, p.Claim))
+	return &p, nil
+}
+
+func (f *fakeAPI) RemoveIdP(ctx context.Context, name string) error {
+	f.record("remove idp " + name)
+	return nil
 }
 
 func (f *fakeAPI) RotateBackend(ctx context.Context, name string, secret admin.SecretInput) (*store.Backend, error) {

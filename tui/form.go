@@ -8,6 +8,7 @@ import (
 	"github.com/charmbracelet/bubbles/key"
 	"github.com/charmbracelet/bubbles/textinput"
 	tea "github.com/charmbracelet/bubbletea"
+	"github.com/charmbracelet/huh"
 	"github.com/charmbracelet/lipgloss"
 )
 
@@ -16,21 +17,47 @@ type fieldSpec struct {
 	label       string
 	placeholder string
 	value       string
-	secret      bool // masked with EchoPassword and cleared on submit
-	verbatim    bool // keeps leading and trailing spaces, as in a "Token " prefix
+	secret      bool     // masked with EchoPassword; wiped when the form closes
+	verbatim    bool     // keeps leading and trailing spaces, as in a "Token " prefix
+	options     []string // a fixed set: chosen with ←/→ instead of typed
+	readonly    string   // shown but not editable, with this reason
 }
 
 type formField struct {
 	label    string
 	secret   bool
 	verbatim bool
+	readonly string
 	hidden   bool // skipped by focus moves and not drawn
 	input    textinput.Model
+	choice   *huh.Select[string] // set for a field with options
+	chosen   *string             // the choice's value
+	options  []string
+	typed    string // letters typed on the choice since it was focused
 }
 
-// form is a column of labelled text inputs. Enter moves to the next field
-// and submits on the last; esc cancels. While a form is open it owns the
-// keyboard, so q and the screen keys type into it instead.
+// typeChoice picks the first option that starts with the letters typed so
+// far (or, failing that, with the one just typed), so "h" then "e" on
+// inject picks header. It reports whether an option matched.
+func (fl *formField) typeChoice(r []rune) bool {
+	for _, try := range []string{fl.typed + string(r), string(r)} {
+		for _, o := range fl.options {
+			if strings.HasPrefix(strings.ToLower(o), strings.ToLower(try)) {
+				fl.typed = try
+				*fl.chosen = o
+				fl.choice.Value(fl.chosen)
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// form is a column of labelled inputs. Enter moves to the next field and
+// submits on the last; esc cancels. While a form is open it owns the
+// keyboard, so q and the screen keys type into it instead. A rejected
+// form keeps everything typed, the secret too, until it is sent or
+// cancelled.
 type form struct {
 	c      *common
 	title  string
@@ -55,6 +82,7 @@ const formLabelWidth = 12
 func newForm(c *common, title string, specs ...fieldSpec) *form {
 	f := &form{c: c, title: title}
 	for _, s := range specs {
+		fl := formField{label: s.label, secret: s.secret, verbatim: s.verbatim, readonly: s.readonly}
 		ti := textinput.New()
 		c.st.styleInput(&ti)
 		ti.Prompt = ""
@@ -65,43 +93,75 @@ func newForm(c *common, title string, specs ...fieldSpec) *form {
 			ti.EchoMode = textinput.EchoPassword
 			ti.EchoCharacter = '•'
 		}
-		f.fields = append(f.fields, formField{label: s.label, secret: s.secret, verbatim: s.verbatim, input: ti})
+		fl.input = ti
+		if len(s.options) > 0 {
+			fl.chosen = new(string)
+			*fl.chosen = s.value
+			fl.choice = c.st.newChoice(s.options, fl.chosen)
+			fl.options = s.options
+		}
+		f.fields = append(f.fields, fl)
 	}
 	f.setWidth(c.width)
-	f.fields[0].input.Focus()
+	f.focus = -1
+	f.move(1)
 	return f
 }
 
 func (f *form) setWidth(w int) {
 	for i := range f.fields {
 		f.fields[i].input.Width = max(10, w-formLabelWidth-6)
+		if f.fields[i].choice != nil {
+			f.fields[i].choice.WithWidth(max(10, w-formLabelWidth-6))
+		}
 	}
 }
 
-// move focuses the d-th visible field after (d > 0) or before the focused
+func (fl *formField) focusable() bool { return !fl.hidden && fl.readonly == "" }
+
+func (fl *formField) setFocus(on bool) {
+	fl.typed = ""
+	switch {
+	case fl.choice != nil && on:
+		fl.choice.Focus()
+	case fl.choice != nil:
+		fl.choice.Blur()
+	case on:
+		fl.input.Focus()
+	default:
+		fl.input.Blur()
+	}
+}
+
+// move focuses the d-th editable field after (d > 0) or before the focused
 // one, wrapping around.
 func (f *form) move(d int) {
-	f.fields[f.focus].input.Blur()
+	if f.focus >= 0 {
+		f.fields[f.focus].setFocus(false)
+	}
 	step := 1
 	if d < 0 {
 		step, d = -1, -d
 	}
 	for ; d > 0; d-- {
 		for i := 0; i < len(f.fields); i++ {
-			f.focus = (f.focus + step + len(f.fields)) % len(f.fields)
-			if !f.fields[f.focus].hidden {
+			f.focus = (max(f.focus, -1) + step + len(f.fields)) % len(f.fields)
+			if f.fields[f.focus].focusable() {
 				break
 			}
 		}
 	}
-	f.fields[f.focus].input.Focus()
+	f.fields[f.focus].setFocus(true)
 }
 
 // focusOn moves the focus to field i, as after an error in it.
 func (f *form) focusOn(i int) {
-	f.fields[f.focus].input.Blur()
+	if !f.fields[i].focusable() {
+		return
+	}
+	f.fields[f.focus].setFocus(false)
 	f.focus = i
-	f.fields[f.focus].input.Focus()
+	f.fields[f.focus].setFocus(true)
 }
 
 // show shows or hides field i. A hidden field keeps its value, so switching
@@ -113,11 +173,11 @@ func (f *form) show(i int, visible bool) {
 	}
 }
 
-// onLast reports whether the focus is on the last visible field, where
+// onLast reports whether the focus is on the last editable field, where
 // enter submits.
 func (f *form) onLast() bool {
 	for i := f.focus + 1; i < len(f.fields); i++ {
-		if !f.fields[i].hidden {
+		if f.fields[i].focusable() {
 			return false
 		}
 	}
@@ -133,7 +193,7 @@ func (f *form) update(msg tea.Msg) (formResult, tea.Cmd) {
 	k := f.c.keys
 	switch {
 	case key.Matches(km, k.Abort):
-		f.clearSecrets()
+		f.wipe()
 		return formCancelled, nil
 	case f.busy:
 		return formEditing, nil
@@ -150,24 +210,43 @@ func (f *form) update(msg tea.Msg) (formResult, tea.Cmd) {
 		f.move(-1)
 		return formEditing, nil
 	}
-	var cmd tea.Cmd
-	f.fields[f.focus].input, cmd = f.fields[f.focus].input.Update(msg)
+	fl := &f.fields[f.focus]
 	f.err = ""
+	if fl.choice != nil {
+		// The choice only moves between its options: enter, tab and the
+		// arrows up and down were taken above, and its filter is off.
+		switch km.Type {
+		case tea.KeyRunes:
+			fl.typeChoice(km.Runes)
+		case tea.KeyCtrlU, tea.KeyBackspace:
+			fl.typed = ""
+		default:
+			fl.choice.Update(km)
+		}
+		return formEditing, nil
+	}
+	var cmd tea.Cmd
+	fl.input, cmd = fl.input.Update(msg)
 	return formEditing, cmd
 }
 
-// value is the trimmed text of field i (secrets and verbatim fields untrimmed).
+// value is the trimmed text of field i (secrets and verbatim fields
+// untrimmed), or the option chosen.
 func (f *form) value(i int) string {
-	v := f.fields[i].input.Value()
-	if f.fields[i].secret || f.fields[i].verbatim {
+	fl := &f.fields[i]
+	if fl.choice != nil {
+		return *fl.chosen
+	}
+	v := fl.input.Value()
+	if fl.secret || fl.verbatim {
 		return v
 	}
 	return strings.TrimSpace(v)
 }
 
-// clearSecrets empties every masked input, so a secret lives in the form
-// only while it is typed.
-func (f *form) clearSecrets() {
+// wipe empties every masked input, so a secret lives in the form only
+// while the form is open; the screens call it when a form closes.
+func (f *form) wipe() {
 	for i := range f.fields {
 		if f.fields[i].secret {
 			f.fields[i].input.Reset()
@@ -175,7 +254,8 @@ func (f *form) clearSecrets() {
 	}
 }
 
-// fail shows err in the form and lets the user edit again.
+// fail shows err in the form and lets the user edit again, keeping what
+// was typed.
 func (f *form) fail(err error) {
 	f.busy = false
 	f.err = describeErr(err)
@@ -185,7 +265,7 @@ func (f *form) view() string {
 	st := f.c.st
 	head := st.Title.Render(f.title)
 	if f.note != "" {
-		head += "\n" + st.Muted.Render(f.note)
+		head += "\n" + st.Muted.Width(max(20, f.c.width-2)).Render(f.note)
 	}
 	var fields strings.Builder
 	for i, fl := range f.fields {
@@ -193,16 +273,26 @@ func (f *form) view() string {
 			continue
 		}
 		label := fmt.Sprintf("%*s", formLabelWidth, fl.label)
-		mark := "  "
+		var line string
 		if i == f.focus {
-			mark = "› "
-			fields.WriteString(st.FormFocus.Render(mark + label))
+			line = st.FormFocus.Render("› " + label)
 		} else {
-			fields.WriteString(st.FormLabel.Render(mark + label))
+			line = st.FormLabel.Render("  " + label)
 		}
-		fields.WriteString("  ")
-		fields.WriteString(fl.input.View())
-		fields.WriteString("\n")
+		line += "  "
+		switch {
+		case fl.readonly != "":
+			v := f.value(i)
+			if v == "" {
+				v = "(none)"
+			}
+			line += st.Value.Render(v) + st.Muted.Render("  "+fl.readonly)
+		case fl.choice != nil:
+			line += fl.choice.View()
+		default:
+			line += fl.input.View()
+		}
+		fields.WriteString(truncate(strings.TrimRight(line, " "), f.c.width) + "\n")
 	}
 	var foot []string
 	if f.warn != "" {
@@ -212,7 +302,7 @@ func (f *form) view() string {
 	case f.busy:
 		foot = append(foot, st.Muted.Render("sending…"))
 	case f.err != "":
-		foot = append(foot, st.FormError.Width(max(20, f.c.width-2)).Render("✗ "+f.err))
+		foot = append(foot, st.FormError.Width(max(20, f.c.width-2)).Render("✗ Error: "+f.err))
 	}
 	// A tall form (many fields, a warning and a wrapped error) first gives
 	// up its blank lines, then its note, so the fields and what went wrong
@@ -237,5 +327,9 @@ func (f *form) view() string {
 
 func (f *form) helpKeys() helpKeys {
 	k := f.c.keys
-	return screenKeys([]key.Binding{k.Submit, k.NextField, k.PrevField, k.Abort})
+	keys := []key.Binding{k.Submit, k.NextField, k.PrevField}
+	if f.focus >= 0 && f.fields[f.focus].choice != nil {
+		keys = append(keys, k.Choose)
+	}
+	return screenKeys(append(keys, k.Abort))
 }

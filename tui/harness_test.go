@@ -45,12 +45,21 @@ type harness struct {
 
 func start(t *testing.T, api *fakeAPI, refresh time.Duration) *harness {
 	t.Helper()
+	return startWith(t, api, refresh, nil)
+}
+
+// startWith is start with a hook that adjusts the model before it runs.
+func startWith(t *testing.T, api *fakeAPI, refresh time.Duration, tweak func(*model)) *harness {
+	t.Helper()
 	if refresh == 0 {
 		refresh = time.Hour // polls happen only when a test asks
 	}
 	clock := &fakeClock{now: t0}
 	m := newModel(api, Options{NoColor: true, Refresh: refresh, Version: "0.9.0-test"}, clock.Now)
 	m.c.loc = time.UTC
+	if tweak != nil {
+		tweak(m)
+	}
 	tm := teatest.NewTestModel(t, m, teatest.WithInitialTermSize(80, 24))
 	return &harness{t: t, tm: tm, api: api, clock: clock, out: &recorder{r: tm.Output()}}
 }
@@ -71,6 +80,10 @@ func (h *harness) press(keys ...string) {
 			h.tm.Send(tea.KeyMsg{Type: tea.KeyDown})
 		case "up":
 			h.tm.Send(tea.KeyMsg{Type: tea.KeyUp})
+		case "left":
+			h.tm.Send(tea.KeyMsg{Type: tea.KeyLeft})
+		case "right":
+			h.tm.Send(tea.KeyMsg{Type: tea.KeyRight})
 		default:
 			h.tm.Send(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune(k)})
 		}

@@ -2,11 +2,14 @@ package tui
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"time"
 
+	"github.com/charmbracelet/bubbles/cursor"
 	"github.com/charmbracelet/bubbles/help"
 	"github.com/charmbracelet/bubbles/key"
+	"github.com/charmbracelet/bubbles/textinput"
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/charmbracelet/lipgloss"
 
@@ -23,7 +26,7 @@ type screen interface {
 	setSize(w, h int)
 	helpKeys() helpKeys
 	// capturing reports that a form or prompt owns the keyboard, so the
-	// global keys (q, tab, 1-4) are typed into it instead.
+	// global keys (q, tab, 1-7, :, ?) are typed into it instead.
 	capturing() bool
 }
 
@@ -34,6 +37,9 @@ type dataMsg struct {
 	status   *admin.Status
 	backends []store.Backend
 	agents   []admin.AgentSummary
+	tokens   []store.Token
+	grants   []store.Grant
+	idps     []store.IdP
 	denies   []store.AuditEvent
 	err      error
 }
@@ -55,8 +61,9 @@ type model struct {
 	err      error // the last poll's error, shown until a poll succeeds
 	flash    string
 	flashErr bool
-	polling  bool // a poll is in flight; ticks do not stack up polls
-	repoll   bool // an action finished during a poll: poll again after it
+	jump     *textinput.Model // the ":" prompt, while open
+	polling  bool             // a poll is in flight; ticks do not stack up polls
+	repoll   bool             // an action finished during a poll: poll again after it
 	status   *admin.Status
 }
 
@@ -73,7 +80,8 @@ func newModel(api API, opts Options, now func() time.Time) *model {
 	m := &model{c: c, opts: opts, help: help.New()}
 	m.help.Styles = c.st.Help
 	m.audit = newAuditScreen(c)
-	m.screens = []screen{newOverview(c, opts.Version), newBackendsScreen(c), newAgentsScreen(c), m.audit}
+	m.screens = []screen{newOverview(c, opts.Version), newBackendsScreen(c), newAgentsScreen(c),
+		newTokensScreen(c), newGrantsScreen(c), newIdPsScreen(c), m.audit}
 	m.resize(80, 24)
 	return m
 }
@@ -105,6 +113,15 @@ func (m *model) poll() tea.Cmd {
 			return dataMsg{err: d.err}
 		}
 		if d.agents, d.err = api.Agents(ctx); d.err != nil {
+			return dataMsg{err: d.err}
+		}
+		if d.tokens, d.err = api.Tokens(ctx, ""); d.err != nil {
+			return dataMsg{err: d.err}
+		}
+		if d.grants, d.err = api.Grants(ctx, ""); d.err != nil {
+			return dataMsg{err: d.err}
+		}
+		if d.idps, d.err = api.IdPs(ctx); d.err != nil {
 			return dataMsg{err: d.err}
 		}
 		q := store.AuditQuery{Decision: store.Deny, Last: 5}
@@ -170,12 +187,24 @@ func (m *model) broadcast(msg tea.Msg) tea.Cmd {
 }
 
 func (m *model) key(msg tea.KeyMsg) tea.Cmd {
+	if m.jump != nil {
+		return m.jumpKey(msg)
+	}
 	cur := m.screens[m.active]
 	if cur.capturing() {
 		return cur.update(msg)
 	}
 	k := m.c.keys
 	switch {
+	case key.Matches(msg, k.GoTo):
+		ti := textinput.New()
+		m.c.st.styleInput(&ti)
+		ti.Prompt = ":"
+		ti.Placeholder = "screen name: " + strings.Join(m.screenNames(), ", ")
+		ti.Cursor.SetMode(cursor.CursorStatic)
+		ti.Focus()
+		m.jump = &ti
+		m.flash = ""
 	case key.Matches(msg, k.Quit):
 		m.close()
 		return tea.Quit
@@ -194,6 +223,42 @@ func (m *model) key(msg tea.KeyMsg) tea.Cmd {
 		return cur.update(msg)
 	}
 	return nil
+}
+
+// jumpKey handles a key while the ":" prompt is open: enter goes to the
+// screen whose name starts with what was typed, esc closes the prompt.
+func (m *model) jumpKey(msg tea.KeyMsg) tea.Cmd {
+	switch msg.Type {
+	case tea.KeyEsc, tea.KeyCtrlC:
+		m.jump = nil
+		return nil
+	case tea.KeyEnter:
+		typed := strings.ToLower(strings.TrimSpace(m.jump.Value()))
+		m.jump = nil
+		if typed == "" {
+			return nil
+		}
+		for i, name := range m.screenNames() {
+			if strings.HasPrefix(name, typed) || typed == string(rune('1'+i)) {
+				m.switchTo(i)
+				return nil
+			}
+		}
+		m.flash, m.flashErr = fmt.Sprintf("no screen is called %q: type one of %s", typed, strings.Join(m.screenNames(), ", ")), true
+		return nil
+	}
+	var cmd tea.Cmd
+	*m.jump, cmd = m.jump.Update(msg)
+	return cmd
+}
+
+// screenNames are the screens' titles in lower case, the names ":" takes.
+func (m *model) screenNames() []string {
+	names := make([]string, len(m.screens))
+	for i, s := range m.screens {
+		names[i] = strings.ToLower(s.title())
+	}
+	return names
 }
 
 func (m *model) switchTo(i int) {
@@ -220,6 +285,10 @@ func (m *model) resize(w, h int) {
 // keys is the help of the active screen's state plus the global keys.
 func (m *model) keys() help.KeyMap {
 	k := m.c.keys
+	if m.jump != nil {
+		enter := key.NewBinding(key.WithKeys("enter"), key.WithHelp("enter", "go"))
+		return screenKeys([]key.Binding{enter, k.Abort})
+	}
 	h := m.screens[m.active].helpKeys()
 	if m.screens[m.active].capturing() {
 		return h
@@ -237,7 +306,7 @@ func (m *model) keys() help.KeyMap {
 		short = short[:len(short)-1]
 	}
 	h.full = append(append([][]key.Binding(nil), h.full...),
-		[]key.Binding{k.NextTab, k.PrevTab, k.Jump, k.Refresh, k.Help, k.Quit})
+		[]key.Binding{k.NextTab, k.PrevTab, k.Jump, k.GoTo, k.Refresh, k.Help, k.Quit})
 	return h
 }
 
@@ -276,10 +345,12 @@ func (m *model) statusBar() string {
 	st := m.c.st
 	var s string
 	switch {
+	case m.jump != nil:
+		s = m.jump.View()
 	case m.err != nil:
-		s = st.ErrorBar.Render("✗ " + describeErr(m.err))
+		s = st.ErrorBar.Render("✗ Error: " + describeErr(m.err))
 	case m.flash != "" && m.flashErr:
-		s = st.ErrorBar.Render("✗ " + m.flash)
+		s = st.ErrorBar.Render("✗ Error: " + m.flash)
 	case m.flash != "":
 		s = st.OKBar.Render("✓ " + m.flash)
 	case m.status == nil:

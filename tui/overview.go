@@ -3,6 +3,7 @@ package tui
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/charmbracelet/bubbles/key"
 	tea "github.com/charmbracelet/bubbletea"
@@ -12,7 +13,7 @@ import (
 	"github.com/agw-dev/agw/store"
 )
 
-// sparkSamples is how many request-rate samples the overview keeps.
+// sparkSamples is how many request-count windows the overview keeps.
 const sparkSamples = 60
 
 // overview shows the daemon at a glance: version and uptime, listeners,
@@ -23,12 +24,12 @@ type overview struct {
 	status  *admin.Status
 	at      string // when status was read
 	denies  []store.AuditEvent
-	rpm     rateSampler
+	reqs    requestBuckets
 	err     error
 }
 
 func newOverview(c *common, version string) *overview {
-	return &overview{c: c, version: version, rpm: rateSampler{max: sparkSamples}}
+	return &overview{c: c, version: version, reqs: requestBuckets{max: sparkSamples, width: c.every}}
 }
 
 func (o *overview) title() string      { return "Overview" }
@@ -41,7 +42,7 @@ func (o *overview) update(msg tea.Msg) tea.Cmd {
 		o.err = d.err
 		if d.err == nil {
 			o.status, o.denies = d.status, d.denies
-			o.rpm.add(d.status.Gateway.Requests, d.at, d.status.StartedAt)
+			o.reqs.add(d.status.Gateway.Requests, d.at, d.status.StartedAt)
 		}
 	}
 	return nil
@@ -83,13 +84,16 @@ func (o *overview) view() string {
 	var b strings.Builder
 	b.WriteString(top)
 	b.WriteString("\n\n")
-	b.WriteString(st.Title.Render("Requests per minute"))
-	b.WriteString(st.Muted.Render(fmt.Sprintf("  now %.0f · peak %.0f", o.rpm.current(), o.rpm.peak())))
-	b.WriteString("\n")
-	rates := o.rpm.rates
+	rates := o.reqs.counts
 	if w := o.c.width - 2; len(rates) > w && w > 0 {
 		rates = rates[len(rates)-w:]
 	}
+	every := short(o.reqs.width)
+	span := time.Duration(len(rates)) * o.reqs.width
+	b.WriteString(truncate(st.Title.Render("Requests in each "+every+" window")+
+		st.Muted.Render(fmt.Sprintf("  latest %.0f · most %.0f · total %.0f over %s",
+			o.reqs.current(), o.reqs.peak(), sum(rates), short(span))), o.c.width))
+	b.WriteString("\n")
 	if len(rates) == 0 {
 		b.WriteString(st.Muted.Render("(collecting samples…)"))
 	} else {
@@ -110,9 +114,21 @@ func (o *overview) view() string {
 	return b.String()
 }
 
+func sum(vs []float64) float64 {
+	t := 0.0
+	for _, v := range vs {
+		t += v
+	}
+	return t
+}
+
 // auditLine is the one-line form of an audit record, shared by the
 // overview and the audit screen.
 func (c *common) auditLine(ev *store.AuditEvent) string {
+	return store.Printable(c.rawAuditLine(ev)) // what agents sent is escaped (bidi, controls)
+}
+
+func (c *common) rawAuditLine(ev *store.AuditEvent) string {
 	who := ev.Agent
 	if who == "" {
 		who = "-"

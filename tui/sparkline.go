@@ -27,41 +27,58 @@ func sparkline(values []float64) string {
 	return b.String()
 }
 
-// rateSampler turns samples of a monotonic counter into per-minute rates,
-// keeping the newest max of them.
-type rateSampler struct {
+// requestBuckets turns samples of a monotonic counter into the number of
+// requests counted in each fixed window of width (the refresh interval),
+// keeping the newest max windows. It never extrapolates: a bar is what was
+// counted, so 13 requests make at most 13, however close the polls were.
+// An action repolls at once, so samples come at uneven times; each new
+// count goes to the window its sample was taken in.
+type requestBuckets struct {
 	max     int
-	rates   []float64
+	width   time.Duration
+	counts  []float64
+	lastWin time.Time // start of the newest window
 	last    uint64
-	lastAt  time.Time
 	started time.Time // the daemon's start; a new one resets the baseline
 	have    bool
 }
 
 // add records the counter's value at time at. A counter that went backwards
 // or a restarted daemon only sets a new baseline.
-func (r *rateSampler) add(count uint64, at, started time.Time) {
-	if r.have && count >= r.last && at.After(r.lastAt) && started.Equal(r.started) {
-		perMin := float64(count-r.last) / at.Sub(r.lastAt).Minutes()
-		r.rates = append(r.rates, perMin)
-		if len(r.rates) > r.max {
-			r.rates = r.rates[len(r.rates)-r.max:]
+func (r *requestBuckets) add(count uint64, at, started time.Time) {
+	win := at.Truncate(r.width)
+	if r.have && count >= r.last && started.Equal(r.started) && !win.Before(r.lastWin) {
+		if len(r.counts) == 0 {
+			r.counts = append(r.counts, 0)
+			r.lastWin = win
+		}
+		// Windows with no sample in them saw no new requests.
+		for gaps := 0; r.lastWin.Before(win) && gaps < r.max; gaps++ {
+			r.counts = append(r.counts, 0)
+			r.lastWin = r.lastWin.Add(r.width)
+		}
+		r.lastWin = win
+		r.counts[len(r.counts)-1] += float64(count - r.last)
+		if len(r.counts) > r.max {
+			r.counts = r.counts[len(r.counts)-r.max:]
 		}
 	}
-	r.last, r.lastAt, r.started, r.have = count, at, started, true
+	r.last, r.started, r.have = count, started, true
 }
 
-// current is the newest rate, or 0 before there are two samples.
-func (r *rateSampler) current() float64 {
-	if len(r.rates) == 0 {
+// current is the count of the newest window, or 0 before there are two
+// samples.
+func (r *requestBuckets) current() float64 {
+	if len(r.counts) == 0 {
 		return 0
 	}
-	return r.rates[len(r.rates)-1]
+	return r.counts[len(r.counts)-1]
 }
 
-func (r *rateSampler) peak() float64 {
+// peak is the largest count of one window.
+func (r *requestBuckets) peak() float64 {
 	p := 0.0
-	for _, v := range r.rates {
+	for _, v := range r.counts {
 		p = math.Max(p, v)
 	}
 	return p

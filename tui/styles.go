@@ -2,11 +2,13 @@ package tui
 
 import (
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/charmbracelet/bubbles/help"
-	"github.com/charmbracelet/bubbles/table"
+	"github.com/charmbracelet/bubbles/key"
 	"github.com/charmbracelet/bubbles/textinput"
+	"github.com/charmbracelet/huh"
 	"github.com/charmbracelet/lipgloss"
 	"github.com/muesli/termenv"
 
@@ -46,8 +48,9 @@ type styles struct {
 	InputPlace lipgloss.Style
 	Cursor     lipgloss.Style
 
-	Table table.Styles
-	Help  help.Styles
+	Header      lipgloss.Style
+	Help        help.Styles
+	choiceTheme *huh.Theme
 }
 
 // Palette. ANSI 256 numbers so they degrade predictably.
@@ -85,8 +88,8 @@ func newStyles(noColor bool) *styles {
 
 	s.App = n()
 	s.Brand = n().Bold(true).Foreground(colAccent)
-	s.Tab = n().Foreground(colMuted).Padding(0, 1)
-	s.ActiveTab = n().Bold(true).Foreground(colText).Background(colAccent).Padding(0, 1)
+	s.Tab = n().Foreground(colMuted)
+	s.ActiveTab = n().Bold(true).Foreground(colText).Background(colAccent)
 	s.Rule = n().Foreground(colMuted)
 	s.Title = n().Bold(true).Foreground(colAccent)
 	s.Label = n().Foreground(colMuted)
@@ -101,20 +104,16 @@ func newStyles(noColor bool) *styles {
 	s.Allow = n().Foreground(colGreen)
 	s.Deny = n().Foreground(colRed)
 	s.Admin = n().Foreground(colBlue)
-	s.Selected = n().Bold(true).Background(colBarBG)
+	s.Selected = n().Bold(true).Foreground(colText).Background(colBarBG)
 	s.Token = n().Bold(true).Foreground(colYellow)
 	s.FormFocus = n().Bold(true).Foreground(colAccent)
 	s.FormLabel = n().Foreground(colMuted)
-	s.FormError = n().Foreground(colRed)
+	s.FormError = n().Bold(true).Foreground(colRed)
 	s.InputText = n().Foreground(colText)
 	s.InputPlace = n().Foreground(colMuted)
 	s.Cursor = n().Foreground(colAccent)
 
-	s.Table = table.Styles{
-		Header:   n().Bold(true).Foreground(colAccent).Padding(0, 1),
-		Cell:     n().Padding(0, 1),
-		Selected: n().Bold(true).Foreground(colText).Background(colBarBG).Transform(markSelected),
-	}
+	s.Header = n().Bold(true).Foreground(colAccent)
 	s.Help = help.Styles{
 		Ellipsis:       n().Foreground(colMuted),
 		ShortKey:       n().Foreground(colAccent),
@@ -124,6 +123,7 @@ func newStyles(noColor bool) *styles {
 		FullDesc:       n().Foreground(colMuted),
 		FullSeparator:  n().Foreground(colMuted),
 	}
+	s.choiceTheme = newChoiceTheme(r, s)
 	return s
 }
 
@@ -148,4 +148,42 @@ func (s *styles) decision(kind, decision string) lipgloss.Style {
 	default:
 		return s.Deny
 	}
+}
+
+// newChoice makes the inline chooser of a form field with a fixed set of
+// values: ←/→ step through options, drawn as "← bearer →". An initial
+// value outside the options is replaced by the first one.
+func (s *styles) newChoice(options []string, value *string) *huh.Select[string] {
+	if !slices.Contains(options, *value) {
+		*value = options[0]
+	}
+	km := huh.NewDefaultKeyMap()
+	for _, b := range []*key.Binding{&km.Select.Filter, &km.Select.Next, &km.Select.Prev, &km.Select.Submit,
+		&km.Select.GotoTop, &km.Select.GotoBottom, &km.Select.HalfPageUp, &km.Select.HalfPageDown} {
+		b.SetEnabled(false)
+	}
+	sel := huh.NewSelect[string]().Options(huh.NewOptions(options...)...).Value(value)
+	sel.WithTheme(s.choiceTheme)
+	sel.WithKeyMap(km)
+	sel.Inline(true)
+	return sel
+}
+
+// newChoiceTheme draws huh's select in the TUI's styles, without the
+// border huh gives a field of its own forms.
+func newChoiceTheme(r *lipgloss.Renderer, s *styles) *huh.Theme {
+	t := huh.ThemeBase()
+	n := r.NewStyle
+	f := &t.Focused
+	f.Base = n()
+	f.Title = n()
+	f.SelectedOption = s.InputText.Bold(true)
+	f.PrevIndicator = n().Foreground(colAccent).MarginRight(1).SetString("←")
+	f.NextIndicator = n().Foreground(colAccent).MarginLeft(1).SetString("→")
+	f.TextInput.Placeholder = s.InputPlace
+	t.Blurred = t.Focused
+	t.Blurred.SelectedOption = s.InputText
+	t.Blurred.PrevIndicator = n()
+	t.Blurred.NextIndicator = n()
+	return t
 }

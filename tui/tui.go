@@ -1,6 +1,7 @@
 // Package tui is agw's interactive terminal UI: an overview of the running
-// daemon, the backends, agents and tokens it manages, and the live audit
-// stream. It is a client of the admin API like the CLI, never opens the
+// daemon; the backends, agents, tokens, grants and identity providers it
+// manages, each listed, added, edited and removed on a screen of its own;
+// and the live audit stream. It is a client of the admin API like the CLI, never opens the
 // store, and never displays a backend secret.
 package tui
 
@@ -23,6 +24,7 @@ type API interface {
 	Backends(ctx context.Context) ([]store.Backend, error)
 	Backend(ctx context.Context, name string) (*admin.BackendDetail, error)
 	AddBackend(ctx context.Context, req admin.AddBackendRequest) (*store.Backend, error)
+	UpdateBackend(ctx context.Context, name string, req admin.UpdateBackendRequest) (*store.Backend, error)
 	RotateBackend(ctx context.Context, name string, secret admin.SecretInput) (*store.Backend, error)
 	RemoveBackend(ctx context.Context, name string) error
 	Agents(ctx context.Context) ([]admin.AgentSummary, error)
@@ -30,10 +32,15 @@ type API interface {
 	AddAgent(ctx context.Context, a store.Agent) (*store.Agent, error)
 	UpdateAgent(ctx context.Context, name string, req admin.UpdateAgentRequest) (*store.Agent, error)
 	RemoveAgent(ctx context.Context, name string) error
+	Grants(ctx context.Context, agent string) ([]store.Grant, error)
 	PutGrant(ctx context.Context, g store.Grant) (*store.Grant, error)
 	RemoveGrant(ctx context.Context, agent, backend string) error
+	Tokens(ctx context.Context, agent string) ([]store.Token, error)
 	MintToken(ctx context.Context, req admin.MintRequest) (*admin.MintedToken, error)
 	RevokeToken(ctx context.Context, id string) (*store.Token, error)
+	IdPs(ctx context.Context) ([]store.IdP, error)
+	AddIdP(ctx context.Context, p store.IdP) (*store.IdP, error)
+	RemoveIdP(ctx context.Context, name string) error
 	Audit(ctx context.Context, q store.AuditQuery, follow bool, fn func(admin.StreamMessage) error) error
 }
 

@@ -30,13 +30,14 @@ func TestNoColorEnv(t *testing.T) {
 	for name, s := range map[string]string{
 		"deny":      st.Deny.Render("deny"),
 		"active":    st.ActiveTab.Render("[1 Overview]"),
-		"selection": st.Table.Selected.Render(" row"),
+		"selection": st.Selected.Render(markSelected(" row")),
+		"error":     st.ErrorBar.Render("✗ Error: x"),
 	} {
 		if strings.Contains(s, "\x1b[") {
 			t.Errorf("%s renders escape codes with NO_COLOR: %q", name, s)
 		}
 	}
-	if got := st.Table.Selected.Render(" row"); !strings.HasPrefix(got, "›") {
+	if got := st.Selected.Render(markSelected(" row")); !strings.HasPrefix(got, "›") {
 		t.Errorf("selected row without colour = %q, want a › marker", got)
 	}
 }

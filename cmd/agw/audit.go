@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -22,6 +24,7 @@ func (a *app) newAuditCmd() *cobra.Command {
 		a.newAuditQueryCmd(),
 		a.newAuditExportCmd(),
 		a.newAuditVerifyCmd(),
+		a.newAuditCheckpointCmd(),
 	)
 }
 
@@ -146,12 +149,27 @@ func (a *app) newAuditExportCmd() *cobra.Command {
 }
 
 func (a *app) newAuditVerifyCmd() *cobra.Command {
-	return &cobra.Command{
+	var files []string
+	cmd := &cobra.Command{
 		Use:   "verify",
-		Short: "Check the audit trail's hash chain and indexes; exit 1 if it was tampered with",
-		Args:  exactArgs(),
+		Short: "Check the audit trail's hash chain, indexes and signed checkpoints; exit 1 if it was tampered with",
+		Long: `Check the audit trail: its hash chain, the per-agent and per-backend
+indexes, and the signed checkpoints of the chain's head that the daemon
+writes every minute beside the store. A record edited and the chain
+re-hashed, the newest records removed, or an older copy of the store put
+back all fail. --checkpoint adds checkpoints kept elsewhere (saved from
+agw audit checkpoint), which also catch a rewrite of the checkpoint file.`,
+		Args: exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			r, err := a.client().AuditVerify(cmd.Context())
+			var cps []store.AuditCheckpoint
+			for _, f := range files {
+				more, err := readCheckpointFile(f)
+				if err != nil {
+					return usagef(cmd, "--checkpoint %s: %v", f, err)
+				}
+				cps = append(cps, more...)
+			}
+			r, err := a.client().AuditVerifyWith(cmd.Context(), cps)
 			if err != nil {
 				return err
 			}
@@ -160,12 +178,56 @@ func (a *app) newAuditVerifyCmd() *cobra.Command {
 					return err
 				}
 			} else if r.OK {
-				fmt.Fprintf(cmd.OutOrStdout(), "audit trail intact: %d records checked\n", r.Checked)
+				fmt.Fprintf(cmd.OutOrStdout(), "audit trail intact: %d records checked, against %d signed checkpoints\n", r.Checked, r.Checkpoints)
 			}
 			if !r.OK {
 				return &exitCodeError{code: exitError, msg: fmt.Sprintf("audit trail verification failed after %d records: %s", r.Checked, orDash(r.Problem))}
 			}
 			return nil
+		},
+	}
+	cmd.Flags().StringArrayVar(&files, "checkpoint", nil, "also verify against the checkpoints in `FILE` (JSON, one per line, from agw audit checkpoint)")
+	return cmd
+}
+
+// readCheckpointFile reads checkpoints saved from `agw audit checkpoint`.
+func readCheckpointFile(path string) ([]store.AuditCheckpoint, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var out []store.AuditCheckpoint
+	dec := json.NewDecoder(bytes.NewReader(b))
+	for {
+		var cp store.AuditCheckpoint
+		if err := dec.Decode(&cp); err == io.EOF {
+			break
+		} else if err != nil {
+			return nil, fmt.Errorf("not a checkpoint: %v", err)
+		}
+		out = append(out, cp)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("holds no checkpoint")
+	}
+	return out, nil
+}
+
+func (a *app) newAuditCheckpointCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "checkpoint",
+		Short: "Sign the audit chain's head now and print the checkpoint (JSON) to keep off this host",
+		Long: `Have the daemon sign the audit chain's newest record and hash now, and
+print the checkpoint as one line of JSON. Kept outside the gateway host (a
+SIEM, a ticket, another machine), it lets agw audit verify --checkpoint
+detect a trail rewritten by someone who controls this host.`,
+		Args: exactArgs(),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cp, err := a.client().AuditCheckpoint(cmd.Context())
+			if err != nil {
+				return err
+			}
+			return writeJSON(cmd.OutOrStdout(), cp)
 		},
 	}
 }
@@ -252,6 +314,13 @@ func missedWarning(m admin.StreamMessage, q store.AuditQuery, last uint64, asJSO
 
 // formatEvent renders one audit event as a line of text.
 func formatEvent(ev *store.AuditEvent) string {
+	// What an agent sent (paths, host names) is escaped: a bidi override
+	// in a path must not make a line of the trail read differently.
+	p := store.Printable
+	e := *ev
+	e.Agent, e.Backend, e.Method, e.Host, e.Path = p(e.Agent), p(e.Backend), p(e.Method), p(e.Host), p(e.Path)
+	e.Reason, e.Action, e.Target = p(e.Reason), p(e.Action), p(e.Target)
+	ev = &e
 	t := ev.Time.Local().Format(time.DateTime)
 	if ev.Kind == store.KindAdmin {
 		return fmt.Sprintf("%s  %-5s  %-16s %-20s uid %d\n", t, "admin", orDash(ev.Action), orDash(ev.Target), ev.PeerUID)

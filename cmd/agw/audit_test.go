@@ -221,3 +221,13 @@ func TestParseTimeFlag(t *testing.T) {
 		})
 	}
 }
+
+// Text output escapes what would change how a line reads on a terminal.
+func TestFormatEventEscapes(t *testing.T) {
+	ev := &store.AuditEvent{Kind: store.KindRequest, Decision: store.Deny, Status: 400, Host: "api.example.com",
+		Path: "/v1/files/\u202etxt.exe", Reason: "path contains\x1b[2J"}
+	out := formatEvent(ev)
+	if strings.ContainsAny(out, "\u202e\x1b") || !strings.Contains(out, `\u202E`) || !strings.Contains(out, `\u001B`) {
+		t.Errorf("formatEvent = %q", out)
+	}
+}

@@ -45,6 +45,9 @@ func (d durationValue) String() string {
 	if *d.p == 0 {
 		return "0"
 	}
+	if *d.p%(24*time.Hour) == 0 {
+		return fmt.Sprintf("%dd", *d.p/(24*time.Hour))
+	}
 	return d.p.String()
 }
 func (d durationValue) Type() string { return "duration" }

@@ -13,17 +13,22 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/agw-dev/agw/daemon"
+	"github.com/agw-dev/agw/dns"
 )
 
 type serveFlags struct {
 	httpsListen    string
 	dnsListen      string
 	advertiseIPs   []string
+	dnsAllow       []string
 	upstreamDNS    []string
 	metricsListen  string
 	adminGroup     string
 	auditRetention time.Duration
 	followMaxLag   uint64
+	maxStaleness   time.Duration
+	maxConns       int
+	maxConnsClient int
 	logFormat      string
 }
 
@@ -50,10 +55,14 @@ An empty data directory is initialised first. Logs go to stderr.`,
 	fl.StringVar(&f.httpsListen, "https-listen", "", "HTTPS `ADDR` agents connect to (default :443 for root, else 127.0.0.1:8443; \"off\" disables)")
 	fl.StringVar(&f.dnsListen, "dns-listen", "", "DNS `ADDR` answering for registered hosts (default :53 for root, else 127.0.0.1:8053; \"off\" disables)")
 	fl.StringArrayVar(&f.advertiseIPs, "advertise-ip", nil, "`IP` that DNS answers point agents at; repeat for several (default from --https-listen)")
+	fl.StringArrayVar(&f.dnsAllow, "dns-allow", nil, "`CIDR` (or IP) of clients the DNS server answers; repeat for several; loopback always may; others get REFUSED (default loopback plus the networks of the --dns-listen address, every interface's for a wildcard)")
 	fl.StringArrayVar(&f.upstreamDNS, "upstream-dns", nil, "resolver `ADDR` (ip or ip:port, port 53 by default) for everything else; repeat for several (default the system's)")
 	fl.StringVar(&f.metricsListen, "metrics-listen", "", "`ADDR` serving Prometheus metrics (default off)")
 	fl.StringVar(&f.adminGroup, "admin-group", "", "`GROUP` whose members may use the admin socket (default the daemon's user only)")
-	fl.Var(durationValue{&f.auditRetention}, "audit-retention", "drop audit records older than `DUR`, like 90d or 720h (default keep all)")
+	fl.Var(durationValue{&f.auditRetention}, "audit-retention", "drop audit records older than `DUR`, like 90d or 720h; 0 keeps everything (default 90d)")
+	fl.Var(durationValue{&f.maxStaleness}, "max-staleness", "refuse agent requests (503) when the store has not confirmed the gateway's configuration current for `DUR` (default 5s)")
+	fl.IntVar(&f.maxConns, "max-conns", 0, "close at once agent connections beyond `N` open (default 20000; -1 no cap)")
+	fl.IntVar(&f.maxConnsClient, "max-conns-per-client", 0, "close at once connections beyond `N` open from one client address, an IPv4 address or IPv6 /64 (default 512; -1 no cap)")
 	fl.Uint64Var(&f.followMaxLag, "audit-follow-max-lag", 0, "`N` records an `audit tail -f` reader may fall behind before it is skipped ahead and told what it missed (default 10000)")
 	fl.Var(newEnumValue(&f.logFormat, "auto", "auto", "text", "json"), "log-format", "log format: text, json, or auto (text on a terminal, json otherwise)")
 	_ = cmd.RegisterFlagCompletionFunc("log-format", fixedCompletion("auto", "text", "json"))
@@ -74,9 +83,17 @@ func (a *app) serveConfig(cmd *cobra.Command, f *serveFlags) (daemon.Config, err
 		MetricsListen:  f.metricsListen,
 		AdminGroup:     f.adminGroup,
 		AuditRetention: f.auditRetention,
-		FollowMaxLag:   f.followMaxLag,
-		Version:        version,
-		Logger:         newLogger(cmd.ErrOrStderr(), level, f.logFormat),
+		// An explicit 0 keeps everything; unset takes the daemon's default.
+		FollowMaxLag: f.followMaxLag,
+		MaxStaleness: f.maxStaleness,
+		MaxConns:     f.maxConns,
+
+		MaxConnsPerClient: f.maxConnsClient,
+		Version:           version,
+		Logger:            newLogger(cmd.ErrOrStderr(), level, f.logFormat),
+	}
+	if cmd.Flags().Changed("audit-retention") && f.auditRetention == 0 {
+		cfg.AuditRetention = -1
 	}
 	for _, s := range f.advertiseIPs {
 		ip, err := netip.ParseAddr(s)
@@ -84,6 +101,13 @@ func (a *app) serveConfig(cmd *cobra.Command, f *serveFlags) (daemon.Config, err
 			return cfg, usagef(cmd, "invalid --advertise-ip %q: give an IP address like 10.0.0.5 or fd00::5", s)
 		}
 		cfg.AdvertiseIPs = append(cfg.AdvertiseIPs, ip.Unmap())
+	}
+	if len(f.dnsAllow) > 0 {
+		allow, err := dns.ParseAllow(f.dnsAllow)
+		if err != nil {
+			return cfg, usagef(cmd, "%v", err)
+		}
+		cfg.DNSAllow = allow
 	}
 	for _, s := range f.upstreamDNS {
 		ap, err := parseResolver(s)

@@ -50,6 +50,14 @@ func (a *app) printStatus(cmd *cobra.Command, st *admin.Status) error {
 	row(tw, "dns", fmt.Sprintf("%d queries: %d intercepted, %d forwarded, %d failures",
 		d.Queries, d.Intercepted, d.Forwarded, d.Failures))
 	row(tw, "audit queue", fmt.Sprint(st.AuditQueue))
+	config := fmt.Sprintf("revision %d", st.Revision)
+	if !st.ConfirmedAt.IsZero() {
+		config += fmt.Sprintf(", confirmed current %s ago", fmtSpan(a.now().Sub(st.ConfirmedAt)))
+	}
+	if st.Stale != "" {
+		config += "; REFUSING REQUESTS: " + st.Stale
+	}
+	row(tw, "configuration", config)
 	return tw.Flush()
 }
 

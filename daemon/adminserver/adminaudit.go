@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/agw-dev/agw/admin"
+	"github.com/agw-dev/agw/audit"
 	"github.com/agw-dev/agw/store"
 )
 
@@ -142,18 +143,26 @@ func (f *follower) catchUp(ctx context.Context) error {
 	}
 }
 
-// auditVerifier is implemented by stores that keep a hash chain.
-type auditVerifier interface {
-	VerifyAudit(ctx context.Context) (int, error)
-}
-
 func (s *Server) auditVerify(w http.ResponseWriter, r *http.Request) error {
-	v, ok := s.st.(auditVerifier)
-	if !ok {
-		return fmt.Errorf("%w: this store cannot verify its audit chain", store.ErrConflict)
+	var req admin.AuditVerifyRequest
+	if r.ContentLength != 0 {
+		if err := decodeBody(r, &req); err != nil {
+			return err
+		}
 	}
-	n, err := v.VerifyAudit(r.Context())
+	n, err := s.st.VerifyAudit(r.Context())
 	res := admin.AuditVerifyResult{Checked: n, OK: err == nil}
+	if err == nil && s.checkpoints != nil {
+		var cps []store.AuditCheckpoint
+		cps, err = audit.ReadCheckpoints(s.checkpoints.Path)
+		if err != nil {
+			err = fmt.Errorf("%w: %v", store.ErrAuditTampered, err)
+		} else {
+			cps = append(cps, req.Checkpoints...)
+			res.Checkpoints, err = audit.VerifyCheckpoints(r.Context(), s.st, cps, s.checkpoints.Signer.Public())
+		}
+		res.OK = err == nil
+	}
 	if err != nil {
 		if !errors.Is(err, store.ErrAuditTampered) {
 			return err
@@ -161,5 +170,17 @@ func (s *Server) auditVerify(w http.ResponseWriter, r *http.Request) error {
 		res.Problem = err.Error()
 	}
 	writeJSON(w, http.StatusOK, res)
+	return nil
+}
+
+func (s *Server) auditCheckpoint(w http.ResponseWriter, r *http.Request) error {
+	if s.checkpoints == nil {
+		return fmt.Errorf("%w: this daemon keeps no audit checkpoints", store.ErrConflict)
+	}
+	cp, err := s.checkpoints.Checkpoint(r.Context(), false)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, cp)
 	return nil
 }

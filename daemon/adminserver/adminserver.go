@@ -39,6 +39,8 @@ type Server struct {
 	now       func() time.Time
 	policy    adminPolicy
 	writeMu   sync.Mutex
+
+	checkpoints *audit.Checkpointer
 }
 
 // Config is what the admin server serves from; every field but Now,
@@ -56,6 +58,9 @@ type Config struct {
 	// Stopping is closed when the daemon begins to shut down: follow
 	// streams end then.
 	Stopping <-chan struct{}
+	// Checkpoints signs and keeps the audit chain's checkpoints; verify
+	// checks the trail against them. Nil: none.
+	Checkpoints *audit.Checkpointer
 	// AdminGroup, when set, may use the API beside root and the daemon's
 	// own user.
 	AdminGroup string
@@ -74,6 +79,7 @@ func New(cfg Config) (*Server, error) {
 		st: cfg.Store, state: cfg.State, keys: cfg.Keys, caCert: cfg.CA, auditLog: cfg.Audit,
 		statusFn: cfg.Status, exportDNS: cfg.ExportDNS, stopping: cfg.Stopping,
 		log: cfg.Logger, now: cfg.Now, policy: pol,
+		checkpoints: cfg.Checkpoints,
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -152,6 +158,7 @@ func (s *Server) Handler() http.Handler {
 	route("DELETE", admin.PathIdP, s.removeIdP)
 	route("GET", admin.PathAudit, s.audit)
 	route("POST", admin.PathAuditVerify, s.auditVerify)
+	route("POST", admin.PathAuditCheckpoint, s.auditCheckpoint)
 	route("GET", admin.PathCA, s.ca)
 	route("GET", admin.PathDNSExport, s.dnsExport)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
@@ -230,17 +237,29 @@ func (s *Server) adminEvent(r *http.Request, action, target string) store.AuditE
 	}
 }
 
-// mutate runs one store write and its state update in order, then wakes
-// audit followers (the write stored the admin event).
-func (s *Server) mutate(fn func() error) error {
+// mutate runs one store write, wakes audit followers (the write stored its
+// admin event) and answers once the in-memory view has applied the
+// revision the write produced, so the write is visible to the next request.
+// Writes are serialised so that read-modify-write handlers see each
+// other's results.
+func (s *Server) mutate(ctx context.Context, fn func() (store.Revision, error)) error {
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
-	if err := fn(); err != nil {
+	rev, err := fn()
+	if err != nil {
 		return err
 	}
 	s.auditLog.Notify()
+	wctx, cancel := context.WithTimeout(ctx, applyTimeout)
+	defer cancel()
+	if err := s.state.WaitFor(wctx, rev); err != nil {
+		return fmt.Errorf("%w; check the daemon's log and `agw status`", err)
+	}
 	return nil
 }
+
+// applyTimeout bounds the wait for the view to apply a write.
+const applyTimeout = 10 * time.Second
 
 func (s *Server) status(w http.ResponseWriter, r *http.Request) error {
 	writeJSON(w, http.StatusOK, s.statusFn())
@@ -305,13 +324,10 @@ func (s *Server) addBackend(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return fmt.Errorf("seal credential: %w", err)
 	}
-	err = s.mutate(func() error {
+	err = s.mutate(r.Context(), func() (store.Revision, error) {
 		c := &store.Credential{Backend: b.Name, Sealed: sealed}
-		if err := s.st.CreateBackend(r.Context(), &b, c, s.adminEvent(r, "backend.add", b.Name)); err != nil {
-			return err
-		}
-		s.state.PutBackend(b, crypto.NewSecret(secret))
-		return nil
+		rev, err := s.st.CreateBackend(r.Context(), &b, c, s.adminEvent(r, "backend.add", b.Name))
+		return rev, err
 	})
 	if err != nil {
 		return err
@@ -328,10 +344,10 @@ func (s *Server) updateBackend(w http.ResponseWriter, r *http.Request) error {
 	}
 	name := r.PathValue("name")
 	var b store.Backend
-	err := s.mutate(func() error {
+	err := s.mutate(r.Context(), func() (store.Revision, error) {
 		rt := s.state.Backend(name)
 		if rt == nil {
-			return fmt.Errorf("backend %q: %w", name, store.ErrNotFound)
+			return 0, fmt.Errorf("backend %q: %w", name, store.ErrNotFound)
 		}
 		b = rt.Backend
 		b.Hosts = append([]string(nil), b.Hosts...)
@@ -351,13 +367,10 @@ func (s *Server) updateBackend(w http.ResponseWriter, r *http.Request) error {
 			b.NoScrub = *req.NoScrub
 		}
 		if err := b.Validate(); err != nil {
-			return err
+			return 0, err
 		}
-		if err := s.st.UpdateBackend(r.Context(), &b, s.adminEvent(r, "backend.update", name)); err != nil {
-			return err
-		}
-		s.state.UpdateBackendConfig(b)
-		return nil
+		rev, err := s.st.UpdateBackend(r.Context(), &b, s.adminEvent(r, "backend.update", name))
+		return rev, err
 	})
 	if err != nil {
 		return err
@@ -381,14 +394,12 @@ func (s *Server) rotateBackend(w http.ResponseWriter, r *http.Request) error {
 		return fmt.Errorf("seal credential: %w", err)
 	}
 	var b *store.Backend
-	err = s.mutate(func() error {
+	err = s.mutate(r.Context(), func() (store.Revision, error) {
 		c := &store.Credential{Backend: name, Sealed: sealed}
 		var err error
-		if b, err = s.st.RotateCredential(r.Context(), c, s.adminEvent(r, "backend.rotate", name)); err != nil {
-			return err
-		}
-		s.state.PutBackend(*b, crypto.NewSecret(secret))
-		return nil
+		var rev store.Revision
+		b, rev, err = s.st.RotateCredential(r.Context(), c, s.adminEvent(r, "backend.rotate", name))
+		return rev, err
 	})
 	if err != nil {
 		return err
@@ -400,12 +411,9 @@ func (s *Server) rotateBackend(w http.ResponseWriter, r *http.Request) error {
 
 func (s *Server) removeBackend(w http.ResponseWriter, r *http.Request) error {
 	name := r.PathValue("name")
-	err := s.mutate(func() error {
-		if err := s.st.DeleteBackend(r.Context(), name, s.adminEvent(r, "backend.remove", name)); err != nil {
-			return err
-		}
-		s.state.RemoveBackend(name)
-		return nil
+	err := s.mutate(r.Context(), func() (store.Revision, error) {
+		rev, err := s.st.DeleteBackend(r.Context(), name, s.adminEvent(r, "backend.remove", name))
+		return rev, err
 	})
 	if err != nil {
 		return err
@@ -453,12 +461,9 @@ func (s *Server) addAgent(w http.ResponseWriter, r *http.Request) error {
 	if err := a.Validate(); err != nil {
 		return err
 	}
-	err := s.mutate(func() error {
-		if err := s.st.CreateAgent(r.Context(), &a, s.adminEvent(r, "agent.add", a.Name)); err != nil {
-			return err
-		}
-		s.state.PutAgent(a)
-		return nil
+	err := s.mutate(r.Context(), func() (store.Revision, error) {
+		rev, err := s.st.CreateAgent(r.Context(), &a, s.adminEvent(r, "agent.add", a.Name))
+		return rev, err
 	})
 	if err != nil {
 		return err
@@ -474,10 +479,10 @@ func (s *Server) updateAgent(w http.ResponseWriter, r *http.Request) error {
 	}
 	name := r.PathValue("name")
 	var a store.Agent
-	err := s.mutate(func() error {
+	err := s.mutate(r.Context(), func() (store.Revision, error) {
 		cur := s.state.Agent(name)
 		if cur == nil {
-			return fmt.Errorf("agent %q: %w", name, store.ErrNotFound)
+			return 0, fmt.Errorf("agent %q: %w", name, store.ErrNotFound)
 		}
 		a = *cur
 		action := "agent.update"
@@ -506,13 +511,10 @@ func (s *Server) updateAgent(w http.ResponseWriter, r *http.Request) error {
 		}
 		a.Normalize()
 		if err := a.Validate(); err != nil {
-			return err
+			return 0, err
 		}
-		if err := s.st.UpdateAgent(r.Context(), &a, s.adminEvent(r, action, name)); err != nil {
-			return err
-		}
-		s.state.PutAgent(a)
-		return nil
+		rev, err := s.st.UpdateAgent(r.Context(), &a, s.adminEvent(r, action, name))
+		return rev, err
 	})
 	if err != nil {
 		return err
@@ -523,12 +525,9 @@ func (s *Server) updateAgent(w http.ResponseWriter, r *http.Request) error {
 
 func (s *Server) removeAgent(w http.ResponseWriter, r *http.Request) error {
 	name := r.PathValue("name")
-	err := s.mutate(func() error {
-		if err := s.st.DeleteAgent(r.Context(), name, s.adminEvent(r, "agent.remove", name)); err != nil {
-			return err
-		}
-		s.state.RemoveAgent(name)
-		return nil
+	err := s.mutate(r.Context(), func() (store.Revision, error) {
+		rev, err := s.st.DeleteAgent(r.Context(), name, s.adminEvent(r, "agent.remove", name))
+		return rev, err
 	})
 	if err != nil {
 		return err
@@ -551,12 +550,9 @@ func (s *Server) putGrant(w http.ResponseWriter, r *http.Request) error {
 	if err := g.Validate(); err != nil {
 		return err
 	}
-	err := s.mutate(func() error {
-		if err := s.st.PutGrant(r.Context(), &g, s.adminEvent(r, "grant.add", g.Agent+"/"+g.Backend)); err != nil {
-			return err
-		}
-		s.state.PutGrant(g)
-		return nil
+	err := s.mutate(r.Context(), func() (store.Revision, error) {
+		rev, err := s.st.PutGrant(r.Context(), &g, s.adminEvent(r, "grant.add", g.Agent+"/"+g.Backend))
+		return rev, err
 	})
 	if err != nil {
 		return err
@@ -567,12 +563,9 @@ func (s *Server) putGrant(w http.ResponseWriter, r *http.Request) error {
 
 func (s *Server) removeGrant(w http.ResponseWriter, r *http.Request) error {
 	agent, backend := r.PathValue("agent"), r.PathValue("backend")
-	err := s.mutate(func() error {
-		if err := s.st.DeleteGrant(r.Context(), agent, backend, s.adminEvent(r, "grant.remove", agent+"/"+backend)); err != nil {
-			return err
-		}
-		s.state.RemoveGrant(agent, backend)
-		return nil
+	err := s.mutate(r.Context(), func() (store.Revision, error) {
+		rev, err := s.st.DeleteGrant(r.Context(), agent, backend, s.adminEvent(r, "grant.remove", agent+"/"+backend))
+		return rev, err
 	})
 	if err != nil {
 		return err
@@ -603,12 +596,8 @@ func (s *Server) mintToken(w http.ResponseWriter, r *http.Request) error {
 	if req.TTL > 0 {
 		t.ExpiresAt = now.Add(req.TTL.Std())
 	}
-	err = s.mutate(func() error {
-		if err := s.st.CreateToken(r.Context(), &t, s.adminEvent(r, "token.mint", id+" ("+req.Agent+")")); err != nil {
-			return err
-		}
-		s.state.PutToken(t)
-		return nil
+	err = s.mutate(r.Context(), func() (store.Revision, error) {
+		return s.st.CreateToken(r.Context(), &t, s.adminEvent(r, "token.mint", id+" ("+req.Agent+")"))
 	})
 	if err != nil {
 		return err
@@ -621,13 +610,11 @@ func (s *Server) mintToken(w http.ResponseWriter, r *http.Request) error {
 func (s *Server) revokeToken(w http.ResponseWriter, r *http.Request) error {
 	id := r.PathValue("id")
 	var t *store.Token
-	err := s.mutate(func() error {
+	err := s.mutate(r.Context(), func() (store.Revision, error) {
 		var err error
-		if t, err = s.st.RevokeToken(r.Context(), id, s.now(), s.adminEvent(r, "token.revoke", id)); err != nil {
-			return err
-		}
-		s.state.PutToken(*t)
-		return nil
+		var rev store.Revision
+		t, rev, err = s.st.RevokeToken(r.Context(), id, s.now(), s.adminEvent(r, "token.revoke", id))
+		return rev, err
 	})
 	if err != nil {
 		return err
@@ -650,12 +637,9 @@ func (s *Server) addIdP(w http.ResponseWriter, r *http.Request) error {
 	if err := p.Validate(); err != nil {
 		return err
 	}
-	err := s.mutate(func() error {
-		if err := s.st.CreateIdP(r.Context(), &p, s.adminEvent(r, "idp.add", p.Name)); err != nil {
-			return err
-		}
-		s.state.PutIdP(p)
-		return nil
+	err := s.mutate(r.Context(), func() (store.Revision, error) {
+		rev, err := s.st.CreateIdP(r.Context(), &p, s.adminEvent(r, "idp.add", p.Name))
+		return rev, err
 	})
 	if err != nil {
 		return err
@@ -666,12 +650,9 @@ func (s *Server) addIdP(w http.ResponseWriter, r *http.Request) error {
 
 func (s *Server) removeIdP(w http.ResponseWriter, r *http.Request) error {
 	name := r.PathValue("name")
-	err := s.mutate(func() error {
-		if err := s.st.DeleteIdP(r.Context(), name, s.adminEvent(r, "idp.remove", name)); err != nil {
-			return err
-		}
-		s.state.RemoveIdP(name)
-		return nil
+	err := s.mutate(r.Context(), func() (store.Revision, error) {
+		rev, err := s.st.DeleteIdP(r.Context(), name, s.adminEvent(r, "idp.remove", name))
+		return rev, err
 	})
 	if err != nil {
 		return err

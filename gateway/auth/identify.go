@@ -186,27 +186,29 @@ func forEachQueryParam(raw string, fn func(k, v string)) {
 }
 
 // Identify finds the agent behind a request for backend b. It never puts
-// the credential into a denial. A credential (or, without one, a client
-// address) that failed too often is refused with 429 before any lookup, and
-// every failure that proved no identity is counted.
+// the credential into a denial. Every failure that proved no identity is
+// counted against the credential presented (or, without one, the client
+// address), and one that failed too often gets 429.
 func (a *Identifier) Identify(ctx context.Context, r *http.Request, b *store.Backend, now time.Time) (Identity, *deny.Denial) {
 	var buf [4]string
 	cands := credentialCandidates(r, b, buf[:])
-	key := ""
-	if a.throttle != nil {
-		if len(cands) == 0 {
-			key = limit.AddressKey(r.RemoteAddr)
-		} else {
-			key = limit.CredentialKey(cands[0])
-		}
-		if d := a.throttle.Blocked(ctx, key, now); d != nil {
-			return Identity{}, d
-		}
-	}
 	ident, d := a.identify(ctx, cands, b, now)
-	if d != nil && key != "" && d.Status == http.StatusUnauthorized && ident.AuthMethod == "" && ident.TokenID == "" {
-		a.throttle.Fail(ctx, key, now) // nothing presented proved an identity
+	if d == nil || a.throttle == nil || d.Status != http.StatusUnauthorized || ident.AuthMethod != "" || ident.TokenID != "" {
+		return ident, d
 	}
+	// Nothing presented proved an identity. The same credential (or, with
+	// none, the same address) failing again and again is throttled: past
+	// its budget it gets 429 instead of being told why it failed. Checking
+	// after the lookup costs a valid credential nothing, and tells a
+	// repeated bad one nothing new.
+	key := limit.AddressKey(r.RemoteAddr)
+	if len(cands) > 0 {
+		key = limit.CredentialKey(cands[0])
+	}
+	if td := a.throttle.Blocked(ctx, key, now); td != nil {
+		return Identity{}, td
+	}
+	a.throttle.Fail(ctx, key, now)
 	return ident, d
 }
 

@@ -44,16 +44,29 @@ func StripAgentCredential(h http.Header, u *url.URL, b *store.Backend, cred stri
 // alphabets, at each of the three byte alignments inside a longer
 // encoding).
 type forms struct {
-	cred string
-	b64  []string
+	cred  string
+	b64   []string // built on first need
+	built bool
 }
 
-func newForms(cred string) *forms {
-	f := &forms{cred: cred}
-	if cred != "" {
-		f.b64 = base64Forms(cred)
+func newForms(cred string) *forms { return &forms{cred: cred} }
+
+// A value needs the base64 check only if it has a run of base64
+// characters long enough to hold the credential's encoding: most headers
+// have none.
+func hasBase64Run(s string, n int) bool {
+	run := 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if isBase62(c) || c == '+' || c == '/' || c == '-' || c == '_' {
+			if run++; run >= n {
+				return true
+			}
+		} else {
+			run = 0
+		}
 	}
-	return f
+	return false
 }
 
 // carried reports whether s holds the credential, or anything shaped like
@@ -73,6 +86,14 @@ func (f *forms) carried(s string) bool {
 			break
 		}
 		s = d
+	}
+	// The middle of a base64 encoding of cred is at least this long.
+	n := max(4, (len(f.cred)*4)/3-4)
+	if f.cred == "" || len(s) < n || !hasBase64Run(s, n) {
+		return false
+	}
+	if !f.built {
+		f.b64, f.built = base64Forms(f.cred), true
 	}
 	for _, b := range f.b64 {
 		if strings.Contains(s, b) {

@@ -88,6 +88,13 @@ func (l *tlsListener) acceptLoop() {
 			continue
 		}
 		backoff = 5 * time.Millisecond
+		capped, ok := l.s.caps.admit(c)
+		if !ok {
+			l.s.log.Debug("connection refused: too many open connections", "client", c.RemoteAddr().String())
+			c.Close()
+			continue
+		}
+		c = capped
 		if !l.track(c) {
 			c.Close()
 			return
@@ -137,7 +144,7 @@ func (l *tlsListener) handshake(raw net.Conn) {
 	_ = raw.SetDeadline(time.Time{})
 	var c net.Conn = tc
 	if tc.ConnectionState().NegotiatedProtocol != "h2" {
-		c = &h1Conn{Conn: tc, t: &trackedConn{}}
+		c = &h1Conn{Conn: tc, t: &trackedConn{framing: newFraming()}}
 	}
 	select {
 	case l.ready <- c:
@@ -200,11 +207,19 @@ type trackedConn struct {
 	mark     int64        // read when the last answer was complete
 	refusals atomic.Int32 // answers the server wrote on its own, not yet recorded
 	status   atomic.Int32 // of the last refusal
+
+	fmu     sync.Mutex
+	framing framing // header blocks with conflicting framing (framing.go)
 }
 
 func (c *h1Conn) Read(b []byte) (int, error) {
 	n, err := c.Conn.Read(b)
 	c.t.read.Add(int64(n))
+	if n > 0 {
+		c.t.fmu.Lock()
+		c.t.framing.scan(b[:n])
+		c.t.fmu.Unlock()
+	}
 	return n, err
 }
 

@@ -78,3 +78,31 @@ func TestCutOffRequestAudited(t *testing.T) {
 		t.Fatalf("records %+v for a connection closed while idle", got)
 	}
 }
+
+// The framing scan finds a request header block with both framing headers
+// however the bytes are split across reads, and not a body that quotes them.
+func TestFramingScan(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name, in string
+		want     int
+	}{
+		{"both", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n", 1},
+		{"lower case", "POST / HTTP/1.1\r\ntransfer-encoding: chunked\r\ncontent-length: 4\r\n\r\n", 1},
+		{"one only", "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n", 0},
+		{"body quotes both", "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n30\r\nX: 1\nContent-Length: 1\nTransfer-Encoding: chunked\n\n", 0},
+		{"two requests", "GET / HTTP/1.1\r\nContent-Length: 0\r\n\r\nPOST / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n", 1},
+	} {
+		for split := 1; split <= len(tc.in); split += 7 {
+			f := newFraming()
+			for b := []byte(tc.in); len(b) > 0; {
+				n := min(split, len(b))
+				f.scan(b[:n])
+				b = b[n:]
+			}
+			if f.conflicts != tc.want {
+				t.Errorf("%s, reads of %d: %d conflicts, want %d", tc.name, split, f.conflicts, tc.want)
+			}
+		}
+	}
+}

@@ -48,6 +48,10 @@ type Config struct {
 	// may carry an injected key); nil discards them.
 	ErrorLog *log.Logger
 	Now      func() time.Time // nil → time.Now
+	// MaxConns and MaxConnsPerClient cap open connections in all and per
+	// client address (IPv4 address or IPv6 /64); 0 takes the defaults,
+	// negative turns a cap off.
+	MaxConns, MaxConnsPerClient int
 }
 
 // Server is the TLS front of the gateway.
@@ -61,6 +65,7 @@ type Server struct {
 	errorLog   *log.Logger
 	now        func() time.Time
 	h2         h2Conns // HTTP/2 connections being served, for graceful shutdown
+	caps       connCaps
 
 	tlsRefused, unrouted atomic.Uint64
 }
@@ -71,6 +76,8 @@ func New(cfg Config) *Server {
 		hosts: cfg.Hosts, handler: cfg.Handler, record: cfg.Record,
 		http2Error: cfg.HTTP2Error, log: cfg.Logger, errorLog: cfg.ErrorLog, now: cfg.Now,
 	}
+	s.caps.max = orDefault(cfg.MaxConns, DefaultMaxConns)
+	s.caps.perClient = orDefault(cfg.MaxConnsPerClient, DefaultMaxConnsPerClient)
 	if s.errorLog == nil {
 		s.errorLog = log.New(io.Discard, "", 0)
 	}
@@ -90,15 +97,28 @@ func New(cfg Config) *Server {
 	return s
 }
 
+func orDefault(v, def int) int {
+	switch {
+	case v == 0:
+		return def
+	case v < 0:
+		return 0
+	}
+	return v
+}
+
 // Stats are the front's counters since start.
 type Stats struct {
-	TLSRefused uint64 // handshakes refused (unknown or missing SNI, plain HTTP)
-	Unrouted   uint64 // requests refused by the HTTP servers before routing
+	TLSRefused   uint64 // handshakes refused (unknown or missing SNI, plain HTTP)
+	Unrouted     uint64 // requests refused by the HTTP servers before routing
+	ConnsRefused uint64 // connections closed at once because a cap was reached
+	OpenConns    int64  // connections open now
 }
 
 // Stats returns the counters since start.
 func (s *Server) Stats() Stats {
-	return Stats{TLSRefused: s.tlsRefused.Load(), Unrouted: s.unrouted.Load()}
+	return Stats{TLSRefused: s.tlsRefused.Load(), Unrouted: s.unrouted.Load(),
+		ConnsRefused: s.caps.refused.Load(), OpenConns: s.caps.total.Load()}
 }
 
 // Serve accepts TLS connections on ln and serves HTTP/1.1 and HTTP/2 until
@@ -114,6 +134,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		ReadHeaderTimeout: handshakeTimeout,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    1 << 20,
+		// OPTIONS * goes to the handler (which refuses and audits it)
+		// instead of being answered 200 by the server itself.
+		DisableGeneralOptionsHandler: true,
 		// Handshake refusals and client resets are routine; the audit
 		// already has the refusals.
 		ErrorLog:    s.errorLog,

@@ -105,7 +105,11 @@ func CheckOverrideParams(r *http.Request) (why string) {
 	if r.Body == nil || r.Body == http.NoBody {
 		return ""
 	}
-	mt, params, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	ct := r.Header.Get("Content-Type")
+	if !hasPrefixFold(ct, "application/x-www-form-urlencoded") && !hasPrefixFold(ct, "multipart/form-data") {
+		return "" // the common case, without parsing the media type
+	}
+	mt, params, _ := mime.ParseMediaType(ct)
 	switch mt {
 	case "application/x-www-form-urlencoded":
 		body, err := io.ReadAll(io.LimitReader(r.Body, maxInspectedForm+1))
@@ -199,4 +203,8 @@ func hasOverridePart(b []byte) bool {
 		}
 	}
 	return false
+}
+
+func hasPrefixFold(s, prefix string) bool {
+	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
 }

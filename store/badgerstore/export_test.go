@@ -269,6 +269,13 @@ func WithSmallValueLog(o Options) Options {
 	})
 }
 
+// WithSmallMemTable opens with a 2 MiB memtable instead of 32 MiB: the
+// same store, only quicker to open and limited to transactions of a few
+// thousand keys, which the conformance suite never nears.
+func WithSmallMemTable(o Options) Options {
+	return withTune(o, func(b badger.Options) badger.Options { return b.WithMemTableSize(2 << 20) })
+}
+
 // WithInlineValues keeps every value in the LSM tree, as stores written
 // before valueThreshold did.
 func WithInlineValues(o Options) Options {
@@ -294,3 +301,10 @@ func (s *Store) Compact() error { return s.db.Flatten(2) }
 // CollectValueLog runs the value log collector once and returns how many
 // files it rewrote.
 func (s *Store) CollectValueLog() int { return s.collectValueLog() }
+
+// CompactChanges drops the change history up to and including keepAfter,
+// as the compactor does once the history outgrows its bound.
+func (s *Store) CompactChanges(keepAfter store.Revision) error { return s.compactHistory(keepAfter) }
+
+// ChangeFloor is the newest revision compacted out of the change history.
+func (s *Store) ChangeFloor() store.Revision { return store.Revision(s.floor.Load()) }
