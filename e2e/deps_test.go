@@ -52,6 +52,9 @@ func TestDependencyDirection(t *testing.T) {
 		{module + "/gateway/front", module + "/gateway/limit", true, "the TLS front serves any handler"},
 		{module + "/gateway/front", module + "/gateway/inject", true, "the TLS front serves any handler"},
 		{module + "/gateway/front", module + "/state", true, "the TLS front serves any handler"},
+		// scrub holds every redaction and is self-contained: std,
+		// klauspost/compress, nothing of ours.
+		{module + "/gateway/scrub", module + "/", true, "the scrubber imports only std and klauspost/compress"},
 		{module + "/dns", module + "/", true, "dns imports only std and miekg/dns"},
 		{module + "/crypto", module + "/", true, "crypto imports only std and age"},
 	}

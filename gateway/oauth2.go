@@ -183,21 +183,13 @@ func (s *oauth2Source) upstreamFor(p *Gateway, base *upstream, tok string) *upst
 	if l := s.last.Load(); l != nil && l.base == base && l.tok == tok {
 		return l.up
 	}
-	inj := inject.New(&store.Backend{Inject: store.InjectBearer}, []byte(tok))
-	// The access token, and the client secret (base's echoes), must not
-	// come back to the agent in a reflected header or an error.
-	inj.Echoes = append(inj.Echoes, base.inj.Echoes...)
 	cp := *base
-	cp.inj = inj
-	if base.scrub != nil { // response bodies are scrubbed (NoScrub unset)
-		var forms []string
-		for _, sc := range []*scrubber{base.scrub, newScrubber(&base.route.Backend, []byte(tok))} {
-			for _, pat := range sc.pats {
-				forms = append(forms, string(pat))
-			}
-		}
-		cp.scrub = newScrubberOf(forms...)
-	}
+	cp.inj = inject.New(&store.Backend{Inject: store.InjectBearer}, []byte(tok))
+	// The access token, and the client secret, must not come back to the
+	// agent in a reflected header, body or error. Compiled once per token
+	// (the last one is reused).
+	cp.secrets = base.secrets.With([]byte(tok))
+	cp.scrubBodies = !base.route.Backend.NoScrub
 	cp.pool = &pool{key: base.pool.key, transport: base.pool.transport,
 		rt: &oauth2Transport{p: p, s: s, base: base, tok: tok}}
 	s.last.Store(&oauth2Upstream{base: base, tok: tok, up: &cp})
@@ -264,7 +256,7 @@ func (t *oauth2Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if ex := exchangeOf(req.Context()); ex != nil {
 		// From here the response is scrubbed of the new token.
 		ex.up = up
-		ex.rec.inj = up.inj
+		ex.rec.secrets = up.secrets
 	}
 	again := req.Clone(req.Context())
 	again.Header = req.Header.Clone()

@@ -12,7 +12,7 @@ import (
 
 	"github.com/agw-dev/agw/crypto"
 	"github.com/agw-dev/agw/gateway/deny"
-	"github.com/agw-dev/agw/gateway/inject"
+	"github.com/agw-dev/agw/gateway/scrub"
 	"github.com/agw-dev/agw/store"
 )
 
@@ -87,7 +87,7 @@ func TestOAuth2OneFetchServesManyRequests(t *testing.T) {
 		if got := s.lastSeen().Header.Values("Authorization"); len(got) != 1 || got[0] != "Bearer at-1" {
 			t.Errorf("backend got Authorization %q, want the access token once", got)
 		}
-		if got := res.Header.Get("X-Echo"); got != inject.Scrubbed {
+		if got := res.Header.Get("X-Echo"); got != scrub.Marker {
 			t.Errorf("the reflected access token reached the agent: X-Echo %q", got)
 		}
 		if strings.Contains(string(body), "at-1") {
@@ -145,7 +145,7 @@ func TestOAuth2RefreshOnceOn401(t *testing.T) {
 	if res.StatusCode != http.StatusOK {
 		t.Fatalf("after a refused token: status %d: %s", res.StatusCode, body)
 	}
-	if got := res.Header.Get("X-Echo"); got != inject.Scrubbed {
+	if got := res.Header.Get("X-Echo"); got != scrub.Marker {
 		t.Errorf("the refreshed token reached the agent: X-Echo %q", got)
 	}
 	if ev.Status != 200 || ev.BytesIn != int64(len(`{"name":"x"}`)) {

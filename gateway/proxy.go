@@ -27,9 +27,9 @@ import (
 	"github.com/agw-dev/agw/gateway/auth"
 	"github.com/agw-dev/agw/gateway/deny"
 	"github.com/agw-dev/agw/gateway/front"
-	"github.com/agw-dev/agw/gateway/inject"
 	"github.com/agw-dev/agw/gateway/limit"
 	"github.com/agw-dev/agw/gateway/policy"
+	"github.com/agw-dev/agw/gateway/scrub"
 	"github.com/agw-dev/agw/state"
 	"github.com/agw-dev/agw/store"
 )
@@ -234,7 +234,7 @@ type exchange struct {
 	cancel     context.CancelCauseFunc // ends the forwarding (revocation)
 	revokeOnce sync.Once
 	revoked    atomic.Pointer[string] // why the exchange was ended mid-flight
-	scrub      scrubReader            // the response body's scrubber, allocated with the exchange
+	ws         *scrub.WebSocket       // the scrubbed backend connection after a 101
 }
 
 type exchangeKey struct{}
@@ -296,7 +296,7 @@ func (p *Gateway) serve(ex *exchange, r *http.Request) *deny.Denial {
 	ex.host = host
 	ex.ev.Host = store.PrintableName(host)
 	raw := policy.RequestPath(r)
-	ex.ev.Path = store.Printable(auditPath(raw))
+	ex.ev.Path = store.Printable(scrub.Path(raw, crypto.TokenPrefix))
 	if r.ProtoMajor == 1 && len(r.TransferEncoding) > 0 && front.ConflictingFraming(r.Context()) {
 		ex.rec.Header().Set("Connection", "close")
 		return deny.New(http.StatusBadRequest, deny.BadRequest,
@@ -382,7 +382,7 @@ func (p *Gateway) serve(ex *exchange, r *http.Request) *deny.Denial {
 		}
 	}
 	ex.up = up
-	ex.rec.inj = up.inj
+	ex.rec.secrets = up.secrets
 	ex.ev.Decision = store.Allow
 	p.stats.allowed.Add(1)
 	p.state.MarkSeen(ident.Agent.Name, ex.start)
@@ -397,9 +397,15 @@ func (p *Gateway) serve(ex *exchange, r *http.Request) *deny.Denial {
 		return deny.Policy(why)
 	}
 	p.rp.ServeHTTP(&ex.rec, r.WithContext(ctx))
+	if ex.rec.out != nil {
+		// The body ended: the scrubber writes what it held (a partial
+		// match long enough to matter as a marker). A body cut mid-way
+		// panics out of ServeHTTP instead and is aborted in finish.
+		_ = ex.rec.out.Close()
+	}
 	// Trailers are copied into the header map after the body; scrub them
 	// before the server sends them.
-	ex.ev.Redactions += ex.up.inj.ScrubHeaders(ex.rec.Header())
+	ex.ev.Redactions += ex.up.secrets.Header(ex.rec.Header())
 	return nil
 }
 
@@ -476,6 +482,15 @@ func (p *Gateway) finish(ex *exchange) {
 	default:
 		ev.Status = http.StatusOK
 	}
+	if ex.rec.out != nil {
+		// Stops the hold timer; what a cut body held is never released.
+		ex.rec.out.Abort()
+		ev.Redactions += ex.rec.out.Redactions()
+	}
+	if ex.ws != nil {
+		ev.Redactions += ex.ws.Redactions()
+	}
+	ev.Redactions += ex.rec.early
 	ev.BytesIn = ex.body.n + ex.rec.upIn.Load()
 	ev.BytesOut = ex.rec.n + ex.rec.upOut.Load()
 	ev.TotalMillis = millis(end.Sub(ex.start))
@@ -494,38 +509,6 @@ func (p *Gateway) finish(ex *exchange) {
 
 func millis(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
-// auditPath is the path recorded in the audit trail: no query, bounded, and
-// with anything shaped like a gateway token cut out.
-func auditPath(raw string) string {
-	const max = 1024
-	if len(raw) > max {
-		raw = raw[:max] + "…"
-	}
-	if !strings.Contains(raw, crypto.TokenPrefix) {
-		return raw
-	}
-	var b strings.Builder
-	for {
-		i := strings.Index(raw, crypto.TokenPrefix)
-		if i < 0 {
-			b.WriteString(raw)
-			return b.String()
-		}
-		b.WriteString(raw[:i])
-		b.WriteString("agw_[redacted]")
-		raw = raw[i+len(crypto.TokenPrefix):]
-		j := 0
-		for j < len(raw) && isTokenChar(raw[j]) {
-			j++
-		}
-		raw = raw[j:]
-	}
-}
-
-func isTokenChar(c byte) bool {
-	return '0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || c == '_' || c == '-'
-}
-
 // rewrite builds the upstream request. httputil.ReverseProxy has already
 // removed the hop-by-hop headers, those named in Connection included, and
 // the agent's X-Forwarded-For/Host/Proto and Forwarded; the credential is
@@ -538,8 +521,8 @@ func (p *Gateway) rewrite(pr *httputil.ProxyRequest) {
 	stripForwarding(out.Header)
 	policy.StripOverrideHeaders(out.Header)
 	ex.up.inj.Apply(out.Header, out.URL)
-	if ex.up.scrub != nil {
-		scrubRequest(out.Header)
+	if ex.up.scrubBodies {
+		scrub.Request(out.Header)
 	}
 	if t := ex.up.target; t != nil {
 		out.URL.Scheme = t.Scheme
@@ -564,12 +547,22 @@ func (p *Gateway) modifyResponse(res *http.Response) error {
 	ex := exchangeOf(res.Request.Context())
 	ex.upEnd = p.now()
 	ex.upStatus = res.StatusCode
-	ex.ev.Redactions += ex.up.inj.ScrubHeaders(res.Header)
+	ex.ev.Redactions += ex.up.secrets.Header(res.Header)
 	res.Header.Del(deny.RequestIDHeader)
-	length := res.ContentLength
-	if err := ex.up.scrub.scrubResponse(res, &ex.scrub, &ex.ev.Redactions); err != nil {
+	if !ex.up.scrubBodies {
+		return nil
+	}
+	if res.StatusCode == http.StatusSwitchingProtocols {
+		ws, err := ex.up.secrets.Upgrade(res)
+		ex.ws = ws
 		return err
 	}
+	length := res.ContentLength
+	body, err := ex.up.secrets.Response(res, scrub.BodyConfig{Dst: agentWriter{&ex.rec}, Flush: ex.rec.flushAgent})
+	if err != nil || body == nil {
+		return err
+	}
+	ex.rec.out = body
 	// Scrubbing may change the body's length, so it dropped the
 	// Content-Length header (the agent gets the answer chunked or measured
 	// by the server). ReverseProxy reads res.ContentLength only to choose
@@ -583,24 +576,26 @@ func (p *Gateway) modifyResponse(res *http.Response) error {
 }
 
 // upstreamError answers a failed forward. The message never holds the
-// credential: see redactError.
+// credential: see scrub.Set.Error.
 func (p *Gateway) upstreamError(w http.ResponseWriter, r *http.Request, err error) {
 	ex := exchangeOf(r.Context())
 	p.stats.upstreamErrs.Add(1)
-	var inj *inject.Injection
+	var secrets *scrub.Set
 	if ex.up != nil {
-		inj = ex.up.inj
+		secrets = ex.up.secrets
 	}
 	status, typ := http.StatusBadGateway, deny.Upstream
 	var msg string
 	var ne net.Error
-	var unread *errUninspectable
+	var unread *scrub.UninspectableError
 	var oauth *errOAuth2Refresh
 	switch {
 	case errors.As(err, &oauth):
 		msg = oauth.msg
 	case errors.As(err, &unread):
 		msg = unread.Error()
+	case errors.Is(err, scrub.ErrWebSocketExtension):
+		msg = err.Error()
 	case errors.Is(err, policy.ErrOverrideInBody):
 		status, typ = http.StatusBadRequest, deny.BadRequest
 		msg = "the multipart body has a method override field (_method); the gateway decides one method and forwards exactly that one, so the request was abandoned"
@@ -610,9 +605,9 @@ func (p *Gateway) upstreamError(w http.ResponseWriter, r *http.Request, err erro
 		msg = "the client went away before the backend answered"
 	case errors.As(err, &ne) && ne.Timeout():
 		status, typ = http.StatusGatewayTimeout, deny.UpstreamTimeout
-		msg = "the backend did not answer in time: " + redactError(err, inj)
+		msg = "the backend did not answer in time: " + secrets.Error(err)
 	default:
-		msg = "the backend could not be reached: " + redactError(err, inj)
+		msg = "the backend could not be reached: " + secrets.Error(err)
 	}
 	ex.ev.Reason = msg
 	p.logger.Warn("upstream error", "request_id", ex.ev.RequestID, "backend", ex.ev.Backend, "host", ex.ev.Host, "err", msg)
@@ -657,9 +652,13 @@ func stripForwarding(h http.Header) {
 // by ReverseProxy to flush and to hijack for WebSockets) working.
 type recorder struct {
 	http.ResponseWriter
-	status int
-	n      int64
-	inj    *inject.Injection
+	status  int
+	n       int64
+	secrets *scrub.Set
+	// out scrubs the backend's body on its way here, once it answered.
+	out *scrub.Body
+	// early counts the redactions in 1xx headers.
+	early int
 	// upIn and upOut count the bytes each way after a protocol upgrade
 	// (WebSocket), when the connection is no longer HTTP. Atomic: the two
 	// copy goroutines may still be finishing as the record is written.
@@ -670,9 +669,7 @@ type recorder struct {
 func (w *recorder) WriteHeader(code int) {
 	if code < 200 {
 		// 1xx (103 Early Hints) headers go out as they are: scrub them too.
-		if ex := w.inj; ex != nil {
-			ex.ScrubHeaders(w.Header())
-		}
+		w.early += w.secrets.Header(w.Header())
 	} else if w.status == 0 {
 		w.status = code
 	}
@@ -683,6 +680,9 @@ func (w *recorder) Write(b []byte) (int, error) {
 	if w.status == 0 {
 		w.status = http.StatusOK
 	}
+	if w.out != nil {
+		return w.out.Write(b)
+	}
 	n, err := w.ResponseWriter.Write(b)
 	w.n += int64(n)
 	return n, err
@@ -692,6 +692,10 @@ func (w *recorder) Write(b []byte) (int, error) {
 // write of a stream, so this avoids NewResponseController's allocation on
 // that path.
 func (w *recorder) Flush() {
+	if w.out != nil {
+		_ = w.out.Flush()
+		return
+	}
 	switch f := w.ResponseWriter.(type) {
 	case interface{ FlushError() error }:
 		_ = f.FlushError()
@@ -704,6 +708,15 @@ func (w *recorder) Flush() {
 
 // FlushError is what http.ResponseController calls first.
 func (w *recorder) FlushError() error {
+	if w.out != nil {
+		return w.out.Flush()
+	}
+	return w.flushAgent()
+}
+
+// flushAgent flushes the agent connection itself (the scrubbed body's
+// Flush ends here, under the scrubber's lock).
+func (w *recorder) flushAgent() error {
 	if f, ok := w.ResponseWriter.(interface{ FlushError() error }); ok {
 		return f.FlushError()
 	}
@@ -722,6 +735,16 @@ func (w *recorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	cc := &countingConn{Conn: conn, in: &w.upIn, out: &w.upOut}
 	w.up.Store(cc)
 	return cc, brw, nil
+}
+
+// agentWriter is where a scrubbed body goes: the agent connection,
+// counted for the audit record.
+type agentWriter struct{ w *recorder }
+
+func (a agentWriter) Write(b []byte) (int, error) {
+	n, err := a.w.ResponseWriter.Write(b)
+	a.w.n += int64(n)
+	return n, err
 }
 
 // upgraded is the agent's connection after a protocol upgrade, or nil.
@@ -837,6 +860,6 @@ func (bp *bufferPool) Put(b []byte) {
 type logWriter struct{ logger *slog.Logger }
 
 func (lw *logWriter) Write(b []byte) (int, error) {
-	lw.logger.Debug(redactURLs(strings.TrimSpace(string(b))))
+	lw.logger.Debug(scrub.URLs(strings.TrimSpace(string(b))))
 	return len(b), nil
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/agw-dev/agw/gateway/inject"
+	"github.com/agw-dev/agw/gateway/scrub"
 	"github.com/agw-dev/agw/state"
 	"github.com/agw-dev/agw/store"
 )
@@ -25,15 +26,31 @@ const defaultUpstreamTimeout = 60 * time.Second
 
 // upstream is everything the request path needs to forward to one backend,
 // built once per published route: the route itself (configuration and
-// credential version captured together), the prepared injection and the
-// backend's connection pool.
+// credential version captured together), the prepared injection, the
+// compiled forms of the credential and the backend's connection pool.
 type upstream struct {
-	route  *state.Route
-	inj    *inject.Injection
-	scrub  *scrubber
-	target *url.URL // explicit upstream; nil: the requested host on :443
-	pool   *pool
-	err    string // configuration error answered as 502 (never holds a secret)
+	route *state.Route
+	inj   *inject.Injection
+	// secrets are the forms of the injected credential, redacted from
+	// response headers, trailers and errors always, and from bodies and
+	// WebSocket frames unless the backend has NoScrub.
+	secrets     *scrub.Set
+	scrubBodies bool
+	target      *url.URL // explicit upstream; nil: the requested host on :443
+	pool        *pool
+	err         string // configuration error answered as 502 (never holds a secret)
+}
+
+// secretsOf compiles the forms of a backend's credential: the secret, and
+// for Basic injection the user:secret pair that goes on the wire.
+func secretsOf(b *store.Backend, secret []byte) *scrub.Set {
+	if len(secret) == 0 {
+		return nil
+	}
+	if b.Inject == store.InjectBasic {
+		return scrub.New(secret, []byte(b.BasicUser+":"+string(secret)))
+	}
+	return scrub.New(secret)
 }
 
 // pool is one backend's upstream HTTP transport (its keep-alive
@@ -89,7 +106,8 @@ func (us *upstreams) get(r *state.Route) *upstream {
 	u := &upstream{route: r}
 	b := &r.Backend
 	u.inj = inject.New(b, r.Secret.Reveal())
-	u.scrub = newScrubber(b, r.Secret.Reveal())
+	u.secrets = secretsOf(b, r.Secret.Reveal())
+	u.scrubBodies = !b.NoScrub && u.secrets != nil
 	key := poolKeyOf(b)
 	if b.Upstream != "" {
 		t, err := url.Parse(b.Upstream)

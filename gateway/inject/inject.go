@@ -7,28 +7,19 @@ import (
 	"encoding/base64"
 	"net/http"
 	"net/url"
-	"strings"
 
 	"github.com/agw-dev/agw/store"
 )
 
-// Scrubbed replaces a response header value that echoes the injected
-// credential.
-const Scrubbed = "[redacted by agw]"
-
 // Injection is a backend credential prepared for the request path: the
-// header or query parameter to set and the values to look for in responses.
-// It is built once per published route (so once per rotation), not per
+// header or query parameter to set (what to redact from responses is
+// gateway/scrub's, compiled from the same secret). It is built once per published route (so once per rotation), not per
 // request.
 type Injection struct {
 	Mode   store.InjectMode
 	header string // canonical header name (header, bearer, basic modes)
 	value  string // the header value, or the query value
 	param  string // query mode: parameter name
-	// Echoes are the strings whose presence in a response header means the
-	// backend reflected the credential: the secret itself and the encoded
-	// forms that went on the wire.
-	Echoes []string
 }
 
 // New prepares b's credential secret for injection.
@@ -44,18 +35,10 @@ func New(b *store.Backend, secret []byte) *Injection {
 		inj.value = "Bearer " + s
 	case store.InjectBasic:
 		inj.header = "Authorization"
-		enc := base64.StdEncoding.EncodeToString([]byte(b.BasicUser + ":" + s))
-		inj.value = "Basic " + enc
-		inj.Echoes = append(inj.Echoes, enc)
+		inj.value = "Basic " + base64.StdEncoding.EncodeToString([]byte(b.BasicUser+":"+s))
 	case store.InjectQuery:
 		inj.param = b.QueryParam
 		inj.value = s
-		if q := url.QueryEscape(s); q != s {
-			inj.Echoes = append(inj.Echoes, q)
-		}
-	}
-	if s != "" {
-		inj.Echoes = append(inj.Echoes, s)
 	}
 	return inj
 }
@@ -74,24 +57,4 @@ func (inj *Injection) Apply(h http.Header, u *url.URL) {
 	case store.InjectHeader, store.InjectBearer, store.InjectBasic:
 		h[inj.header] = []string{inj.value}
 	}
-}
-
-// ScrubHeaders replaces every header value that contains the injected
-// credential with "[redacted by agw]", so a backend that reflects request
-// headers (debug and echo endpoints) cannot hand the secret to the agent.
-// It returns how many values it replaced.
-func (inj *Injection) ScrubHeaders(h http.Header) int {
-	n := 0
-	for _, vv := range h {
-		for i, v := range vv {
-			for _, e := range inj.Echoes {
-				if strings.Contains(v, e) {
-					vv[i] = Scrubbed
-					n++
-					break
-				}
-			}
-		}
-	}
-	return n
 }
