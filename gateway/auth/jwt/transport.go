@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"net/url"
 	"time"
+
+	"github.com/agw-dev/agw/gateway/scrub"
 )
 
 // maxDocBytes bounds a discovery document or JWKS. Real ones are a few KiB.
@@ -75,7 +77,7 @@ func (t guardedTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	// Redirects pass through: http.Client follows them above the transport.
 	if resp.StatusCode >= 400 || resp.StatusCode < 200 {
 		resp.Body.Close()
-		return nil, fmt.Errorf("%s answered HTTP %d", redactURL(req.URL), resp.StatusCode)
+		return nil, fmt.Errorf("%s answered HTTP %d", scrub.URL(req.URL.String()), resp.StatusCode)
 	}
 	resp.Body = &limitedBody{rc: resp.Body, left: maxDocBytes}
 	return resp, nil
@@ -114,7 +116,7 @@ func noDowngrade(req *http.Request, via []*http.Request) error {
 		return errors.New("too many redirects")
 	}
 	if via[0].URL.Scheme == "https" && req.URL.Scheme != "https" {
-		return fmt.Errorf("refusing redirect from https to %s", redactURL(req.URL))
+		return fmt.Errorf("refusing redirect from https to %s", scrub.URL(req.URL.String()))
 	}
 	return nil
 }
@@ -139,12 +141,4 @@ func allowedKeyURL(raw string) bool {
 		return ip != nil && ip.IsLoopback()
 	}
 	return false
-}
-
-func redactURL(u *url.URL) string {
-	cp := *u
-	cp.User = nil
-	cp.RawQuery = ""
-	cp.Fragment = ""
-	return cp.String()
 }

@@ -68,8 +68,8 @@ func (s *Source) reason(err error) string {
 // (raw, form-encoded, inside the Basic credential), from text a remote
 // party wrote, before sanitize truncates it, so not even a prefix survives.
 func (s *Source) clean(text string, max int) string {
-	for _, form := range s.secretForms {
-		text = strings.ReplaceAll(text, form, "[redacted]")
+	if s.scrub != nil {
+		text, _ = s.scrub.String(text)
 	}
 	return sanitize(text, max)
 }

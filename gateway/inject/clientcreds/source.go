@@ -10,7 +10,6 @@ package clientcreds
 import (
 	"context"
 	"crypto/subtle"
-	"encoding/base64"
 	"errors"
 	"log/slog"
 	"net"
@@ -24,6 +23,7 @@ import (
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
 
+	"github.com/agw-dev/agw/gateway/scrub"
 	"github.com/agw-dev/agw/store"
 )
 
@@ -68,15 +68,15 @@ type Options struct {
 // Source hands out access tokens for one backend. It is safe for
 // concurrent use.
 type Source struct {
-	cfg         *clientcredentials.Config
-	secret      string
-	secretForms []string // the secret as it may appear on the wire, to scrub from errors
-	host        string
-	client      *http.Client
-	now         func() time.Time
-	early       time.Duration
-	log         *slog.Logger
-	fetches     atomic.Uint64
+	cfg     *clientcredentials.Config
+	secret  string
+	scrub   *scrub.Set // every form of the client secret, to scrub from errors
+	host    string
+	client  *http.Client
+	now     func() time.Time
+	early   time.Duration
+	log     *slog.Logger
+	fetches atomic.Uint64
 
 	mu       sync.Mutex
 	tok      *cachedToken
@@ -134,8 +134,9 @@ func New(cfg store.OAuth2, clientSecret []byte, opts Options) *Source {
 		params.Set(k, v)
 	}
 	if s.secret != "" {
-		basic := base64.StdEncoding.EncodeToString([]byte(url.QueryEscape(cfg.ClientID) + ":" + url.QueryEscape(s.secret)))
-		s.secretForms = []string{s.secret, url.QueryEscape(s.secret), basic}
+		// Every encoding the scrubber knows, of the secret and of the Basic
+		// credential it travels in.
+		s.scrub = scrub.New([]byte(s.secret), []byte(url.QueryEscape(cfg.ClientID)+":"+url.QueryEscape(s.secret)))
 	}
 	s.cfg = &clientcredentials.Config{
 		ClientID:       cfg.ClientID,

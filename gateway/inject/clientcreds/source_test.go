@@ -356,7 +356,7 @@ func TestErrorsNeverCarrySecrets(t *testing.T) {
 				})
 				return true
 			},
-			want: "HTTP 400: invalid_request: bad request: client_id=agw-client&client_secret=[redacted]",
+			want: "HTTP 400: invalid_request: bad request: client_id=agw-client&client_secret=[redacted by agw]",
 		},
 		{
 			name: "form-encoded error",
