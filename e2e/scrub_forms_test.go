@@ -142,7 +142,7 @@ func TestScrubEncodedForms(t *testing.T) {
 	e.ok(formsSecret+"\n", "backend", "add", "forms", "--host", host, "--inject", "bearer",
 		"--upstream", srv.URL, "--upstream-ca", caFile, "--secret-stdin")
 	e.ok("", "agent", "add", "bot")
-	e.ok("", "grant", "add", "bot", "forms")
+	e.ok("", "grant", "add", "bot", "forms", "--any-method", "--any-path")
 	var minted admin.MintedToken
 	e.jsonOut(&minted, "token", "mint", "bot")
 	auth := "Bearer " + minted.Value
