@@ -105,19 +105,19 @@ func (s *Server) answerIntercepted(r *mdns.Msg, q mdns.Question) *mdns.Msg {
 	hdr := mdns.RR_Header{Name: q.Name, Rrtype: q.Qtype, Class: mdns.ClassINET, Ttl: s.ttl}
 	switch q.Qtype {
 	case mdns.TypeA:
-		if len(s.v4ip) > 0 {
-			rrs := make([]mdns.A, len(s.v4ip))
-			m.Answer = make([]mdns.RR, len(s.v4ip))
-			for i, ip := range s.v4ip {
+		if adv := s.adv.Load(); len(adv.v4) > 0 {
+			rrs := make([]mdns.A, len(adv.v4))
+			m.Answer = make([]mdns.RR, len(adv.v4))
+			for i, ip := range adv.v4 {
 				rrs[i] = mdns.A{Hdr: hdr, A: ip}
 				m.Answer[i] = &rrs[i]
 			}
 		}
 	case mdns.TypeAAAA:
-		if len(s.v6ip) > 0 {
-			rrs := make([]mdns.AAAA, len(s.v6ip))
-			m.Answer = make([]mdns.RR, len(s.v6ip))
-			for i, ip := range s.v6ip {
+		if adv := s.adv.Load(); len(adv.v6) > 0 {
+			rrs := make([]mdns.AAAA, len(adv.v6))
+			m.Answer = make([]mdns.RR, len(adv.v6))
+			for i, ip := range adv.v6 {
 				rrs[i] = mdns.AAAA{Hdr: hdr, AAAA: ip}
 				m.Answer[i] = &rrs[i]
 			}

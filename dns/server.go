@@ -56,8 +56,7 @@ const (
 // runs it on UDP and TCP listeners the caller opened.
 type Server struct {
 	intercept Interceptor
-	v4ip      []net.IP // advertised IPv4 addresses, shared read-only by every answer
-	v6ip      []net.IP
+	adv       atomic.Pointer[advertised] // addresses intercepted names resolve to
 	ttl       uint32
 	log       *slog.Logger
 	fwd       *forwarder // nil when no upstream is configured
@@ -99,17 +98,8 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.allow = allow
-	for _, a := range cfg.Advertise {
-		switch {
-		case !a.IsValid():
-			return nil, errors.New("dns: invalid advertise address")
-		case a.Unmap().Is4():
-			b := a.Unmap().As4()
-			s.v4ip = append(s.v4ip, net.IP(b[:]))
-		default:
-			b := a.As16()
-			s.v6ip = append(s.v6ip, net.IP(b[:]))
-		}
+	if err := s.SetAdvertise(cfg.Advertise); err != nil {
+		return nil, err
 	}
 	if len(cfg.Upstreams) > 0 {
 		fwd, err := newForwarder(cfg.Upstreams, cfg.Timeout)
@@ -185,4 +175,30 @@ func (s *Server) Serve(ctx context.Context, pc net.PacketConn, ln net.Listener) 
 		_ = srv.ShutdownContext(shutdownCtx) // "server not started" when it already failed
 	}
 	return err
+}
+
+// advertised holds the addresses of intercepted answers, shared read-only
+// by every answer until replaced.
+type advertised struct {
+	v4, v6 []net.IP
+}
+
+// SetAdvertise replaces the addresses intercepted names resolve to (in
+// cluster mode, every live replica's), from the next query on.
+func (s *Server) SetAdvertise(addrs []netip.Addr) error {
+	a := &advertised{}
+	for _, ip := range addrs {
+		switch {
+		case !ip.IsValid():
+			return errors.New("dns: invalid advertise address")
+		case ip.Unmap().Is4():
+			b := ip.Unmap().As4()
+			a.v4 = append(a.v4, net.IP(b[:]))
+		default:
+			b := ip.As16()
+			a.v6 = append(a.v6, net.IP(b[:]))
+		}
+	}
+	s.adv.Store(a)
+	return nil
 }
