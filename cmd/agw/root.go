@@ -193,6 +193,7 @@ credential worthless anywhere else, and agw swaps in the real one.
 	root.AddCommand(
 		a.newServeCmd(),
 		a.newInitCmd(),
+		a.newClusterCmd(),
 		a.newStatusCmd(),
 		a.newVersionCmd(),
 		a.newBackendCmd(),
