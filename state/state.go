@@ -34,6 +34,7 @@ type State struct {
 	tokens    map[string]*store.Token            // by id
 	byAgent   map[string]map[string]*store.Token // agent → id → token
 	idps      map[string]*store.IdP
+	passthru  map[string]*store.Passthrough // by host pattern
 
 	lastSeen sync.Map // agent name → *atomic.Int64 (unix nanos)
 }
@@ -59,6 +60,7 @@ func New() *State {
 		tokens:    map[string]*store.Token{},
 		byAgent:   map[string]map[string]*store.Token{},
 		idps:      map[string]*store.IdP{},
+		passthru:  map[string]*store.Passthrough{},
 	}
 }
 
@@ -92,6 +94,9 @@ func Load(snap *store.Snapshot, keys *crypto.Keyring) (*State, error) {
 	}
 	for _, p := range snap.IdPs {
 		s.PutIdP(p)
+	}
+	for _, p := range snap.Passthrough {
+		s.PutPassthrough(p)
 	}
 	return s, nil
 }

@@ -23,6 +23,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("Backends", func(t *testing.T) { testBackends(t, open) })
 	t.Run("Agents", func(t *testing.T) { testAgents(t, open) })
 	t.Run("GrantsAndTokens", func(t *testing.T) { testGrantsAndTokens(t, open) })
+	t.Run("Passthrough", func(t *testing.T) { testPassthrough(t, open) })
 	t.Run("Audit", func(t *testing.T) { testAudit(t, open) })
 	t.Run("Closed", func(t *testing.T) { testClosed(t, open) })
 }
