@@ -51,6 +51,7 @@ type Listeners struct {
 	HTTPS   string `json:"https"`
 	DNS     string `json:"dns"`
 	Metrics string `json:"metrics,omitempty"`
+	Proxy   string `json:"proxy,omitempty"` // the proxy listener (CONNECT and SOCKS5)
 }
 
 // Counts of configured objects.

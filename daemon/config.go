@@ -21,6 +21,12 @@ type Config struct {
 	AdvertiseIPs   []netip.Addr  // DNS answers; default from HTTPSListen
 	UpstreamDNS    []string      // "ip:port"; default the system resolvers
 	MetricsListen  string        // "" disables
+	// ProxyListen is the proxy listener's address (HTTP CONNECT and
+	// SOCKS5); "" or "off" disables it.
+	ProxyListen string
+	// ProxyAllow is the client networks the proxy listener serves; empty
+	// means loopback and the networks of the addresses agw listens on.
+	ProxyAllow []netip.Prefix
 	AdminGroup     string        // group whose members may use the admin socket
 	AuditRetention time.Duration // 0 keeps everything
 	// FollowMaxLag is how far an audit follow stream may fall behind before
@@ -34,7 +40,7 @@ type Config struct {
 
 // Listeners are the addresses the daemon bound.
 type Listeners struct {
-	Admin, HTTPS, DNS, Metrics string
+	Admin, HTTPS, DNS, Metrics, Proxy string
 }
 
 // DefaultListeners returns the default HTTPS and DNS listen addresses: the

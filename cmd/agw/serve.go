@@ -25,6 +25,8 @@ type serveFlags struct {
 	auditRetention time.Duration
 	followMaxLag   uint64
 	logFormat      string
+	proxyListen    string
+	proxyAllow     []string
 }
 
 func (a *app) newServeCmd() *cobra.Command {
@@ -51,6 +53,8 @@ An empty data directory is initialised first. Logs go to stderr.`,
 	fl.StringVar(&f.dnsListen, "dns-listen", "", "DNS `ADDR` answering for registered hosts (default :53 for root, else 127.0.0.1:8053; \"off\" disables)")
 	fl.StringArrayVar(&f.advertiseIPs, "advertise-ip", nil, "`IP` that DNS answers point agents at; repeat for several (default from --https-listen)")
 	fl.StringArrayVar(&f.upstreamDNS, "upstream-dns", nil, "resolver `ADDR` (ip or ip:port, port 53 by default) for everything else; repeat for several (default the system's)")
+	fl.StringVar(&f.proxyListen, "proxy-listen", "", "`ADDR` of the proxy listener for HTTPS_PROXY clients (HTTP CONNECT and SOCKS5 on one port; default off)")
+	fl.StringArrayVar(&f.proxyAllow, "proxy-allow", nil, "client `CIDR` the proxy listener serves; repeat for several (default loopback and the networks of agw's listen addresses)")
 	fl.StringVar(&f.metricsListen, "metrics-listen", "", "`ADDR` serving Prometheus metrics (default off)")
 	fl.StringVar(&f.adminGroup, "admin-group", "", "`GROUP` whose members may use the admin socket (default the daemon's user only)")
 	fl.Var(durationValue{&f.auditRetention}, "audit-retention", "drop audit records older than `DUR`, like 90d or 720h (default keep all)")
@@ -72,6 +76,7 @@ func (a *app) serveConfig(cmd *cobra.Command, f *serveFlags) (daemon.Config, err
 		HTTPSListen:    f.httpsListen,
 		DNSListen:      f.dnsListen,
 		MetricsListen:  f.metricsListen,
+		ProxyListen:    f.proxyListen,
 		AdminGroup:     f.adminGroup,
 		AuditRetention: f.auditRetention,
 		FollowMaxLag:   f.followMaxLag,
@@ -85,6 +90,20 @@ func (a *app) serveConfig(cmd *cobra.Command, f *serveFlags) (daemon.Config, err
 		}
 		cfg.AdvertiseIPs = append(cfg.AdvertiseIPs, ip.Unmap())
 	}
+	for _, s := range f.proxyAllow {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			ip, ierr := netip.ParseAddr(s)
+			if ierr != nil {
+				return cfg, usagef(cmd, "invalid --proxy-allow %q: give a network like 10.0.0.0/8 or an address like 10.0.0.5", s)
+			}
+			p = netip.PrefixFrom(ip.Unmap(), ip.Unmap().BitLen())
+		}
+		cfg.ProxyAllow = append(cfg.ProxyAllow, p.Masked())
+	}
+	if len(f.proxyAllow) > 0 && f.proxyListen == "" {
+		return cfg, usagef(cmd, "--proxy-allow needs --proxy-listen ADDR")
+	}
 	for _, s := range f.upstreamDNS {
 		ap, err := parseResolver(s)
 		if err != nil {
@@ -94,7 +113,7 @@ func (a *app) serveConfig(cmd *cobra.Command, f *serveFlags) (daemon.Config, err
 	}
 	logger := cfg.Logger
 	cfg.Ready = func(l daemon.Listeners) {
-		logger.Info("agw ready", "admin", l.Admin, "https", l.HTTPS, "dns", l.DNS, "metrics", l.Metrics)
+		logger.Info("agw ready", "admin", l.Admin, "https", l.HTTPS, "dns", l.DNS, "metrics", l.Metrics, "proxy", l.Proxy)
 	}
 	return cfg, nil
 }
