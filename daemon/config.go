@@ -14,19 +14,19 @@ import (
 // Config is what `agw serve` passes to Run. Zero fields take the defaults in
 // DESIGN.md (see Defaults).
 type Config struct {
-	DataDir        string
-	Socket         string
-	HTTPSListen    string        // "" → default; "off" disables
-	DNSListen      string        // "" → default; "off" disables
-	AdvertiseIPs   []netip.Addr  // DNS answers; default from HTTPSListen
-	UpstreamDNS    []string      // "ip:port"; default the system resolvers
-	MetricsListen  string        // "" disables
+	DataDir       string
+	Socket        string
+	HTTPSListen   string       // "" → default; "off" disables
+	DNSListen     string       // "" → default; "off" disables
+	AdvertiseIPs  []netip.Addr // DNS answers; default from HTTPSListen
+	UpstreamDNS   []string     // "ip:port"; default the system resolvers
+	MetricsListen string       // "" disables
 	// ProxyListen is the proxy listener's address (HTTP CONNECT and
 	// SOCKS5); "" or "off" disables it.
 	ProxyListen string
 	// ProxyAllow is the client networks the proxy listener serves; empty
 	// means loopback and the networks of the addresses agw listens on.
-	ProxyAllow []netip.Prefix
+	ProxyAllow     []netip.Prefix
 	AdminGroup     string        // group whose members may use the admin socket
 	AuditRetention time.Duration // 0 keeps everything
 	// FollowMaxLag is how far an audit follow stream may fall behind before
