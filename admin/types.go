@@ -25,6 +25,8 @@ const (
 	PathTokenRevoke = "/v1/tokens/{id}/revoke"
 	PathIdPs        = "/v1/idps"
 	PathIdP         = "/v1/idps/{name}"
+	PathPassthrough = "/v1/passthrough"
+	PathPassHost    = "/v1/passthrough/{host}"
 	PathAudit       = "/v1/audit"
 	PathAuditVerify = "/v1/audit/verify"
 	PathCA          = "/v1/ca"

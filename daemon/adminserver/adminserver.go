@@ -150,6 +150,9 @@ func (s *Server) Handler() http.Handler {
 	route("GET", admin.PathIdPs, s.listIdPs)
 	route("POST", admin.PathIdPs, s.addIdP)
 	route("DELETE", admin.PathIdP, s.removeIdP)
+	route("GET", admin.PathPassthrough, s.listPassthrough)
+	route("POST", admin.PathPassthrough, s.addPassthrough)
+	route("DELETE", admin.PathPassHost, s.removePassthrough)
 	route("GET", admin.PathAudit, s.audit)
 	route("POST", admin.PathAuditVerify, s.auditVerify)
 	route("GET", admin.PathCA, s.ca)
@@ -633,6 +636,50 @@ func (s *Server) revokeToken(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	writeJSON(w, http.StatusOK, t)
+	return nil
+}
+
+func (s *Server) listPassthrough(w http.ResponseWriter, r *http.Request) error {
+	writeJSON(w, http.StatusOK, s.state.ListPassthrough())
+	return nil
+}
+
+func (s *Server) addPassthrough(w http.ResponseWriter, r *http.Request) error {
+	var p store.Passthrough
+	if err := decodeBody(r, &p); err != nil {
+		return err
+	}
+	p.Normalize()
+	if err := p.Validate(); err != nil {
+		return err
+	}
+	err := s.mutate(func() error {
+		if err := s.st.CreatePassthrough(r.Context(), &p, s.adminEvent(r, "passthrough.add", p.Host)); err != nil {
+			return err
+		}
+		s.state.PutPassthrough(p)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, p)
+	return nil
+}
+
+func (s *Server) removePassthrough(w http.ResponseWriter, r *http.Request) error {
+	host := store.NormalizeHost(r.PathValue("host"))
+	err := s.mutate(func() error {
+		if err := s.st.DeletePassthrough(r.Context(), host, s.adminEvent(r, "passthrough.remove", host)); err != nil {
+			return err
+		}
+		s.state.RemovePassthrough(host)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
 
