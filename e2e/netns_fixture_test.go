@@ -157,12 +157,12 @@ func (n *netns) run(env []string, name string, args ...string) (string, error) {
 // startIn runs `agw serve` inside the namespace on the well-known ports and
 // waits until its admin API answers; the CLI reaches it from outside through
 // the socket file.
-func (e *env) startIn(n *netns) {
+func (e *env) startIn(n *netns, extra ...string) {
 	e.t.Helper()
-	cmd := exec.Command("ip", "netns", "exec", n.name, agwBin, "serve",
+	cmd := exec.Command("ip", append([]string{"netns", "exec", n.name, agwBin, "serve",
 		"--data-dir", e.dataDir, "--socket", e.socket,
 		"--https-listen", net.JoinHostPort(nsGatewayIP, "443"), "--dns-listen", nsDNSAddr,
-		"--advertise-ip", nsGatewayIP, "--upstream-dns", "127.0.0.1:1", "--log-level", "debug")
+		"--advertise-ip", nsGatewayIP, "--upstream-dns", "127.0.0.1:1", "--log-level", "debug"}, extra...)...)
 	e.log = &syncBuffer{}
 	e.logs = append(e.logs, e.log)
 	cmd.Stdout, cmd.Stderr = e.log, e.log
@@ -218,6 +218,12 @@ type transparent struct {
 
 func newTransparent(t *testing.T) *transparent {
 	t.Helper()
+	return newTransparentWith(t)
+}
+
+// newTransparentWith is newTransparent with extra `agw serve` flags.
+func newTransparentWith(t *testing.T, serveFlags ...string) *transparent {
+	t.Helper()
 	requireNetns(t)
 	if err := helpers(); err != nil {
 		t.Fatal(err)
@@ -231,7 +237,7 @@ func newTransparent(t *testing.T) *transparent {
 	backendCA := x.startBackend()
 
 	x.e = newEnv(t)
-	x.e.startIn(x.netns)
+	x.e.startIn(x.netns, serveFlags...)
 	x.e.ok(x.key+"\n", "backend", "add", "openai", "--host", openAIHost,
 		"--upstream", "https://"+net.JoinHostPort(nsBackendIP, "443"), "--upstream-ca", backendCA,
 		"--inject", "bearer", "--secret-stdin")
