@@ -132,3 +132,49 @@ func TestProxyListener(t *testing.T) {
 		}
 	})
 }
+
+// TestProxyPassThrough: a listed host gets a plain tunnel to the real
+// server: the client sees the server's own certificate, nothing is
+// injected, and the tunnel is audited as pass-through with its bytes.
+func TestProxyPassThrough(t *testing.T) {
+	var h *harness
+	h = newHarness(t, func(s *harnessSetup) {
+		s.dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			if addr != "pass.example.org:443" {
+				return (&net.Dialer{}).DialContext(ctx, network, addr)
+			}
+			return (&net.Dialer{}).DialContext(ctx, network, h.backend.Listener.Addr().String())
+		}
+	})
+	addr := startProxy(t, h)
+	c := func() *http.Client {
+		u, _ := url.Parse("http://" + addr)
+		tr := &http.Transport{Proxy: http.ProxyURL(u), TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}
+		t.Cleanup(tr.CloseIdleConnections)
+		return &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	}
+	if _, err := c().Get("https://pass.example.org/v1/x"); err == nil || !strings.Contains(err.Error(), "Forbidden") {
+		t.Fatalf("unlisted host: err %v; want 403", err)
+	}
+	h.nextAuditOf(store.KindTunnel)
+
+	h.st.PutPassthrough(store.Passthrough{Host: "*.example.org"})
+	cl := c()
+	res, err := cl.Get("https://pass.example.org/v1/x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, res.Body)
+	res.Body.Close()
+	if !res.TLS.PeerCertificates[0].Equal(h.backend.Certificate()) {
+		t.Error("the client did not see the real server's certificate")
+	}
+	if got := h.lastSeen().Header.Get("X-Api-Key"); got != "" {
+		t.Errorf("a pass-through request carried X-Api-Key %q; want nothing injected", got)
+	}
+	cl.Transport.(*http.Transport).CloseIdleConnections()
+	ev := h.nextAuditOf(store.KindTunnel)
+	if ev.Decision != store.Allow || ev.Via != store.ViaProxy || ev.BytesIn == 0 || ev.BytesOut == 0 || !strings.Contains(ev.Reason, "pass-through") {
+		t.Errorf("audit %+v; want an allowed pass-through with bytes both ways", ev)
+	}
+}
