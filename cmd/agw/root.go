@@ -131,6 +131,7 @@ credential worthless anywhere else, and agw swaps in the real one.
 		a.newTokenCmd(),
 		a.newIdPCmd(),
 		a.newPassthroughCmd(),
+		a.newEnforceCmd(),
 		a.newAuditCmd(),
 		a.newCACmd(),
 		a.newDNSCmd(),
