@@ -75,4 +75,3 @@ func TestParseDest(t *testing.T) {
 		}
 	}
 }
-
