@@ -17,7 +17,7 @@ import (
 )
 
 // startProxy runs the proxy listener of h's gateway on a loopback port.
-func startProxy(t *testing.T, h *harness) string {
+func startProxy(t testing.TB, h *harness) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -176,5 +176,65 @@ func TestProxyPassThrough(t *testing.T) {
 	ev := h.nextAuditOf(store.KindTunnel)
 	if ev.Decision != store.Allow || ev.Via != store.ViaProxy || ev.BytesIn == 0 || ev.BytesOut == 0 || !strings.Contains(ev.Reason, "pass-through") {
 		t.Errorf("audit %+v; want an allowed pass-through with bytes both ways", ev)
+	}
+}
+
+// BenchmarkWaysIn compares requests/s through the proxy listener (a
+// CONNECT tunnel carrying the token) with the DNS-steered path (TLS straight
+// to the HTTPS port) against the same backend, in one run, over parallel
+// keep-alive HTTP/1.1 connections.
+//
+//	go test ./gateway -run '^$' -bench WaysIn -benchtime 3s
+func BenchmarkWaysIn(b *testing.B) {
+	h := newHarness(b)
+	// Nobody reads the audit records here; keep them from backing up.
+	go func() {
+		for range h.auditc {
+		}
+	}()
+	proxyAddr := startProxy(b, h)
+	clients := map[string]func() *http.Client{
+		"dns": func() *http.Client {
+			tr := &http.Transport{
+				TLSClientConfig: &tls.Config{RootCAs: h.caPool()},
+				DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+					return (&net.Dialer{}).DialContext(ctx, network, h.addr)
+				},
+				MaxIdleConnsPerHost: 64,
+			}
+			b.Cleanup(tr.CloseIdleConnections)
+			return &http.Client{Transport: tr}
+		},
+		"proxy": func() *http.Client {
+			u, _ := url.Parse("http://bot:" + h.token + "@" + proxyAddr)
+			tr := &http.Transport{Proxy: http.ProxyURL(u), TLSClientConfig: &tls.Config{RootCAs: h.caPool()}, MaxIdleConnsPerHost: 64}
+			b.Cleanup(tr.CloseIdleConnections)
+			return &http.Client{Transport: tr}
+		},
+	}
+	for _, name := range []string{"dns", "proxy"} {
+		b.Run(name, func(b *testing.B) {
+			c := clients[name]()
+			b.ResetTimer()
+			start := time.Now()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					req, _ := http.NewRequest("GET", "https://"+testHost+"/v1/items", nil)
+					req.Header.Set("Authorization", "Bearer "+h.token)
+					res, err := c.Do(req)
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					_, _ = io.Copy(io.Discard, res.Body)
+					res.Body.Close()
+					if res.StatusCode != 200 {
+						b.Errorf("status %d", res.StatusCode)
+						return
+					}
+				}
+			})
+			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "req/s")
+		})
 	}
 }
