@@ -348,6 +348,23 @@ func (c *Client) RemoveIdP(ctx context.Context, name string) error {
 	return c.do(ctx, http.MethodDelete, pathFor(PathIdP, name), nil, nil, nil)
 }
 
+// Passthrough lists the hosts the proxy listener opens plain tunnels to.
+func (c *Client) Passthrough(ctx context.Context) ([]store.Passthrough, error) {
+	var ps []store.Passthrough
+	return ps, c.do(ctx, http.MethodGet, PathPassthrough, nil, nil, &ps)
+}
+
+// AddPassthrough lists a host (exact or "*.base") for pass-through tunnels.
+func (c *Client) AddPassthrough(ctx context.Context, host string) (*store.Passthrough, error) {
+	var out store.Passthrough
+	return &out, c.do(ctx, http.MethodPost, PathPassthrough, nil, store.Passthrough{Host: host}, &out)
+}
+
+// RemovePassthrough takes a host off the pass-through list.
+func (c *Client) RemovePassthrough(ctx context.Context, host string) error {
+	return c.do(ctx, http.MethodDelete, pathFor(PathPassHost, host), nil, nil, nil)
+}
+
 // CA returns the PEM certificate of the gateway's CA.
 func (c *Client) CA(ctx context.Context) (string, error) {
 	var pem string

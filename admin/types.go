@@ -25,6 +25,8 @@ const (
 	PathTokenRevoke = "/v1/tokens/{id}/revoke"
 	PathIdPs        = "/v1/idps"
 	PathIdP         = "/v1/idps/{name}"
+	PathPassthrough = "/v1/passthrough"
+	PathPassHost    = "/v1/passthrough/{host}"
 	PathAudit       = "/v1/audit"
 	PathAuditVerify = "/v1/audit/verify"
 	// PathAuditCheckpoint signs the audit chain's head now (POST).
@@ -73,6 +75,7 @@ type Listeners struct {
 	HTTPS   string `json:"https"`
 	DNS     string `json:"dns"`
 	Metrics string `json:"metrics,omitempty"`
+	Proxy   string `json:"proxy,omitempty"` // the proxy listener (CONNECT and SOCKS5)
 }
 
 // Counts of configured objects.

@@ -22,9 +22,15 @@ type Config struct {
 	// DNSAllow lists the client networks the DNS server answers (others
 	// get REFUSED); loopback is always in it. nil takes dns.DefaultAllow of
 	// the DNS listener: loopback plus the networks it listens on.
-	DNSAllow       []netip.Prefix
-	UpstreamDNS    []string      // "ip:port"; default the system resolvers
-	MetricsListen  string        // "" disables
+	DNSAllow      []netip.Prefix
+	UpstreamDNS   []string // "ip:port"; default the system resolvers
+	MetricsListen string   // "" disables
+	// ProxyListen is the proxy listener's address (HTTP CONNECT and
+	// SOCKS5); "" or "off" disables it.
+	ProxyListen string
+	// ProxyAllow is the client networks the proxy listener serves; empty
+	// means loopback and the networks of the addresses agw listens on.
+	ProxyAllow     []netip.Prefix
 	AdminGroup     string        // group whose members may use the admin socket
 	AuditRetention time.Duration // 0 takes DefaultAuditRetention; negative keeps everything
 	// MaxConns and MaxConnsPerClient cap open agent connections; 0 takes
@@ -66,7 +72,7 @@ const DefaultMaxStaleness = 5 * time.Second
 
 // Listeners are the addresses the daemon bound.
 type Listeners struct {
-	Admin, HTTPS, DNS, Metrics string
+	Admin, HTTPS, DNS, Metrics, Proxy string
 }
 
 // DefaultListeners returns the default HTTPS and DNS listen addresses: the

@@ -25,6 +25,7 @@ import (
 	"github.com/agw-dev/agw/gateway"
 	"github.com/agw-dev/agw/gateway/auth"
 	"github.com/agw-dev/agw/gateway/auth/jwt"
+	"github.com/agw-dev/agw/gateway/front/tunnel"
 	"github.com/agw-dev/agw/gateway/limit"
 	"github.com/agw-dev/agw/gateway/limit/redislimit"
 	"github.com/agw-dev/agw/state"
@@ -312,6 +313,15 @@ func (d *daemon) serve(ctx context.Context) error {
 		d.listeners.DNS = udp.LocalAddr().String()
 	}
 
+	var proxyLn net.Listener
+	if cfg.ProxyListen != "" && cfg.ProxyListen != "off" {
+		if proxyLn, err = net.Listen("tcp", cfg.ProxyListen); err != nil {
+			return fmt.Errorf("listen for the proxy listener on %s: %w (pick another address with --proxy-listen)", cfg.ProxyListen, err)
+		}
+		defer proxyLn.Close()
+		d.listeners.Proxy = proxyLn.Addr().String()
+	}
+
 	var metricsLn net.Listener
 	var m *gateway.Metrics
 	if cfg.MetricsListen != "" && cfg.MetricsListen != "off" {
@@ -402,6 +412,14 @@ func (d *daemon) serve(ctx context.Context) error {
 	if httpsLn != nil {
 		start("HTTPS gateway", func() error { return d.proxy.Serve(runCtx, httpsLn) })
 	}
+	if proxyLn != nil {
+		allow := tunnel.Allow(cfg.ProxyAllow)
+		if len(allow) == 0 {
+			allow = defaultProxyAllow(httpsLn, proxyLn, udp)
+		}
+		d.log.Info("proxy listener on", "addr", d.listeners.Proxy, "allow", allow)
+		start("proxy listener", func() error { return d.proxy.ServeProxy(runCtx, proxyLn, allow) })
+	}
 	if d.dns != nil {
 		start("DNS", func() error { return d.dns.Serve(runCtx, udp, tcp) })
 	}
@@ -422,7 +440,7 @@ func (d *daemon) serve(ctx context.Context) error {
 	start("audit checkpoints", func() error { return d.checkpoints.Run(runCtx) })
 
 	d.log.Info("agw serving", "version", cfg.Version, "data_dir", cfg.DataDir, "admin", d.listeners.Admin,
-		"https", d.listeners.HTTPS, "dns", d.listeners.DNS, "metrics", d.listeners.Metrics, "advertise", d.advertise, "advertise_reason", advertiseReason, "upstream_dns", upstreams)
+		"https", d.listeners.HTTPS, "dns", d.listeners.DNS, "proxy", d.listeners.Proxy, "metrics", d.listeners.Metrics, "advertise", d.advertise, "advertise_reason", advertiseReason, "upstream_dns", upstreams)
 	if cfg.Ready != nil {
 		cfg.Ready(d.listeners)
 	}
@@ -503,7 +521,7 @@ func (d *daemon) status() admin.Status {
 		DataDir:   d.cfg.DataDir,
 		Listeners: admin.Listeners{
 			Admin: d.listeners.Admin, HTTPS: d.listeners.HTTPS,
-			DNS: d.listeners.DNS, Metrics: d.listeners.Metrics,
+			DNS: d.listeners.DNS, Metrics: d.listeners.Metrics, Proxy: d.listeners.Proxy,
 		},
 		Counts:     admin.Counts{Backends: b, Agents: a, Grants: g, Tokens: t, IdPs: p},
 		AuditQueue: d.audit.Depth(),

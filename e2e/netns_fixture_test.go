@@ -219,6 +219,12 @@ type transparent struct {
 
 func newTransparent(t *testing.T) *transparent {
 	t.Helper()
+	return newTransparentWith(t)
+}
+
+// newTransparentWith is newTransparent with extra `agw serve` flags.
+func newTransparentWith(t *testing.T, serveFlags ...string) *transparent {
+	t.Helper()
 	requireNetns(t)
 	if err := helpers(); err != nil {
 		t.Fatal(err)
@@ -232,7 +238,7 @@ func newTransparent(t *testing.T) *transparent {
 	backendCA := x.startBackend()
 
 	x.e = newEnv(t)
-	x.e.startIn(x.netns)
+	x.e.startIn(x.netns, serveFlags...)
 	x.e.ok(x.key+"\n", "backend", "add", "openai", "--host", openAIHost,
 		"--upstream", "https://"+net.JoinHostPort(nsBackendIP, "443"), "--upstream-ca", backendCA,
 		"--inject", "bearer", "--secret-stdin")

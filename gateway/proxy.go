@@ -27,6 +27,7 @@ import (
 	"github.com/agw-dev/agw/gateway/auth"
 	"github.com/agw-dev/agw/gateway/deny"
 	"github.com/agw-dev/agw/gateway/front"
+	"github.com/agw-dev/agw/gateway/front/tunnel"
 	"github.com/agw-dev/agw/gateway/limit"
 	"github.com/agw-dev/agw/gateway/policy"
 	"github.com/agw-dev/agw/gateway/scrub"
@@ -197,6 +198,27 @@ func (p *Gateway) Serve(ctx context.Context, ln net.Listener) error {
 	return err
 }
 
+// ServeProxy runs the proxy listener (HTTP CONNECT and SOCKS5) on ln
+// until ctx is done: tunnels to registered hosts are served by this same
+// pipeline, tunnels to hosts listed for pass-through are spliced through
+// unterminated, and the rest are refused. Clients outside allow are
+// turned away.
+func (p *Gateway) ServeProxy(ctx context.Context, ln net.Listener, allow tunnel.Allow) error {
+	dial := p.ups.dial
+	return p.front.ServeProxy(ctx, ln, front.ProxyConfig{
+		Allow:         allow,
+		PassesThrough: p.state.PassesThrough,
+		Dial:          dial,
+		Authenticate: func(ctx context.Context, cred string) (string, error) {
+			ident, d := p.ident.AuthenticateTunnel(ctx, cred, p.now())
+			if d != nil {
+				return "", errors.New(d.Message())
+			}
+			return ident.Agent.Name, nil
+		},
+	})
+}
+
 // sweep drops, once a minute until ctx is done, the limiter state that has
 // refilled and the metric series of removed backends and agents.
 func (p *Gateway) sweep(ctx context.Context) {
@@ -257,6 +279,9 @@ func (p *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		RequestID: front.NewRequestID(),
 		Client:    r.RemoteAddr,
 		Method:    r.Method,
+	}
+	if front.TunnelOf(r.Context()) != nil {
+		ex.ev.Via = store.ViaProxy
 	}
 	defer func() {
 		if v := recover(); v != nil {
@@ -322,7 +347,13 @@ func (p *Gateway) serve(ex *exchange, r *http.Request) *deny.Denial {
 
 	// Identify (failed attempts are throttled before any token lookup, so
 	// guessing stays slow).
-	ident, d := p.ident.Identify(r.Context(), r, b, ex.start)
+	var ident auth.Identity
+	var d *deny.Denial
+	if tun := front.TunnelOf(r.Context()); tun != nil && tun.Credential() != "" {
+		ident, d = p.ident.IdentifyTunneled(r.Context(), r, b, ex.start, tun.Credential())
+	} else {
+		ident, d = p.ident.Identify(r.Context(), r, b, ex.start)
+	}
 	ex.ident = ident
 	ex.ev.TokenID = ident.TokenID
 	ex.ev.AuthMethod = ident.AuthMethod

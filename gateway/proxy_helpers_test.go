@@ -42,7 +42,7 @@ type seenRequest struct {
 // loopback listener with leaves from a real CA, and a TLS backend with its
 // own certificate trusted through Backend.UpstreamCA.
 type harness struct {
-	t       *testing.T
+	t       testing.TB
 	keys    *crypto.Keyring
 	ca      *crypto.CA
 	st      *state.State
@@ -96,7 +96,7 @@ func withGrant(f func(g *store.Grant)) harnessOpt {
 	return func(s *harnessSetup) { f(&s.grant) }
 }
 
-func newHarness(t *testing.T, opts ...harnessOpt) *harness {
+func newHarness(t testing.TB, opts ...harnessOpt) *harness {
 	t.Helper()
 	setup := harnessSetup{
 		backend: store.Backend{

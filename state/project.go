@@ -148,6 +148,12 @@ func (s *State) Apply(cs store.ChangeSet, keys Opener, now time.Time) error {
 			} else if c.IdP != nil {
 				s.PutIdP(*c.IdP)
 			}
+		case store.KindPassthrough:
+			if c.Deleted {
+				s.RemovePassthrough(c.Name)
+			} else if c.Passthrough != nil {
+				s.PutPassthrough(*c.Passthrough)
+			}
 		}
 	}
 	s.prog.advance(cs.Revision, now)
@@ -188,6 +194,7 @@ func (s *State) replaceWith(n *State) {
 	s.backends, s.hosts, s.wildcards = n.backends, n.hosts, n.wildcards
 	s.agents, s.subjects, s.grants = n.agents, n.subjects, n.grants
 	s.tokens, s.byAgent, s.idps = n.tokens, n.byAgent, n.idps
+	s.passthru = n.passthru
 	n.mu.Unlock()
 	s.mu.Unlock()
 }

@@ -34,6 +34,7 @@ type State struct {
 	tokens    map[string]*store.Token            // by id
 	byAgent   map[string]map[string]*store.Token // agent → id → token
 	idps      map[string]*store.IdP
+	passthru  map[string]*store.Passthrough // by host pattern
 
 	lastSeen sync.Map // agent name → *atomic.Int64 (unix nanos)
 
@@ -63,6 +64,7 @@ func New() *State {
 		tokens:    map[string]*store.Token{},
 		byAgent:   map[string]map[string]*store.Token{},
 		idps:      map[string]*store.IdP{},
+		passthru:  map[string]*store.Passthrough{},
 	}
 }
 
@@ -96,6 +98,9 @@ func Load(snap *store.Snapshot, keys Opener) (*State, error) {
 	}
 	for _, p := range snap.IdPs {
 		s.PutIdP(p)
+	}
+	for _, p := range snap.Passthrough {
+		s.PutPassthrough(p)
 	}
 	s.prog.rev.Store(uint64(snap.Revision))
 	s.prog.confirmed.Store(time.Now().UnixNano())

@@ -22,6 +22,8 @@ const (
 	KindGrant      ObjectKind = "grant"      // GrantAgent and Name (the backend); Grant on put
 	KindToken      ObjectKind = "token"      // Name is the token id; Token on put
 	KindIdP        ObjectKind = "idp"        // Name; IdP on put
+	// KindPassthrough: Name is the host; Passthrough on put.
+	KindPassthrough ObjectKind = "passthrough"
 )
 
 // Change is one object written or deleted by a transaction. A put carries
@@ -36,12 +38,13 @@ type Change struct {
 	// GrantAgent is a grant's agent; Name is then its backend.
 	GrantAgent string `json:"grant_agent,omitempty"`
 
-	Backend    *Backend    `json:"backend,omitempty"`
-	Credential *Credential `json:"credential,omitempty"`
-	Agent      *Agent      `json:"agent,omitempty"`
-	Grant      *Grant      `json:"grant,omitempty"`
-	Token      *Token      `json:"token,omitempty"`
-	IdP        *IdP        `json:"idp,omitempty"`
+	Backend     *Backend     `json:"backend,omitempty"`
+	Credential  *Credential  `json:"credential,omitempty"`
+	Agent       *Agent       `json:"agent,omitempty"`
+	Grant       *Grant       `json:"grant,omitempty"`
+	Token       *Token       `json:"token,omitempty"`
+	IdP         *IdP         `json:"idp,omitempty"`
+	Passthrough *Passthrough `json:"passthrough,omitempty"`
 }
 
 // ChangeSet is everything one transaction changed, under its revision. An

@@ -71,6 +71,12 @@ type Store interface {
 	// DeleteIdP removes an identity provider; ErrConflict while agents use it.
 	DeleteIdP(ctx context.Context, name string, ev AuditEvent) (Revision, error)
 
+	// CreatePassthrough lists a host for pass-through tunnels; ErrExists
+	// if it is listed already.
+	CreatePassthrough(ctx context.Context, p *Passthrough, ev AuditEvent) (Revision, error)
+	// DeletePassthrough removes a listed host; ErrNotFound if it is not.
+	DeletePassthrough(ctx context.Context, host string, ev AuditEvent) (Revision, error)
+
 	// AppendAudit appends events in order, assigning each its Seq and hash.
 	AppendAudit(ctx context.Context, evs []AuditEvent) error
 	// QueryAudit calls fn for each event matching q in ascending Seq order

@@ -138,12 +138,30 @@ type IdP struct {
 	CreatedAt time.Time `json:"created_at"`
 }
 
+// Passthrough is a host (exact, or "*.base") the proxy listener opens
+// plain tunnels to: agw does not terminate their TLS and injects nothing.
+type Passthrough struct {
+	Host      string    `json:"host"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// Normalize lower-cases the host and drops one trailing dot.
+func (p *Passthrough) Normalize() { p.Host = NormalizeHost(p.Host) }
+
+// Validate checks the host as a backend host is checked: a DNS name or a
+// wildcard "*.base"; IP addresses are refused.
+func (p *Passthrough) Validate() error { return ValidateHost(p.Host) }
+
 // Audit event kinds.
 const (
 	KindRequest = "request" // a request through the gateway
 	KindTLS     = "tls"     // a refused TLS handshake
+	KindTunnel  = "tunnel"  // a proxy-listener tunnel refused or passed through
 	KindAdmin   = "admin"   // a change made through the admin API
 )
+
+// ViaProxy is AuditEvent.Via for what arrived through the proxy listener.
+const ViaProxy = "proxy"
 
 // Decisions.
 const (
@@ -166,6 +184,9 @@ type AuditEvent struct {
 	Subject    string `json:"subject,omitempty"`
 	JTI        string `json:"jti,omitempty"`
 	Client     string `json:"client,omitempty"` // ip:port
+	// Via names the way in when it is not DNS steering: "proxy" for the
+	// proxy listener (ViaProxy).
+	Via string `json:"via,omitempty"`
 
 	Backend           string  `json:"backend,omitempty"`
 	Method            string  `json:"method,omitempty"`
@@ -262,4 +283,5 @@ type Snapshot struct {
 	Grants      []Grant
 	Tokens      []Token
 	IdPs        []IdP
+	Passthrough []Passthrough
 }

@@ -201,6 +201,8 @@ credential worthless anywhere else, and agw swaps in the real one.
 		a.newGrantCmd(),
 		a.newTokenCmd(),
 		a.newIdPCmd(),
+		a.newPassthroughCmd(),
+		a.newEnforceCmd(),
 		a.newAuditCmd(),
 		a.newCACmd(),
 		a.newDNSCmd(),
@@ -351,6 +353,15 @@ func idpNames(ctx context.Context, c *admin.Client) ([]string, error) {
 		names = append(names, p.Name)
 	}
 	return names, err
+}
+
+func passthroughHosts(ctx context.Context, c *admin.Client) ([]string, error) {
+	ps, err := c.Passthrough(ctx)
+	var hosts []string
+	for _, p := range ps {
+		hosts = append(hosts, p.Host)
+	}
+	return hosts, err
 }
 
 // activeTokenIDs lists the tokens that can still be revoked.

@@ -35,6 +35,8 @@ type serveFlags struct {
 	rlRedis        string
 	rlRedisFile    string
 	replicas       int
+	proxyListen    string
+	proxyAllow     []string
 }
 
 func (a *app) newServeCmd() *cobra.Command {
@@ -68,6 +70,8 @@ which needs no reopening), so it is logged and otherwise ignored.`,
 	fl.StringArrayVar(&f.advertiseIPs, "advertise-ip", nil, "`IP` that DNS answers point agents at; repeat for several (default the --https-listen address or, when that is a wildcard, the address of the interface holding the default route)")
 	fl.StringArrayVar(&f.dnsAllow, "dns-allow", nil, "`CIDR` (or IP) of clients the DNS server answers; repeat for several; loopback always may; others get REFUSED (default loopback plus the networks of the --dns-listen address, every interface's for a wildcard)")
 	fl.StringArrayVar(&f.upstreamDNS, "upstream-dns", nil, "resolver `ADDR` (ip or ip:port, port 53 by default) for everything else; repeat for several (default the system's)")
+	fl.StringVar(&f.proxyListen, "proxy-listen", "", "`ADDR` of the proxy listener for HTTPS_PROXY clients (HTTP CONNECT and SOCKS5 on one port; default off)")
+	fl.StringArrayVar(&f.proxyAllow, "proxy-allow", nil, "client `CIDR` the proxy listener serves; repeat for several (default loopback and the networks of agw's listen addresses)")
 	fl.StringVar(&f.metricsListen, "metrics-listen", "", "`ADDR` serving Prometheus metrics (default off)")
 	fl.StringVar(&f.adminGroup, "admin-group", "", "`GROUP` whose members may use the admin socket (default the daemon's user only)")
 	fl.Var(durationValue{&f.auditRetention}, "audit-retention", "drop audit records older than `DUR`, like 90d or 720h; 0 keeps everything (default 90d)")
@@ -99,6 +103,7 @@ func (a *app) serveConfig(cmd *cobra.Command, f *serveFlags) (daemon.Config, err
 		HTTPSListen:    f.httpsListen,
 		DNSListen:      f.dnsListen,
 		MetricsListen:  f.metricsListen,
+		ProxyListen:    f.proxyListen,
 		AdminGroup:     f.adminGroup,
 		AuditRetention: f.auditRetention,
 		// An explicit 0 keeps everything; unset takes the daemon's default.
@@ -136,6 +141,16 @@ func (a *app) serveConfig(cmd *cobra.Command, f *serveFlags) (daemon.Config, err
 		}
 		cfg.DNSAllow = allow
 	}
+	if len(f.proxyAllow) > 0 {
+		allow, err := dns.ParseAllow(f.proxyAllow)
+		if err != nil {
+			return cfg, usagef(cmd, "--proxy-allow: %v", err)
+		}
+		cfg.ProxyAllow = allow
+	}
+	if len(f.proxyAllow) > 0 && f.proxyListen == "" {
+		return cfg, usagef(cmd, "--proxy-allow needs --proxy-listen ADDR")
+	}
 	for _, s := range f.upstreamDNS {
 		ap, err := parseResolver(s)
 		if err != nil {
@@ -161,7 +176,7 @@ func (a *app) serveConfig(cmd *cobra.Command, f *serveFlags) (daemon.Config, err
 		logger.Info("DNS listens on "+d.listen+": "+d.why, "dns", d.listen)
 	}
 	cfg.Ready = func(l daemon.Listeners) {
-		logger.Info("agw ready", "admin", l.Admin, "https", l.HTTPS, "dns", l.DNS, "metrics", l.Metrics)
+		logger.Info("agw ready", "admin", l.Admin, "https", l.HTTPS, "dns", l.DNS, "metrics", l.Metrics, "proxy", l.Proxy)
 	}
 	return cfg, nil
 }

@@ -41,7 +41,7 @@ type Server struct {
 	writeMu   sync.Mutex
 
 	checkpoints *audit.Checkpointer
-	mutated   []store.AuditEvent // admin events of the running mutation; guarded by writeMu
+	mutated     []store.AuditEvent // admin events of the running mutation; guarded by writeMu
 }
 
 // Config is what the admin server serves from; every field but Now,
@@ -157,6 +157,9 @@ func (s *Server) Handler() http.Handler {
 	route("GET", admin.PathIdPs, s.listIdPs)
 	route("POST", admin.PathIdPs, s.addIdP)
 	route("DELETE", admin.PathIdP, s.removeIdP)
+	route("GET", admin.PathPassthrough, s.listPassthrough)
+	route("POST", admin.PathPassthrough, s.addPassthrough)
+	route("DELETE", admin.PathPassHost, s.removePassthrough)
 	route("GET", admin.PathAudit, s.audit)
 	route("POST", admin.PathAuditVerify, s.auditVerify)
 	route("POST", admin.PathAuditCheckpoint, s.auditCheckpoint)
@@ -655,6 +658,42 @@ func (s *Server) revokeToken(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	writeJSON(w, http.StatusOK, t)
+	return nil
+}
+
+func (s *Server) listPassthrough(w http.ResponseWriter, r *http.Request) error {
+	writeJSON(w, http.StatusOK, s.state.ListPassthrough())
+	return nil
+}
+
+func (s *Server) addPassthrough(w http.ResponseWriter, r *http.Request) error {
+	var p store.Passthrough
+	if err := decodeBody(r, &p); err != nil {
+		return err
+	}
+	p.Normalize()
+	if err := p.Validate(); err != nil {
+		return err
+	}
+	err := s.mutate(r.Context(), func() (store.Revision, error) {
+		return s.st.CreatePassthrough(r.Context(), &p, s.adminEvent(r, "passthrough.add", p.Host))
+	})
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, p)
+	return nil
+}
+
+func (s *Server) removePassthrough(w http.ResponseWriter, r *http.Request) error {
+	host := store.NormalizeHost(r.PathValue("host"))
+	err := s.mutate(r.Context(), func() (store.Revision, error) {
+		return s.st.DeletePassthrough(r.Context(), host, s.adminEvent(r, "passthrough.remove", host))
+	})
+	if err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
 

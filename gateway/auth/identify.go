@@ -191,17 +191,59 @@ func forEachQueryParam(raw string, fn func(k, v string)) {
 // address), and one that failed too often gets 429.
 func (a *Identifier) Identify(ctx context.Context, r *http.Request, b *store.Backend, now time.Time) (Identity, *deny.Denial) {
 	var buf [4]string
+	return a.identifyThrottled(ctx, r.RemoteAddr, credentialCandidates(r, b, buf[:]), b, now)
+}
+
+// IdentifyTunneled identifies a request that arrived through a proxy
+// tunnel whose handshake carried the gateway token tunnelCred (already
+// checked once when the tunnel opened). A request that carries no
+// credential of its own is identified by the tunnel's token, checked again
+// now so that a token revoked while the tunnel is open is refused. A
+// request that carries one is identified by it, as any request, and must
+// belong to the same agent as the tunnel's token.
+func (a *Identifier) IdentifyTunneled(ctx context.Context, r *http.Request, b *store.Backend, now time.Time, tunnelCred string) (Identity, *deny.Denial) {
+	var buf [4]string
 	cands := credentialCandidates(r, b, buf[:])
+	if len(cands) == 0 {
+		return a.identifyThrottled(ctx, r.RemoteAddr, []string{tunnelCred}, b, now)
+	}
+	ident, d := a.identifyThrottled(ctx, r.RemoteAddr, cands, b, now)
+	if d != nil {
+		return ident, d
+	}
+	tid, td := a.identifyToken(tunnelCred, now)
+	if td != nil {
+		return tid, td
+	}
+	if tid.Agent.Name != ident.Agent.Name {
+		return ident, deny.New(http.StatusUnauthorized, deny.Unauthenticated,
+			"the request's credential and the proxy tunnel's token belong to different agents; use one agent's token for both")
+	}
+	return ident, nil
+}
+
+// AuthenticateTunnel checks the gateway token a client gave in its proxy
+// handshake and returns its identity; failures count in the auth-failure
+// throttle like any other.
+func (a *Identifier) AuthenticateTunnel(ctx context.Context, cred string, now time.Time) (Identity, *deny.Denial) {
+	if !crypto.LooksLikeToken(cred) {
+		return Identity{}, deny.New(http.StatusUnauthorized, deny.Unauthenticated,
+			"the proxy credential must be an agw gateway token (the Proxy-Authorization or SOCKS5 password)")
+	}
+	return a.identifyThrottled(ctx, "", []string{cred}, nil, now)
+}
+
+// identifyThrottled identifies from cands and counts a failure that proved
+// no identity against the credential presented (or, with none, the client
+// address): past its budget it gets 429 instead of being told why it
+// failed. Checking after the lookup costs a valid credential nothing, and
+// tells a repeated bad one nothing new.
+func (a *Identifier) identifyThrottled(ctx context.Context, remoteAddr string, cands []string, b *store.Backend, now time.Time) (Identity, *deny.Denial) {
 	ident, d := a.identify(ctx, cands, b, now)
 	if d == nil || a.throttle == nil || d.Status != http.StatusUnauthorized || ident.AuthMethod != "" || ident.TokenID != "" {
 		return ident, d
 	}
-	// Nothing presented proved an identity. The same credential (or, with
-	// none, the same address) failing again and again is throttled: past
-	// its budget it gets 429 instead of being told why it failed. Checking
-	// after the lookup costs a valid credential nothing, and tells a
-	// repeated bad one nothing new.
-	key := limit.AddressKey(r.RemoteAddr)
+	key := limit.AddressKey(remoteAddr)
 	if len(cands) > 0 {
 		key = limit.CredentialKey(cands[0])
 	}

@@ -135,7 +135,7 @@ func (l *tlsListener) handshake(raw net.Conn) {
 			_, _ = io.WriteString(rh.Conn, "HTTP/1.0 400 Bad Request\r\n\r\nThis is agw's HTTPS port: connect with https://.\n")
 			l.s.tlsRefused.Add(1)
 			l.s.record(store.AuditEvent{Time: l.s.now(), Kind: store.KindTLS, Decision: store.Deny,
-				Reason: "plain HTTP on the HTTPS port", Client: raw.RemoteAddr().String()})
+				Reason: "plain HTTP on the HTTPS port", Client: raw.RemoteAddr().String(), Via: viaOfRaw(raw)})
 		}
 		l.s.log.Debug("TLS handshake failed", "client", raw.RemoteAddr().String(), "err", err)
 		raw.Close()
@@ -240,6 +240,9 @@ type trackedConnKey struct{}
 // connContext gives requests on an HTTP/1.x connection its tracker
 // (http.Server.ConnContext).
 func connContext(ctx context.Context, c net.Conn) context.Context {
+	if t := tunnelOf(c); t != nil {
+		ctx = context.WithValue(ctx, tunnelKey{}, t)
+	}
 	if hc, ok := c.(*h1Conn); ok {
 		return context.WithValue(ctx, trackedConnKey{}, hc.t)
 	}
@@ -278,23 +281,24 @@ func (s *Server) settle(c *h1Conn, closing bool) {
 	t := c.t
 	n := int(t.refusals.Swap(0))
 	for range n {
-		s.recordUnrouted(c.RemoteAddr().String(), c.host(), int(t.status.Load()), ReasonRefusedByServer)
+		s.recordUnrouted(c.RemoteAddr().String(), c.host(), viaOf(c.Conn), int(t.status.Load()), ReasonRefusedByServer)
 	}
 	if closing && n == 0 && !t.owed.Load() && t.read.Load() > t.mark {
-		s.recordUnrouted(c.RemoteAddr().String(), c.host(), 0, ReasonCutOff)
+		s.recordUnrouted(c.RemoteAddr().String(), c.host(), viaOf(c.Conn), 0, ReasonCutOff)
 	}
 }
 
 // host is the server name the client asked for.
 func (c *h1Conn) host() string { return store.RequestHost(c.ConnectionState().ServerName) }
 
-func (s *Server) recordUnrouted(client, host string, status int, reason string) {
+func (s *Server) recordUnrouted(client, host, via string, status int, reason string) {
 	s.unrouted.Add(1)
 	ev := store.AuditEvent{
 		Time:      s.now(),
 		Kind:      store.KindRequest,
 		RequestID: NewRequestID(),
 		Client:    client,
+		Via:       via,
 		Host:      host,
 		Status:    status,
 		Decision:  store.Deny,

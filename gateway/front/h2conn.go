@@ -76,7 +76,7 @@ func (s *Server) serveH2(hs *http.Server, c *tls.Conn, h http.Handler) {
 	client, host := c.RemoteAddr().String(), store.RequestHost(c.ConnectionState().ServerName)
 	h2 := &http2.Server{CountError: func(errType string) {
 		s.http2Error(errType)
-		s.recordUnrouted(client, host, 0, ReasonH2Refused+": "+errType)
+		s.recordUnrouted(client, host, viaOf(c), 0, ReasonH2Refused+": "+errType)
 	}}
 	// ConfigureServer ties this connection's graceful shutdown to a
 	// stand-in server that holds nothing else, so shutting it down reaches

@@ -125,6 +125,13 @@ func (s *Server) Stats() Stats {
 // ctx is done; then it stops accepting, lets in-flight requests finish for
 // up to DrainTimeout and closes what is left.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	return s.serve(ctx, ln)
+}
+
+// serve completes TLS handshakes on the connections ln accepts and serves
+// HTTP on them: the DNS-steered path's TCP listener, or the proxy
+// listener's intercepted tunnels.
+func (s *Server) serve(ctx context.Context, ln net.Listener) error {
 	const handshakeTimeout = 30 * time.Second
 	srv := &http.Server{
 		Handler: s.handler,

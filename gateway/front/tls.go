@@ -122,19 +122,32 @@ func (s *Server) TLSConfig() *tls.Config {
 // clients that pin certificates fail closed rather than talk to agw.
 func (s *Server) getCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
 	name := store.RequestHost(hello.ServerName)
-	if name == "" || !s.hosts.Intercepts(name) {
+	var tun *Tunnel
+	if pc, ok := hello.Conn.(*proxiedConn); ok {
+		tun = &pc.tun
+	}
+	if name == "" || !s.hosts.Intercepts(name) || tun != nil && name != tun.host {
 		s.tlsRefused.Add(1)
 		reason := "missing SNI"
-		if name != "" {
+		switch {
+		case name != "" && tun != nil && name != tun.host:
+			reason = "SNI " + store.PrintableName(name) + " differs from the tunnel's target " + store.PrintableName(tun.host)
+		case name != "":
 			reason = "unknown SNI " + store.PrintableName(name)
 		}
 		ev := store.AuditEvent{Time: s.now(), Kind: store.KindTLS, Decision: store.Deny, Reason: reason}
 		if hello.Conn != nil {
 			ev.Client = hello.Conn.RemoteAddr().String()
 		}
+		if tun != nil {
+			ev.Via, ev.Agent = store.ViaProxy, tun.agent
+		}
 		s.record(ev)
-		if name == "" {
+		switch {
+		case name == "":
 			return nil, errors.New("agw: the client sent no server name (SNI); connect by host name")
+		case tun != nil && name != tun.host:
+			return nil, errors.New("agw: the TLS server name differs from the proxy tunnel's target")
 		}
 		return nil, errUnknownSNI
 	}

@@ -36,6 +36,7 @@ func appendEventJSON(b []byte, ev *store.AuditEvent) (_ []byte, ok bool) {
 	b = appendStringField(b, `,"subject":`, ev.Subject)
 	b = appendStringField(b, `,"jti":`, ev.JTI)
 	b = appendStringField(b, `,"client":`, ev.Client)
+	b = appendStringField(b, `,"via":`, ev.Via)
 	b = appendStringField(b, `,"backend":`, ev.Backend)
 	b = appendStringField(b, `,"method":`, ev.Method)
 	b = appendStringField(b, `,"host":`, ev.Host)

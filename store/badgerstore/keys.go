@@ -28,6 +28,7 @@ import (
 //	xa/<agent>                  generation of a deleted agent whose tokens await cleanup
 //	xb/<backend>                generation of a deleted backend whose credentials and grants await cleanup
 //	i/<idp>                     IdP
+//	p/<host>                    Passthrough
 //	e/<seq>                     AuditEvent, JSON compressed (internal/auditvalue) or, if older, plain
 //	ea/<agent>/<seq>            audit by agent: a group of records, seq the last (auditindex.go)
 //	eb/<backend>/<seq>          audit by backend: a group of records, seq the last
@@ -45,6 +46,7 @@ var (
 	prefixGrant       = []byte("g/")
 	prefixToken       = []byte("t/")
 	prefixIdP         = []byte("i/")
+	prefixPassthrough = []byte("p/")
 	prefixAudit       = []byte("e/")
 	prefixChange      = []byte("r/")
 	prefixAgentGone   = []byte("xa/")
@@ -101,6 +103,7 @@ func tokenKey(id string) []byte                      { return key("t", id) }
 func tokenByAgentPrefix(agent string) []byte         { return key("ta", agent, "") }
 func tokenByAgentKey(agent, id string) []byte        { return key("ta", agent, id) }
 func idpKey(name string) []byte                      { return key("i", name) }
+func passthroughKey(host string) []byte              { return key("p", host) }
 func agentGoneKey(name string) []byte                { return key("xa", name) }
 func backendGoneKey(name string) []byte              { return key("xb", name) }
 func auditKey(seq uint64) []byte                     { return withSeq(prefixAudit, seq) }

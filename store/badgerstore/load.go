@@ -72,8 +72,14 @@ func (s *Store) Load(ctx context.Context) (*store.Snapshot, error) {
 		}); err != nil {
 			return err
 		}
-		return eachJSON(txn, prefixIdP, func(_ []byte, p *store.IdP) error {
+		if err := eachJSON(txn, prefixIdP, func(_ []byte, p *store.IdP) error {
 			snap.IdPs = append(snap.IdPs, *p)
+			return nil
+		}); err != nil {
+			return err
+		}
+		return eachJSON(txn, prefixPassthrough, func(_ []byte, p *store.Passthrough) error {
+			snap.Passthrough = append(snap.Passthrough, *p)
 			return nil
 		})
 	})

@@ -47,6 +47,7 @@ func RunHarness(t *testing.T, h Harness) {
 	t.Run("Backends", func(t *testing.T) { testBackends(t, open) })
 	t.Run("Agents", func(t *testing.T) { testAgents(t, open) })
 	t.Run("GrantsAndTokens", func(t *testing.T) { testGrantsAndTokens(t, open) })
+	t.Run("Passthrough", func(t *testing.T) { testPassthrough(t, open) })
 	t.Run("Audit", func(t *testing.T) { testAudit(t, open) })
 	t.Run("AuditVerifyPrune", func(t *testing.T) { testAuditVerifyPrune(t, open) })
 	t.Run("Revisions", func(t *testing.T) { testRevisions(t, open) })
