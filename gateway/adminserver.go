@@ -214,7 +214,7 @@ func (s *adminServer) addBackend(w http.ResponseWriter, r *http.Request) error {
 	}
 	err = s.mutate(func() error {
 		c := &store.Credential{Backend: b.Name, Sealed: sealed}
-		if err := s.d.st.CreateBackend(r.Context(), &b, c, s.adminEvent(r, "backend.add", b.Name)); err != nil {
+		if _, err := s.d.st.CreateBackend(r.Context(), &b, c, s.adminEvent(r, "backend.add", b.Name)); err != nil {
 			return err
 		}
 		s.d.state.putBackend(b, crypto.NewSecret(secret))
@@ -260,7 +260,7 @@ func (s *adminServer) updateBackend(w http.ResponseWriter, r *http.Request) erro
 		if err := b.Validate(); err != nil {
 			return err
 		}
-		if err := s.d.st.UpdateBackend(r.Context(), &b, s.adminEvent(r, "backend.update", name)); err != nil {
+		if _, err := s.d.st.UpdateBackend(r.Context(), &b, s.adminEvent(r, "backend.update", name)); err != nil {
 			return err
 		}
 		s.d.state.updateBackendConfig(b)
@@ -291,7 +291,7 @@ func (s *adminServer) rotateBackend(w http.ResponseWriter, r *http.Request) erro
 	err = s.mutate(func() error {
 		c := &store.Credential{Backend: name, Sealed: sealed}
 		var err error
-		if b, err = s.d.st.RotateCredential(r.Context(), c, s.adminEvent(r, "backend.rotate", name)); err != nil {
+		if b, _, err = s.d.st.RotateCredential(r.Context(), c, s.adminEvent(r, "backend.rotate", name)); err != nil {
 			return err
 		}
 		s.d.state.putBackend(*b, crypto.NewSecret(secret))
@@ -308,7 +308,7 @@ func (s *adminServer) rotateBackend(w http.ResponseWriter, r *http.Request) erro
 func (s *adminServer) removeBackend(w http.ResponseWriter, r *http.Request) error {
 	name := r.PathValue("name")
 	err := s.mutate(func() error {
-		if err := s.d.st.DeleteBackend(r.Context(), name, s.adminEvent(r, "backend.remove", name)); err != nil {
+		if _, err := s.d.st.DeleteBackend(r.Context(), name, s.adminEvent(r, "backend.remove", name)); err != nil {
 			return err
 		}
 		s.d.state.removeBackend(name)
@@ -361,7 +361,7 @@ func (s *adminServer) addAgent(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	err := s.mutate(func() error {
-		if err := s.d.st.CreateAgent(r.Context(), &a, s.adminEvent(r, "agent.add", a.Name)); err != nil {
+		if _, err := s.d.st.CreateAgent(r.Context(), &a, s.adminEvent(r, "agent.add", a.Name)); err != nil {
 			return err
 		}
 		s.d.state.putAgent(a)
@@ -415,7 +415,7 @@ func (s *adminServer) updateAgent(w http.ResponseWriter, r *http.Request) error 
 		if err := a.Validate(); err != nil {
 			return err
 		}
-		if err := s.d.st.UpdateAgent(r.Context(), &a, s.adminEvent(r, action, name)); err != nil {
+		if _, err := s.d.st.UpdateAgent(r.Context(), &a, s.adminEvent(r, action, name)); err != nil {
 			return err
 		}
 		s.d.state.putAgent(a)
@@ -431,7 +431,7 @@ func (s *adminServer) updateAgent(w http.ResponseWriter, r *http.Request) error 
 func (s *adminServer) removeAgent(w http.ResponseWriter, r *http.Request) error {
 	name := r.PathValue("name")
 	err := s.mutate(func() error {
-		if err := s.d.st.DeleteAgent(r.Context(), name, s.adminEvent(r, "agent.remove", name)); err != nil {
+		if _, err := s.d.st.DeleteAgent(r.Context(), name, s.adminEvent(r, "agent.remove", name)); err != nil {
 			return err
 		}
 		s.d.state.removeAgent(name)
@@ -459,7 +459,7 @@ func (s *adminServer) putGrant(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	err := s.mutate(func() error {
-		if err := s.d.st.PutGrant(r.Context(), &g, s.adminEvent(r, "grant.add", g.Agent+"/"+g.Backend)); err != nil {
+		if _, err := s.d.st.PutGrant(r.Context(), &g, s.adminEvent(r, "grant.add", g.Agent+"/"+g.Backend)); err != nil {
 			return err
 		}
 		s.d.state.putGrant(g)
@@ -475,7 +475,7 @@ func (s *adminServer) putGrant(w http.ResponseWriter, r *http.Request) error {
 func (s *adminServer) removeGrant(w http.ResponseWriter, r *http.Request) error {
 	agent, backend := r.PathValue("agent"), r.PathValue("backend")
 	err := s.mutate(func() error {
-		if err := s.d.st.DeleteGrant(r.Context(), agent, backend, s.adminEvent(r, "grant.remove", agent+"/"+backend)); err != nil {
+		if _, err := s.d.st.DeleteGrant(r.Context(), agent, backend, s.adminEvent(r, "grant.remove", agent+"/"+backend)); err != nil {
 			return err
 		}
 		s.d.state.removeGrant(agent, backend)
@@ -511,7 +511,7 @@ func (s *adminServer) mintToken(w http.ResponseWriter, r *http.Request) error {
 		t.ExpiresAt = now.Add(req.TTL.Std())
 	}
 	err = s.mutate(func() error {
-		if err := s.d.st.CreateToken(r.Context(), &t, s.adminEvent(r, "token.mint", id+" ("+req.Agent+")")); err != nil {
+		if _, err := s.d.st.CreateToken(r.Context(), &t, s.adminEvent(r, "token.mint", id+" ("+req.Agent+")")); err != nil {
 			return err
 		}
 		s.d.state.putToken(t)
@@ -530,7 +530,7 @@ func (s *adminServer) revokeToken(w http.ResponseWriter, r *http.Request) error 
 	var t *store.Token
 	err := s.mutate(func() error {
 		var err error
-		if t, err = s.d.st.RevokeToken(r.Context(), id, s.d.now(), s.adminEvent(r, "token.revoke", id)); err != nil {
+		if t, _, err = s.d.st.RevokeToken(r.Context(), id, s.d.now(), s.adminEvent(r, "token.revoke", id)); err != nil {
 			return err
 		}
 		s.d.state.putToken(*t)
@@ -558,7 +558,7 @@ func (s *adminServer) addIdP(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	err := s.mutate(func() error {
-		if err := s.d.st.CreateIdP(r.Context(), &p, s.adminEvent(r, "idp.add", p.Name)); err != nil {
+		if _, err := s.d.st.CreateIdP(r.Context(), &p, s.adminEvent(r, "idp.add", p.Name)); err != nil {
 			return err
 		}
 		s.d.state.putIdP(p)
@@ -574,7 +574,7 @@ func (s *adminServer) addIdP(w http.ResponseWriter, r *http.Request) error {
 func (s *adminServer) removeIdP(w http.ResponseWriter, r *http.Request) error {
 	name := r.PathValue("name")
 	err := s.mutate(func() error {
-		if err := s.d.st.DeleteIdP(r.Context(), name, s.adminEvent(r, "idp.remove", name)); err != nil {
+		if _, err := s.d.st.DeleteIdP(r.Context(), name, s.adminEvent(r, "idp.remove", name)); err != nil {
 			return err
 		}
 		s.d.state.removeIdP(name)

@@ -9,12 +9,6 @@ import (
 	"github.com/agw-dev/agw/store"
 )
 
-// auditPruner is implemented by stores that can drop their oldest audit
-// records while keeping the rest verifiable (badgerstore keeps an anchor).
-type auditPruner interface {
-	PruneAudit(ctx context.Context, before time.Time) (int, error)
-}
-
 // retentionInterval is how often expired audit records are pruned: hourly,
 // or a quarter of a short retention, so a record outlives the retention by
 // at most that interval.
@@ -30,17 +24,12 @@ func (d *daemon) runRetention(ctx context.Context) error {
 	if keep <= 0 {
 		return nil
 	}
-	p, ok := d.st.(auditPruner)
-	if !ok {
-		d.log.Warn("this store cannot prune its audit trail; --audit-retention is ignored")
-		return nil
-	}
 	every := retentionInterval(keep)
 	d.log.Info("audit retention on", "keep", keep.String(), "every", every.String())
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
-		d.pruneAudit(ctx, p, keep)
+		d.pruneAudit(ctx, keep)
 		select {
 		case <-ctx.Done():
 			return nil
@@ -51,9 +40,9 @@ func (d *daemon) runRetention(ctx context.Context) error {
 
 // pruneAudit removes the records older than keep and, if any went, says so
 // in the trail itself: an admin event by the daemon's own uid.
-func (d *daemon) pruneAudit(ctx context.Context, p auditPruner, keep time.Duration) {
+func (d *daemon) pruneAudit(ctx context.Context, keep time.Duration) {
 	before := d.now().Add(-keep).UTC()
-	n, err := p.PruneAudit(ctx, before)
+	n, err := d.st.PruneAudit(ctx, before)
 	if err != nil && ctx.Err() == nil {
 		d.log.Error("prune audit trail", "err", err, "removed", n)
 	}

@@ -53,7 +53,7 @@ func TestPruneAudit(t *testing.T) {
 	log := slog.New(slog.DiscardHandler)
 	d := &daemon{cfg: Config{AuditRetention: time.Hour}, log: log, st: st, audit: newAuditLog(st, log)}
 	defer d.audit.Close()
-	d.pruneAudit(ctx, st, time.Hour)
+	d.pruneAudit(ctx, time.Hour)
 
 	var kept []store.AuditEvent
 	if err := st.QueryAudit(ctx, store.AuditQuery{}, func(ev store.AuditEvent) bool { kept = append(kept, ev); return true }); err != nil {
@@ -72,7 +72,7 @@ func TestPruneAudit(t *testing.T) {
 	}
 
 	// Nothing more is due: no second event.
-	d.pruneAudit(ctx, st, time.Hour)
+	d.pruneAudit(ctx, time.Hour)
 	if seq, _ := st.LastAuditSeq(ctx); seq != last.Seq {
 		t.Errorf("an empty prune wrote an event (seq %d, was %d)", seq, last.Seq)
 	}

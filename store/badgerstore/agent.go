@@ -14,31 +14,34 @@ import (
 
 // CreateAgent adds an agent. ErrNotFound if its IdP does not exist, ErrExists
 // if the name is taken or another agent holds the same IdP subject.
-func (s *Store) CreateAgent(ctx context.Context, a *store.Agent, ev store.AuditEvent) error {
+func (s *Store) CreateAgent(ctx context.Context, a *store.Agent, ev store.AuditEvent) (store.Revision, error) {
 	na := *a
 	na.Normalize()
 	if err := na.Validate(); err != nil {
-		return err
+		return 0, err
 	}
-	err := s.mutate(ctx, "create agent", ev, func(txn *badger.Txn, now time.Time) error {
+	rev, err := s.mutate(ctx, "create agent", ev, func(txn *badger.Txn, now time.Time) ([]store.Change, error) {
 		if err := mustNotExist(txn, agentKey(na.Name), "agent", na.Name); err != nil {
-			return err
+			return nil, err
 		}
 		if err := bindSubject(txn, &na); err != nil {
-			return err
+			return nil, err
 		}
 		gen, err := nextGen(txn)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		na.CreatedAt, na.UpdatedAt = now, now
-		return setJSON(txn, agentKey(na.Name), agentRecord{Agent: na, Gen: gen})
+		if err := setJSON(txn, agentKey(na.Name), agentRecord{Agent: na, Gen: gen}); err != nil {
+			return nil, err
+		}
+		return []store.Change{agentPut(na)}, nil
 	})
 	if err != nil {
-		return err
+		return 0, err
 	}
 	*a = na
-	return nil
+	return rev, nil
 }
 
 // bindSubject checks a's IdP exists and claims its subject index entry.
@@ -60,36 +63,39 @@ func bindSubject(txn *badger.Txn, a *store.Agent) error {
 }
 
 // UpdateAgent replaces an agent's settings, keeping its creation time.
-func (s *Store) UpdateAgent(ctx context.Context, a *store.Agent, ev store.AuditEvent) error {
+func (s *Store) UpdateAgent(ctx context.Context, a *store.Agent, ev store.AuditEvent) (store.Revision, error) {
 	na := *a
 	na.Normalize()
 	if err := na.Validate(); err != nil {
-		return err
+		return 0, err
 	}
-	err := s.mutate(ctx, "update agent", ev, func(txn *badger.Txn, now time.Time) error {
+	rev, err := s.mutate(ctx, "update agent", ev, func(txn *badger.Txn, now time.Time) ([]store.Change, error) {
 		old, found, err := getAgent(txn, na.Name)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if !found {
-			return notFound("agent", na.Name)
+			return nil, notFound("agent", na.Name)
 		}
 		if old.IdP != "" && (old.IdP != na.IdP || old.Subject != na.Subject) {
 			if err := txn.Delete(subjectKey(old.IdP, old.Subject)); err != nil {
-				return err
+				return nil, err
 			}
 		}
 		if err := bindSubject(txn, &na); err != nil {
-			return err
+			return nil, err
 		}
 		na.CreatedAt, na.UpdatedAt = old.CreatedAt, now
-		return setJSON(txn, agentKey(na.Name), agentRecord{Agent: na, Gen: old.Gen})
+		if err := setJSON(txn, agentKey(na.Name), agentRecord{Agent: na, Gen: old.Gen}); err != nil {
+			return nil, err
+		}
+		return []store.Change{agentPut(na)}, nil
 	})
 	if err != nil {
-		return err
+		return 0, err
 	}
 	*a = na
-	return nil
+	return rev, nil
 }
 
 // DeleteAgent removes an agent, its subject binding and its grants in one
@@ -99,65 +105,72 @@ func (s *Store) UpdateAgent(ctx context.Context, a *store.Agent, ev store.AuditE
 // removes their keys afterwards in bounded batches (cleanup.go). Grants are
 // bounded by the number of backends, so they go here, orphans of deleted
 // backends among them.
-func (s *Store) DeleteAgent(ctx context.Context, name string, ev store.AuditEvent) error {
-	err := s.mutate(ctx, "delete agent", ev, func(txn *badger.Txn, now time.Time) error {
+func (s *Store) DeleteAgent(ctx context.Context, name string, ev store.AuditEvent) (store.Revision, error) {
+	rev, err := s.mutate(ctx, "delete agent", ev, func(txn *badger.Txn, now time.Time) ([]store.Change, error) {
 		a, found, err := getAgent(txn, name)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if !found {
-			return notFound("agent", name)
+			return nil, notFound("agent", name)
 		}
 		if err := txn.Delete(agentKey(name)); err != nil {
-			return err
+			return nil, err
 		}
 		if a.IdP != "" {
 			if err := txn.Delete(subjectKey(a.IdP, a.Subject)); err != nil {
-				return err
+				return nil, err
 			}
 		}
 		gp := grantPrefix(name)
 		for _, k := range keysWithPrefix(txn, gp) {
 			if err := deleteAll(txn, k, grantByBackendKey(tailOf(k, gp), name)); err != nil {
-				return err
+				return nil, err
 			}
 		}
-		return txn.Set(agentGoneKey(name), binary.BigEndian.AppendUint64(nil, a.Gen))
+		if err := txn.Set(agentGoneKey(name), binary.BigEndian.AppendUint64(nil, a.Gen)); err != nil {
+			return nil, err
+		}
+		// One change: a projection drops the agent's grants and tokens itself.
+		return []store.Change{deleted(store.KindAgent, name)}, nil
 	})
 	if err != nil {
-		return err
+		return 0, err
 	}
 	s.kickCleaner()
-	return nil
+	return rev, nil
 }
 
 // CreateIdP adds an identity provider; ErrExists if the name is taken.
-func (s *Store) CreateIdP(ctx context.Context, p *store.IdP, ev store.AuditEvent) error {
+func (s *Store) CreateIdP(ctx context.Context, p *store.IdP, ev store.AuditEvent) (store.Revision, error) {
 	np := *p
 	np.Normalize()
 	if err := np.Validate(); err != nil {
-		return err
+		return 0, err
 	}
-	err := s.mutate(ctx, "create idp", ev, func(txn *badger.Txn, now time.Time) error {
+	rev, err := s.mutate(ctx, "create idp", ev, func(txn *badger.Txn, now time.Time) ([]store.Change, error) {
 		if err := mustNotExist(txn, idpKey(np.Name), "idp", np.Name); err != nil {
-			return err
+			return nil, err
 		}
 		np.CreatedAt = now
-		return setJSON(txn, idpKey(np.Name), &np)
+		if err := setJSON(txn, idpKey(np.Name), &np); err != nil {
+			return nil, err
+		}
+		return []store.Change{idpPut(np)}, nil
 	})
 	if err != nil {
-		return err
+		return 0, err
 	}
 	*p = np
-	return nil
+	return rev, nil
 }
 
 // DeleteIdP removes an identity provider; ErrConflict naming the agents that
 // still use it.
-func (s *Store) DeleteIdP(ctx context.Context, name string, ev store.AuditEvent) error {
-	return s.mutate(ctx, "delete idp", ev, func(txn *badger.Txn, now time.Time) error {
+func (s *Store) DeleteIdP(ctx context.Context, name string, ev store.AuditEvent) (store.Revision, error) {
+	return s.mutate(ctx, "delete idp", ev, func(txn *badger.Txn, now time.Time) ([]store.Change, error) {
 		if err := mustExist(txn, idpKey(name), "idp", name); err != nil {
-			return err
+			return nil, err
 		}
 		var users []string
 		opts := badger.DefaultIteratorOptions
@@ -167,7 +180,7 @@ func (s *Store) DeleteIdP(ctx context.Context, name string, ev store.AuditEvent)
 			v, err := it.Item().ValueCopy(nil)
 			if err != nil {
 				it.Close()
-				return err
+				return nil, err
 			}
 			users = append(users, string(v))
 		}
@@ -182,9 +195,12 @@ func (s *Store) DeleteIdP(ctx context.Context, name string, ev store.AuditEvent)
 			if len(users) > show {
 				more = fmt.Sprintf(" and %d more", len(users)-show)
 			}
-			return fmt.Errorf("idp %q is used by agent(s) %s%s; remove them or move them to another idp first: %w",
+			return nil, fmt.Errorf("idp %q is used by agent(s) %s%s; remove them or move them to another idp first: %w",
 				name, strings.Join(list, ", "), more, store.ErrConflict)
 		}
-		return txn.Delete(idpKey(name))
+		if err := txn.Delete(idpKey(name)); err != nil {
+			return nil, err
+		}
+		return []store.Change{deleted(store.KindIdP, name)}, nil
 	})
 }

@@ -14,42 +14,45 @@ import (
 
 // CreateBackend adds b with its first credential c (version 1 on both).
 // ErrExists if the name is taken or a host belongs to another backend.
-func (s *Store) CreateBackend(ctx context.Context, b *store.Backend, c *store.Credential, ev store.AuditEvent) error {
+func (s *Store) CreateBackend(ctx context.Context, b *store.Backend, c *store.Credential, ev store.AuditEvent) (store.Revision, error) {
 	nb := *b
 	nb.Hosts = slices.Clone(b.Hosts)
 	nb.Normalize()
 	if err := nb.Validate(); err != nil {
-		return err
+		return 0, err
 	}
 	if err := checkCredential(c, nb.Name); err != nil {
-		return err
+		return 0, err
 	}
 	nc := *c
 	nc.Backend = nb.Name
-	err := s.mutate(ctx, "create backend", ev, func(txn *badger.Txn, now time.Time) error {
+	rev, err := s.mutate(ctx, "create backend", ev, func(txn *badger.Txn, now time.Time) ([]store.Change, error) {
 		if err := mustNotExist(txn, backendKey(nb.Name), "backend", nb.Name); err != nil {
-			return err
+			return nil, err
 		}
 		if err := claimHosts(txn, nb.Name, nb.Hosts); err != nil {
-			return err
+			return nil, err
 		}
 		gen, err := nextGen(txn)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		nb.CreatedAt, nb.UpdatedAt, nb.CredentialSetAt = now, now, now
 		nb.CredentialVersion = 1
 		nc.Version, nc.CreatedAt = 1, now
 		if err := setJSON(txn, backendKey(nb.Name), backendRecord{Backend: nb, Gen: gen}); err != nil {
-			return err
+			return nil, err
 		}
-		return setJSON(txn, credKey(nb.Name, 1), credRecord{Backend: nc.Backend, Version: 1, Sealed: nc.Sealed, CreatedAt: now, Gen: gen})
+		if err := setJSON(txn, credKey(nb.Name, 1), credRecord{Backend: nc.Backend, Version: 1, Sealed: nc.Sealed, CreatedAt: now, Gen: gen}); err != nil {
+			return nil, err
+		}
+		return []store.Change{backendPut(nb), credentialPut(nc)}, nil
 	})
 	if err != nil {
-		return err
+		return 0, err
 	}
 	*b, *c = nb, nc
-	return nil
+	return rev, nil
 }
 
 // checkCredential validates a credential for backend.
@@ -83,64 +86,67 @@ func claimHosts(txn *badger.Txn, backend string, hosts []string) error {
 
 // UpdateBackend replaces b's configuration, keeping its credential, creation
 // time and credential version; host index entries follow the new host list.
-func (s *Store) UpdateBackend(ctx context.Context, b *store.Backend, ev store.AuditEvent) error {
+func (s *Store) UpdateBackend(ctx context.Context, b *store.Backend, ev store.AuditEvent) (store.Revision, error) {
 	nb := *b
 	nb.Hosts = slices.Clone(b.Hosts)
 	nb.Normalize()
 	if err := nb.Validate(); err != nil {
-		return err
+		return 0, err
 	}
-	err := s.mutate(ctx, "update backend", ev, func(txn *badger.Txn, now time.Time) error {
+	rev, err := s.mutate(ctx, "update backend", ev, func(txn *badger.Txn, now time.Time) ([]store.Change, error) {
 		old, found, err := getBackend(txn, nb.Name)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if !found {
-			return notFound("backend", nb.Name)
+			return nil, notFound("backend", nb.Name)
 		}
 		for _, h := range old.Hosts {
 			if !slices.Contains(nb.Hosts, h) {
 				if err := txn.Delete(hostKey(h)); err != nil {
-					return err
+					return nil, err
 				}
 			}
 		}
 		if err := claimHosts(txn, nb.Name, nb.Hosts); err != nil {
-			return err
+			return nil, err
 		}
 		nb.CreatedAt, nb.UpdatedAt = old.CreatedAt, now
 		nb.CredentialVersion, nb.CredentialSetAt = old.CredentialVersion, old.CredentialSetAt
-		return setJSON(txn, backendKey(nb.Name), backendRecord{Backend: nb, Gen: old.Gen})
+		if err := setJSON(txn, backendKey(nb.Name), backendRecord{Backend: nb, Gen: old.Gen}); err != nil {
+			return nil, err
+		}
+		return []store.Change{backendPut(nb)}, nil
 	})
 	if err != nil {
-		return err
+		return 0, err
 	}
 	*b = nb
-	return nil
+	return rev, nil
 }
 
 // RotateCredential stores c as the backend's next credential version and
 // returns the updated backend. Earlier versions stay on disk; Load serves
 // only the current one.
-func (s *Store) RotateCredential(ctx context.Context, c *store.Credential, ev store.AuditEvent) (*store.Backend, error) {
+func (s *Store) RotateCredential(ctx context.Context, c *store.Credential, ev store.AuditEvent) (*store.Backend, store.Revision, error) {
 	if c == nil {
-		return nil, checkCredential(nil, "")
+		return nil, 0, checkCredential(nil, "")
 	}
 	if err := store.ValidateName("backend", c.Backend); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	if err := checkCredential(c, c.Backend); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	nc := *c
 	var b store.Backend
-	err := s.mutate(ctx, "rotate credential", ev, func(txn *badger.Txn, now time.Time) error {
+	rev, err := s.mutate(ctx, "rotate credential", ev, func(txn *badger.Txn, now time.Time) ([]store.Change, error) {
 		rec, found, err := getBackend(txn, nc.Backend)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if !found {
-			return notFound("backend", nc.Backend)
+			return nil, notFound("backend", nc.Backend)
 		}
 		b = rec.Backend
 		b.CredentialVersion++
@@ -149,15 +155,18 @@ func (s *Store) RotateCredential(ctx context.Context, c *store.Credential, ev st
 		// The version key may hold an orphan of a deleted backend of the
 		// same name; this overwrites it with the current generation.
 		if err := setJSON(txn, credKey(b.Name, nc.Version), credRecord{Backend: b.Name, Version: nc.Version, Sealed: nc.Sealed, CreatedAt: now, Gen: rec.Gen}); err != nil {
-			return err
+			return nil, err
 		}
-		return setJSON(txn, backendKey(b.Name), backendRecord{Backend: b, Gen: rec.Gen})
+		if err := setJSON(txn, backendKey(b.Name), backendRecord{Backend: b, Gen: rec.Gen}); err != nil {
+			return nil, err
+		}
+		return []store.Change{backendPut(b), credentialPut(nc)}, nil
 	})
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	*c = nc
-	return &b, nil
+	return &b, rev, nil
 }
 
 // DeleteBackend removes a backend and its host index entries in one small
@@ -166,28 +175,31 @@ func (s *Store) RotateCredential(ctx context.Context, c *store.Credential, ev st
 // generation: they are unreachable from the commit on, a re-created backend
 // of the same name does not inherit them, and the cleaner removes them
 // afterwards in bounded batches (cleanup.go).
-func (s *Store) DeleteBackend(ctx context.Context, name string, ev store.AuditEvent) error {
-	err := s.mutate(ctx, "delete backend", ev, func(txn *badger.Txn, now time.Time) error {
+func (s *Store) DeleteBackend(ctx context.Context, name string, ev store.AuditEvent) (store.Revision, error) {
+	rev, err := s.mutate(ctx, "delete backend", ev, func(txn *badger.Txn, now time.Time) ([]store.Change, error) {
 		b, found, err := getBackend(txn, name)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if !found {
-			return notFound("backend", name)
+			return nil, notFound("backend", name)
 		}
 		if err := txn.Delete(backendKey(name)); err != nil {
-			return err
+			return nil, err
 		}
 		for _, h := range b.Hosts {
 			if err := txn.Delete(hostKey(h)); err != nil {
-				return err
+				return nil, err
 			}
 		}
-		return txn.Set(backendGoneKey(name), binary.BigEndian.AppendUint64(nil, b.Gen))
+		if err := txn.Set(backendGoneKey(name), binary.BigEndian.AppendUint64(nil, b.Gen)); err != nil {
+			return nil, err
+		}
+		return []store.Change{deleted(store.KindBackend, name)}, nil
 	})
 	if err != nil {
-		return err
+		return 0, err
 	}
 	s.kickCleaner()
-	return nil
+	return rev, nil
 }

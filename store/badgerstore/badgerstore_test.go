@@ -38,25 +38,37 @@ func must(t testing.TB, err error) {
 	}
 }
 
+// noRev drops a mutation's revision, for tests about something else.
+func noRev(_ store.Revision, err error) error { return err }
+
+// dropRev drops the revision of a mutation that also returns an object.
+func dropRev[T any](v T, _ store.Revision, err error) (T, error) { return v, err }
+
 func admin(action, target string) store.AuditEvent {
 	return store.AuditEvent{Kind: store.KindAdmin, Action: action, Target: target}
 }
 
 func TestConformance(t *testing.T) {
-	storetest.Run(t, func(t *testing.T) store.Store { return openTemp(t) })
+	storetest.RunHarness(t, storetest.Harness{
+		Open: func(t *testing.T) store.Store { return openTemp(t) },
+		Compact: func(t *testing.T, s store.Store, keepAfter store.Revision) {
+			must(t, s.(*badgerstore.Store).CompactChanges(keepAfter))
+		},
+		Synctest: true,
+	})
 }
 
 // populate writes one of everything plus some request events.
 func populate(t *testing.T, s *badgerstore.Store) {
 	t.Helper()
 	ctx := t.Context()
-	must(t, s.CreateIdP(ctx, &store.IdP{Name: "corp", Issuer: "https://login.example.com", Audience: "agw"}, admin("idp.add", "corp")))
-	must(t, s.CreateBackend(ctx, &store.Backend{Name: "crm", Hosts: []string{"crm.example.com"}}, &store.Credential{Sealed: []byte("v1")}, admin("backend.add", "crm")))
-	_, err := s.RotateCredential(ctx, &store.Credential{Backend: "crm", Sealed: []byte("v2")}, admin("backend.rotate", "crm"))
+	must(t, noRev(s.CreateIdP(ctx, &store.IdP{Name: "corp", Issuer: "https://login.example.com", Audience: "agw"}, admin("idp.add", "corp"))))
+	must(t, noRev(s.CreateBackend(ctx, &store.Backend{Name: "crm", Hosts: []string{"crm.example.com"}}, &store.Credential{Sealed: []byte("v1")}, admin("backend.add", "crm"))))
+	_, err := dropRev(s.RotateCredential(ctx, &store.Credential{Backend: "crm", Sealed: []byte("v2")}, admin("backend.rotate", "crm")))
 	must(t, err)
-	must(t, s.CreateAgent(ctx, &store.Agent{Name: "bot", IdP: "corp", Subject: "c1"}, admin("agent.add", "bot")))
-	must(t, s.PutGrant(ctx, &store.Grant{Agent: "bot", Backend: "crm"}, admin("grant.add", "bot/crm")))
-	must(t, s.CreateToken(ctx, &store.Token{ID: "t1", Agent: "bot", Hash: []byte{1, 2, 3}}, admin("token.mint", "t1")))
+	must(t, noRev(s.CreateAgent(ctx, &store.Agent{Name: "bot", IdP: "corp", Subject: "c1"}, admin("agent.add", "bot"))))
+	must(t, noRev(s.PutGrant(ctx, &store.Grant{Agent: "bot", Backend: "crm"}, admin("grant.add", "bot/crm"))))
+	must(t, noRev(s.CreateToken(ctx, &store.Token{ID: "t1", Agent: "bot", Hash: []byte{1, 2, 3}}, admin("token.mint", "t1"))))
 	var evs []store.AuditEvent
 	for i := range 20 {
 		evs = append(evs, store.AuditEvent{Kind: store.KindRequest, Agent: "bot", Backend: "crm", Status: 200 + i})
@@ -87,7 +99,7 @@ func TestReopenKeepsEverything(t *testing.T) {
 		t.Errorf("LastAuditSeq after reopen = %d, want %d", seq2, seq)
 	}
 	// The chain continues where it stopped.
-	must(t, s.CreateAgent(ctx, &store.Agent{Name: "late"}, admin("agent.add", "late")))
+	must(t, noRev(s.CreateAgent(ctx, &store.Agent{Name: "late"}, admin("agent.add", "late"))))
 	if seq3, _ := s.LastAuditSeq(ctx); seq3 != seq+1 {
 		t.Errorf("seq after reopen+write = %d, want %d", seq3, seq+1)
 	}
@@ -128,7 +140,7 @@ func TestOpenOlderSchema(t *testing.T) {
 			ctx := t.Context()
 			s, err := badgerstore.Open(dir, badgerstore.Options{})
 			must(t, err)
-			must(t, s.CreateBackend(ctx, &store.Backend{Name: "crm", Hosts: []string{"crm.example.com"}}, &store.Credential{Sealed: []byte("v1")}, admin("backend.add", "crm")))
+			must(t, noRev(s.CreateBackend(ctx, &store.Backend{Name: "crm", Hosts: []string{"crm.example.com"}}, &store.Credential{Sealed: []byte("v1")}, admin("backend.add", "crm"))))
 			// More grants than one upgrade transaction tags, written as
 			// an agw before version 3 wrote them.
 			names := make([]string, 1500)
@@ -155,8 +167,8 @@ func TestOpenOlderSchema(t *testing.T) {
 			if len(snap.Grants) != len(names) {
 				t.Errorf("%d grants loaded after the upgrade, want %d", len(snap.Grants), len(names))
 			}
-			must(t, s.PutGrant(ctx, &store.Grant{Agent: names[0], Backend: "crm", Methods: []string{"GET"}}, admin("grant.add", names[0]+"/crm")))
-			must(t, s.DeleteGrant(ctx, names[1], "crm", admin("grant.remove", names[1]+"/crm")))
+			must(t, noRev(s.PutGrant(ctx, &store.Grant{Agent: names[0], Backend: "crm", Methods: []string{"GET"}}, admin("grant.add", names[0]+"/crm"))))
+			must(t, noRev(s.DeleteGrant(ctx, names[1], "crm", admin("grant.remove", names[1]+"/crm"))))
 		})
 	}
 }
@@ -187,7 +199,7 @@ func TestOptionsNow(t *testing.T) {
 	fixed := time.Date(2026, 5, 4, 3, 2, 1, 0, time.UTC)
 	s := openDir(t, t.TempDir(), badgerstore.Options{Now: func() time.Time { return fixed }})
 	a := &store.Agent{Name: "bot"}
-	must(t, s.CreateAgent(t.Context(), a, admin("agent.add", "bot")))
+	must(t, noRev(s.CreateAgent(t.Context(), a, admin("agent.add", "bot"))))
 	if !a.CreatedAt.Equal(fixed) {
 		t.Errorf("CreatedAt = %v, want %v", a.CreatedAt, fixed)
 	}
@@ -225,9 +237,9 @@ func TestSealedRoundTrip(t *testing.T) {
 			ctx := t.Context()
 			s, err := badgerstore.Open(dir, badgerstore.Options{})
 			must(t, err)
-			must(t, s.CreateBackend(ctx, &store.Backend{Name: "api", Hosts: []string{"api.example.com"}}, &store.Credential{Sealed: bytes.Clone(tc.sealed)}, admin("backend.add", "api")))
+			must(t, noRev(s.CreateBackend(ctx, &store.Backend{Name: "api", Hosts: []string{"api.example.com"}}, &store.Credential{Sealed: bytes.Clone(tc.sealed)}, admin("backend.add", "api"))))
 			rotated := append(bytes.Clone(tc.sealed), 'x')
-			_, err = s.RotateCredential(ctx, &store.Credential{Backend: "api", Sealed: rotated}, admin("backend.rotate", "api"))
+			_, err = dropRev(s.RotateCredential(ctx, &store.Credential{Backend: "api", Sealed: rotated}, admin("backend.rotate", "api")))
 			must(t, err)
 			must(t, s.Close())
 
@@ -279,9 +291,9 @@ func TestDeleteAgentManyTokens(t *testing.T) {
 	}
 	s := openTemp(t)
 	ctx := t.Context()
-	must(t, s.CreateAgent(ctx, &store.Agent{Name: "bot"}, admin("agent.add", "bot")))
-	must(t, s.CreateAgent(ctx, &store.Agent{Name: "other"}, admin("agent.add", "other")))
-	must(t, s.CreateToken(ctx, &store.Token{ID: "keep", Agent: "other", Hash: []byte("h")}, admin("token.mint", "keep")))
+	must(t, noRev(s.CreateAgent(ctx, &store.Agent{Name: "bot"}, admin("agent.add", "bot"))))
+	must(t, noRev(s.CreateAgent(ctx, &store.Agent{Name: "other"}, admin("agent.add", "other"))))
+	must(t, noRev(s.CreateToken(ctx, &store.Token{ID: "keep", Agent: "other", Hash: []byte("h")}, admin("token.mint", "keep"))))
 	tokens := make([]store.Token, 60000)
 	for i := range tokens {
 		tokens[i] = store.Token{ID: fmt.Sprintf("tok%06d", i), Agent: "bot", Hash: []byte("h")}
@@ -292,13 +304,13 @@ func TestDeleteAgentManyTokens(t *testing.T) {
 	}
 	cleaned := s.Cleaned()
 	seq, _ := s.LastAuditSeq(ctx)
-	must(t, s.DeleteAgent(ctx, "bot", admin("agent.remove", "bot")))
+	must(t, noRev(s.DeleteAgent(ctx, "bot", admin("agent.remove", "bot"))))
 	if seq2, _ := s.LastAuditSeq(ctx); seq2 != seq+1 {
 		t.Errorf("seq moved from %d to %d, want one admin event", seq, seq2)
 	}
 	// Re-created at once, before the cleaner is done: the old tokens stay dead.
-	must(t, s.CreateAgent(ctx, &store.Agent{Name: "bot"}, admin("agent.add", "bot")))
-	must(t, s.CreateToken(ctx, &store.Token{ID: "fresh", Agent: "bot", Hash: []byte("h")}, admin("token.mint", "fresh")))
+	must(t, noRev(s.CreateAgent(ctx, &store.Agent{Name: "bot"}, admin("agent.add", "bot"))))
+	must(t, noRev(s.CreateToken(ctx, &store.Token{ID: "fresh", Agent: "bot", Hash: []byte("h")}, admin("token.mint", "fresh"))))
 	snap, err := s.Load(ctx)
 	must(t, err)
 	var ids []string
@@ -308,7 +320,7 @@ func TestDeleteAgentManyTokens(t *testing.T) {
 	if !reflect.DeepEqual(ids, []string{"fresh", "keep"}) {
 		t.Errorf("tokens after delete and re-create = %d (%.5v), want [fresh keep]", len(ids), ids)
 	}
-	_, err = s.RevokeToken(ctx, "tok000001", time.Time{}, admin("token.revoke", "tok000001"))
+	_, err = dropRev(s.RevokeToken(ctx, "tok000001", time.Time{}, admin("token.revoke", "tok000001")))
 	if !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("revoking a deleted agent's token = %v, want ErrNotFound", err)
 	}
@@ -335,13 +347,13 @@ func TestCleanupResumesAtOpen(t *testing.T) {
 	ctx := t.Context()
 	s, err := badgerstore.Open(dir, badgerstore.Options{})
 	must(t, err)
-	must(t, s.CreateAgent(ctx, &store.Agent{Name: "bot"}, admin("agent.add", "bot")))
+	must(t, noRev(s.CreateAgent(ctx, &store.Agent{Name: "bot"}, admin("agent.add", "bot"))))
 	tokens := make([]store.Token, 3000)
 	for i := range tokens {
 		tokens[i] = store.Token{ID: fmt.Sprintf("tok%06d", i), Agent: "bot", Hash: []byte("h")}
 	}
 	must(t, s.BulkTokens(tokens))
-	must(t, s.CreateBackend(ctx, &store.Backend{Name: "crm", Hosts: []string{"crm.example.com"}}, &store.Credential{Sealed: []byte("v1")}, admin("backend.add", "crm")))
+	must(t, noRev(s.CreateBackend(ctx, &store.Backend{Name: "crm", Hosts: []string{"crm.example.com"}}, &store.Credential{Sealed: []byte("v1")}, admin("backend.add", "crm"))))
 	must(t, s.BulkCredentials("crm", 3000))
 	names := make([]string, 3000)
 	for i := range names {
@@ -350,8 +362,8 @@ func TestCleanupResumesAtOpen(t *testing.T) {
 	must(t, s.BulkAgents(names))
 	must(t, s.BulkGrants("crm", names))
 	s.PauseCleaner()
-	must(t, s.DeleteAgent(ctx, "bot", admin("agent.remove", "bot")))
-	must(t, s.DeleteBackend(ctx, "crm", admin("backend.remove", "crm")))
+	must(t, noRev(s.DeleteAgent(ctx, "bot", admin("agent.remove", "bot"))))
+	must(t, noRev(s.DeleteBackend(ctx, "crm", admin("backend.remove", "crm"))))
 	snap, err := s.Load(ctx)
 	must(t, err)
 	if len(snap.Tokens) != 0 || len(snap.Backends) != 0 || len(snap.Credentials) != 0 || len(snap.Grants) != 0 {
@@ -374,7 +386,7 @@ func TestCleanupResumesAtOpen(t *testing.T) {
 		}
 	}
 	// The re-created backend starts at version 1 and sees none of the old ones.
-	must(t, s.CreateBackend(ctx, &store.Backend{Name: "crm", Hosts: []string{"crm.example.com"}}, &store.Credential{Sealed: []byte("new")}, admin("backend.add", "crm")))
+	must(t, noRev(s.CreateBackend(ctx, &store.Backend{Name: "crm", Hosts: []string{"crm.example.com"}}, &store.Credential{Sealed: []byte("new")}, admin("backend.add", "crm"))))
 	if _, found, _ := s.CredentialVersion("crm", 2); found {
 		t.Error("version 2 of the deleted backend survived")
 	}

@@ -294,3 +294,10 @@ func (s *Store) Compact() error { return s.db.Flatten(2) }
 // CollectValueLog runs the value log collector once and returns how many
 // files it rewrote.
 func (s *Store) CollectValueLog() int { return s.collectValueLog() }
+
+// CompactChanges drops the change history up to and including keepAfter,
+// as the compactor does once the history outgrows its bound.
+func (s *Store) CompactChanges(keepAfter store.Revision) error { return s.compactHistory(keepAfter) }
+
+// ChangeFloor is the newest revision compacted out of the change history.
+func (s *Store) ChangeFloor() store.Revision { return store.Revision(s.floor.Load()) }

@@ -60,7 +60,7 @@ func TestDeleteBackendManyGrants(t *testing.T) {
 	s := openTemp(t)
 	ctx := t.Context()
 	for _, b := range []string{"crm", "hr"} {
-		must(t, s.CreateBackend(ctx, &store.Backend{Name: b, Hosts: []string{b + ".example.com"}}, &store.Credential{Sealed: []byte("v1")}, admin("backend.add", b)))
+		must(t, noRev(s.CreateBackend(ctx, &store.Backend{Name: b, Hosts: []string{b + ".example.com"}}, &store.Credential{Sealed: []byte("v1")}, admin("backend.add", b))))
 	}
 	names := agentNames(30000)
 	must(t, s.BulkAgents(names))
@@ -72,7 +72,7 @@ func TestDeleteBackendManyGrants(t *testing.T) {
 	}
 	cleaned := s.Cleaned()
 	seq, _ := s.LastAuditSeq(ctx)
-	must(t, s.DeleteBackend(ctx, "crm", admin("backend.remove", "crm")))
+	must(t, noRev(s.DeleteBackend(ctx, "crm", admin("backend.remove", "crm"))))
 	if seq2, _ := s.LastAuditSeq(ctx); seq2 != seq+1 {
 		t.Errorf("seq moved from %d to %d, want one admin event", seq, seq2)
 	}
@@ -104,7 +104,7 @@ func TestRecreatedBackendGrants(t *testing.T) {
 	ctx := t.Context()
 	newCRM := func() {
 		t.Helper()
-		must(t, s.CreateBackend(ctx, &store.Backend{Name: "crm", Hosts: []string{"crm.example.com"}}, &store.Credential{Sealed: []byte("v1")}, admin("backend.add", "crm")))
+		must(t, noRev(s.CreateBackend(ctx, &store.Backend{Name: "crm", Hosts: []string{"crm.example.com"}}, &store.Credential{Sealed: []byte("v1")}, admin("backend.add", "crm"))))
 	}
 	newCRM()
 	// More than one cleanup batch.
@@ -112,18 +112,18 @@ func TestRecreatedBackendGrants(t *testing.T) {
 	must(t, s.BulkAgents(names))
 	must(t, s.BulkGrants("crm", names))
 	keep := names[7]
-	must(t, s.PutGrant(ctx, &store.Grant{Agent: keep, Backend: "crm", Methods: []string{"GET"}}, admin("grant.add", keep+"/crm")))
+	must(t, noRev(s.PutGrant(ctx, &store.Grant{Agent: keep, Backend: "crm", Methods: []string{"GET"}}, admin("grant.add", keep+"/crm"))))
 	old := grantsTo(t, s, "crm")[keep]
 
 	s.PauseCleaner()
 	cleaned := s.Cleaned()
-	must(t, s.DeleteBackend(ctx, "crm", admin("backend.remove", "crm")))
+	must(t, noRev(s.DeleteBackend(ctx, "crm", admin("backend.remove", "crm"))))
 	newCRM()
 	if gs := grantsTo(t, s, "crm"); len(gs) != 0 {
 		t.Fatalf("the re-created backend inherited %d grants", len(gs))
 	}
 	g := &store.Grant{Agent: keep, Backend: "crm", Methods: []string{"POST"}}
-	must(t, s.PutGrant(ctx, g, admin("grant.add", keep+"/crm")))
+	must(t, noRev(s.PutGrant(ctx, g, admin("grant.add", keep+"/crm"))))
 	if g.CreatedAt.Equal(old.CreatedAt) {
 		t.Errorf("the new grant kept the old one's creation time %v", old.CreatedAt)
 	}
@@ -142,7 +142,7 @@ func TestRecreatedBackendGrants(t *testing.T) {
 	if gs := grantsTo(t, s, "crm"); len(gs) != 1 || gs[keep].CreatedAt != g.CreatedAt {
 		t.Errorf("grants to the re-created backend after the cleanup = %+v, want %s's", gs, keep)
 	}
-	must(t, s.DeleteGrant(ctx, keep, "crm", admin("grant.remove", keep+"/crm")))
+	must(t, noRev(s.DeleteGrant(ctx, keep, "crm", admin("grant.remove", keep+"/crm"))))
 	for _, p := range []string{"g/", "gb/"} {
 		if n := countPrefix(t, s, p); n != 0 {
 			t.Errorf("%d keys under %s after deleting the last grant", n, p)
@@ -167,18 +167,18 @@ func TestDeleteGrantOrphan(t *testing.T) {
 			s := openTemp(t)
 			ctx := t.Context()
 			crm := func() {
-				must(t, s.CreateBackend(ctx, &store.Backend{Name: "crm", Hosts: []string{"crm.example.com"}}, &store.Credential{Sealed: []byte("v1")}, admin("backend.add", "crm")))
+				must(t, noRev(s.CreateBackend(ctx, &store.Backend{Name: "crm", Hosts: []string{"crm.example.com"}}, &store.Credential{Sealed: []byte("v1")}, admin("backend.add", "crm"))))
 			}
 			crm()
-			must(t, s.CreateAgent(ctx, &store.Agent{Name: "bot"}, admin("agent.add", "bot")))
-			must(t, s.PutGrant(ctx, &store.Grant{Agent: "bot", Backend: "crm"}, admin("grant.add", "bot/crm")))
+			must(t, noRev(s.CreateAgent(ctx, &store.Agent{Name: "bot"}, admin("agent.add", "bot"))))
+			must(t, noRev(s.PutGrant(ctx, &store.Grant{Agent: "bot", Backend: "crm"}, admin("grant.add", "bot/crm"))))
 			s.PauseCleaner()
-			must(t, s.DeleteBackend(ctx, "crm", admin("backend.remove", "crm")))
+			must(t, noRev(s.DeleteBackend(ctx, "crm", admin("backend.remove", "crm"))))
 			if tc.recreate {
 				crm()
 			}
 			seq, _ := s.LastAuditSeq(ctx)
-			err := s.DeleteGrant(ctx, "bot", "crm", admin("grant.remove", "bot/crm"))
+			err := noRev(s.DeleteGrant(ctx, "bot", "crm", admin("grant.remove", "bot/crm")))
 			if !errors.Is(err, store.ErrNotFound) {
 				t.Errorf("DeleteGrant of an orphan = %v, want ErrNotFound", err)
 			}
@@ -189,7 +189,7 @@ func TestDeleteGrantOrphan(t *testing.T) {
 				t.Errorf("%d grant records of bot, want the orphan left to the cleaner", n)
 			}
 			// Deleting the agent takes its orphan grant with it.
-			must(t, s.DeleteAgent(ctx, "bot", admin("agent.remove", "bot")))
+			must(t, noRev(s.DeleteAgent(ctx, "bot", admin("agent.remove", "bot"))))
 			for _, p := range []string{"g/", "gb/"} {
 				if n := countPrefix(t, s, p); n != 0 {
 					t.Errorf("%d keys under %s after deleting the agent", n, p)

@@ -13,6 +13,9 @@ import (
 //	meta/schema                 schema version (decimal)
 //	meta/audit-anchor           seq and hash of the last pruned audit record
 //	meta/gen                    last generation given to an agent or backend (8 bytes)
+//	meta/rev                    the newest committed revision (8 bytes)
+//	meta/rev-floor              the newest revision compacted out of the change history (8 bytes)
+//	r/<rev>                     changeSetRecord: what revision rev changed (change.go)
 //	b/<backend>                 backendRecord (Backend and its generation)
 //	h/<host>                    backend name owning the host
 //	c/<backend>/<version>       credRecord (sealed bytes, backend generation)
@@ -33,6 +36,8 @@ var (
 	keySchema      = []byte("meta/schema")
 	keyAuditAnchor = []byte("meta/audit-anchor")
 	keyGen         = []byte("meta/gen")
+	keyRevision    = []byte("meta/rev")
+	keyRevFloor    = []byte("meta/rev-floor")
 
 	prefixBackend     = []byte("b/")
 	prefixCredential  = []byte("c/")
@@ -41,6 +46,7 @@ var (
 	prefixToken       = []byte("t/")
 	prefixIdP         = []byte("i/")
 	prefixAudit       = []byte("e/")
+	prefixChange      = []byte("r/")
 	prefixAgentGone   = []byte("xa/")
 	prefixBackendGone = []byte("xb/")
 )
@@ -98,6 +104,7 @@ func idpKey(name string) []byte                      { return key("i", name) }
 func agentGoneKey(name string) []byte                { return key("xa", name) }
 func backendGoneKey(name string) []byte              { return key("xb", name) }
 func auditKey(seq uint64) []byte                     { return withSeq(prefixAudit, seq) }
+func changeKey(rev store.Revision) []byte            { return withSeq(prefixChange, uint64(rev)) }
 func auditByAgentPrefix(agent string) []byte         { return key("ea", agent, "") }
 func auditByBackendPrefix(backend string) []byte     { return key("eb", backend, "") }
 

@@ -10,7 +10,8 @@ import (
 )
 
 // Load reads every backend with its current credential, and every agent,
-// grant, token and IdP, from one consistent read transaction. Tokens of
+// grant, token and IdP, and the revision they are at, from one consistent
+// read transaction. Tokens of
 // deleted agents and grants of deleted backends that still await cleanup
 // are left out.
 func (s *Store) Load(ctx context.Context) (*store.Snapshot, error) {
@@ -21,6 +22,10 @@ func (s *Store) Load(ctx context.Context) (*store.Snapshot, error) {
 	defer leave()
 	snap := &store.Snapshot{}
 	err = s.db.View(func(txn *badger.Txn) error {
+		var err error
+		if snap.Revision, err = getRevision(txn, keyRevision); err != nil {
+			return err
+		}
 		backendGens := map[string]uint64{}
 		if err := eachJSON(txn, prefixBackend, func(_ []byte, b *backendRecord) error {
 			snap.Backends = append(snap.Backends, b.Backend)

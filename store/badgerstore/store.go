@@ -44,6 +44,9 @@ type Options struct {
 	// SyncInterval is how often audit appends are synced to stable storage;
 	// zero means DefaultSyncInterval. See Store for what it bounds.
 	SyncInterval time.Duration
+	// ChangeHistory is how many of the newest revisions the change history
+	// keeps for Watch to resume from; zero means DefaultChangeHistory.
+	ChangeHistory int
 
 	// tune adjusts Badger's options last; tests use it to shrink files.
 	tune func(badger.Options) badger.Options
@@ -93,6 +96,13 @@ type Store struct {
 	head  auditHead
 	names nameCache
 
+	// feed holds the newest committed revision and wakes watchers.
+	feed *feed
+	// keep is how many revisions the change history keeps; floor is the
+	// newest revision compacted out of it (change.go).
+	keep  store.Revision
+	floor atomic.Uint64
+
 	// dirty says audit records were committed since the last sync.
 	dirty atomic.Bool
 	// stop ends the background goroutines (syncer, cleaner, value log
@@ -104,6 +114,8 @@ type Store struct {
 	kick chan struct{}
 	// gcKick wakes the value log collector after a prune (valuelog.go).
 	gcKick chan struct{}
+	// compactKick wakes the change history's compactor (change.go).
+	compactKick chan struct{}
 	// cleaned counts finished cleanups and cleanPaused holds the cleaner
 	// back, for tests.
 	cleaned     atomic.Uint64
@@ -171,8 +183,13 @@ func Open(dir string, opts Options) (*Store, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	keep := opts.ChangeHistory
+	if keep <= 0 {
+		keep = DefaultChangeHistory
+	}
 	s := &Store{db: db, dir: dir, now: now, log: log, names: nameCache{}, stop: make(chan struct{}),
-		kick: make(chan struct{}, 1), gcKick: make(chan struct{}, 1)}
+		kick: make(chan struct{}, 1), gcKick: make(chan struct{}, 1), compactKick: make(chan struct{}, 1),
+		keep: store.Revision(keep)}
 	if err := s.init(); err != nil {
 		db.Close()
 		return nil, err
@@ -181,11 +198,14 @@ func Open(dir string, opts Options) (*Store, error) {
 	if every <= 0 {
 		every = DefaultSyncInterval
 	}
-	s.bg.Add(3)
+	s.bg.Add(4)
 	go s.syncLoop(every)
 	// The cleaner starts by finishing any cleanup a previous run left.
 	go s.cleanLoop()
 	go s.gcLoop()
+	go s.compactLoop()
+	rev, _ := s.feed.state()
+	s.maybeCompact(rev) // the bound may have shrunk since the last run
 	return s, nil
 }
 
@@ -220,7 +240,7 @@ func (s *Store) syncAfterCommit(op string) error {
 }
 
 // init checks or writes the schema version, upgrading an older store,
-// and loads the audit head.
+// and loads the audit head and the revisions.
 func (s *Store) init() error {
 	v, err := s.readSchema()
 	if err != nil {
@@ -253,6 +273,16 @@ func (s *Store) init() error {
 			return fmt.Errorf("open store: read audit head: %w", err)
 		}
 		s.head = h
+		rev, err := getRevision(txn, keyRevision)
+		if err != nil {
+			return fmt.Errorf("open store: read revision: %w", err)
+		}
+		floor, err := getRevision(txn, keyRevFloor)
+		if err != nil {
+			return fmt.Errorf("open store: read change history: %w", err)
+		}
+		s.feed = newFeed(rev)
+		s.floor.Store(uint64(floor))
 		return nil
 	})
 }
@@ -314,51 +344,65 @@ func (s *Store) enter(ctx context.Context) (func(), error) {
 // it survives a JSON round trip unchanged.
 func (s *Store) stamp() time.Time { return s.now().UTC() }
 
+// mutation validates and writes one admin change inside txn and returns
+// the objects it wrote or deleted.
+type mutation func(txn *badger.Txn, now time.Time) ([]store.Change, error)
+
 // mutate runs one admin change: fn validates and writes inside a single
-// transaction, ev is appended to the audit trail in the same transaction,
-// and either all of it commits or none of it does. The write lock is held
-// throughout, so a failed change consumes no audit sequence number. The
-// commit is synced to disk before mutate returns.
-func (s *Store) mutate(ctx context.Context, op string, ev store.AuditEvent, fn func(txn *badger.Txn, now time.Time) error) error {
+// transaction; the change set fn returns is recorded as the next revision
+// and ev is appended to the audit trail in the same transaction, and either
+// all of it commits or none of it does. The write lock is held throughout,
+// so a failed change consumes no revision and no audit sequence number.
+// Watchers are woken at the commit; the commit is synced to disk before
+// mutate returns the revision.
+func (s *Store) mutate(ctx context.Context, op string, ev store.AuditEvent, fn mutation) (store.Revision, error) {
 	leave, err := s.enter(ctx)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	defer leave()
-	if err := s.commitMutation(op, ev, fn); err != nil {
-		return err
+	rev, err := s.commitMutation(op, ev, fn)
+	if err != nil {
+		return 0, err
 	}
 	// Outside the write lock: audit appends go on while the disk syncs.
-	return s.syncAfterCommit(op)
+	return rev, s.syncAfterCommit(op)
 }
 
-func (s *Store) commitMutation(op string, ev store.AuditEvent, fn func(txn *badger.Txn, now time.Time) error) error {
+func (s *Store) commitMutation(op string, ev store.AuditEvent, fn mutation) (store.Revision, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.stamp()
 	if ev.Kind == "" {
 		ev.Kind = store.KindAdmin
 	}
+	newest, _ := s.feed.state() // only writers, under s.mu, move it
+	rev := newest + 1
 	var head auditHead
 	err := s.db.Update(func(txn *badger.Txn) error {
-		if err := fn(txn, now); err != nil {
+		changes, err := fn(txn, now)
+		if err != nil {
 			return err
 		}
-		var err error
+		if err := writeChangeSet(txn, rev, changes); err != nil {
+			return err
+		}
 		head, err = appendEvent(txn, s.names, s.head, &ev, now)
 		return err
 	})
 	if err != nil {
-		return s.translate(op, err)
+		return 0, s.translate(op, err)
 	}
 	s.head = head
-	return nil
+	s.feed.publish(rev)
+	s.maybeCompact(rev)
+	return rev, nil
 }
 
 // translate turns Badger's errors into the store's; errors that already
 // carry a store sentinel pass through unchanged.
 func (s *Store) translate(op string, err error) error {
-	for _, sentinel := range []error{store.ErrNotFound, store.ErrExists, store.ErrInvalid, store.ErrConflict, store.ErrClosed} {
+	for _, sentinel := range []error{store.ErrNotFound, store.ErrExists, store.ErrInvalid, store.ErrConflict, store.ErrClosed, store.ErrCompacted} {
 		if errors.Is(err, sentinel) {
 			return err
 		}

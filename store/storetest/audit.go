@@ -54,9 +54,9 @@ func testAudit(t *testing.T, open func(t *testing.T) store.Store) {
 		t.Parallel()
 		s := open(t)
 		ctx := seed(t, s)
-		_, err := s.RevokeToken(ctx, tokenBot, time.Now(), ev("token.revoke", tokenBot))
+		_, err := dropRev(s.RevokeToken(ctx, tokenBot, time.Now(), ev("token.revoke", tokenBot)))
 		must(t, err)
-		must(t, s.DeleteAgent(ctx, agentBot, ev("agent.remove", agentBot)))
+		must(t, noRev(s.DeleteAgent(ctx, agentBot, ev("agent.remove", agentBot))))
 		evs := queryAll(t, s, store.AuditQuery{})
 		type at struct{ Action, Target string }
 		var got []at
@@ -93,7 +93,7 @@ func testAudit(t *testing.T, open func(t *testing.T) store.Store) {
 		if batch[0].Seq != seedEvents+1 || batch[1].Seq != seedEvents+2 || batch[1].PrevHash != batch[0].Hash {
 			t.Errorf("batch written back as %+v", batch)
 		}
-		must(t, s.CreateAgent(ctx, &store.Agent{Name: "late"}, ev("agent.add", "late")))
+		must(t, noRev(s.CreateAgent(ctx, &store.Agent{Name: "late"}, ev("agent.add", "late"))))
 		must(t, s.AppendAudit(ctx, []store.AuditEvent{{Kind: store.KindTLS, Reason: "unknown sni"}}))
 		must(t, s.AppendAudit(ctx, nil))
 		evs := queryAll(t, s, store.AuditQuery{})
@@ -141,7 +141,7 @@ func testAudit(t *testing.T, open func(t *testing.T) store.Store) {
 						t.Error(err)
 					}
 					name := fmt.Sprintf("w%d-%d", w, r)
-					if err := s.CreateAgent(ctx, &store.Agent{Name: name}, ev("agent.add", name)); err != nil {
+					if err := noRev(s.CreateAgent(ctx, &store.Agent{Name: name}, ev("agent.add", name))); err != nil {
 						t.Error(err)
 					}
 				}
@@ -260,5 +260,77 @@ func testQueryFilters(t *testing.T, open func(t *testing.T) store.Store) {
 				t.Errorf("QueryAudit(%+v)\n got %v\nwant %v", tc.q, got, want)
 			}
 		})
+	}
+}
+
+// testAuditVerifyPrune checks VerifyAudit on a fresh, a grown and a pruned
+// trail, and that PruneAudit removes exactly the records older than its
+// bound.
+func testAuditVerifyPrune(t *testing.T, open func(t *testing.T) store.Store) {
+	t.Parallel()
+	s := open(t)
+	ctx := t.Context()
+	verify := func(want int) {
+		t.Helper()
+		n, err := s.VerifyAudit(ctx)
+		if err != nil {
+			t.Fatalf("VerifyAudit: %v", err)
+		}
+		if n != want {
+			t.Errorf("VerifyAudit checked %d records, want %d", n, want)
+		}
+	}
+	verify(0)
+
+	base := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
+	appendAt := func(minutes ...int) {
+		t.Helper()
+		var evs []store.AuditEvent
+		for _, m := range minutes {
+			evs = append(evs, store.AuditEvent{Kind: store.KindRequest, Agent: agentBot, Status: 200 + m, Time: base.Add(time.Duration(m) * time.Minute)})
+		}
+		must(t, s.AppendAudit(ctx, evs))
+	}
+	appendAt(0, 1, 2, 3, 4, 5, 6, 7, 8, 9)
+	verify(10)
+
+	prune := func(beforeMinute, want int) {
+		t.Helper()
+		n, err := s.PruneAudit(ctx, base.Add(time.Duration(beforeMinute)*time.Minute))
+		if err != nil {
+			t.Fatalf("PruneAudit: %v", err)
+		}
+		if n != want {
+			t.Errorf("PruneAudit before minute %d removed %d records, want %d", beforeMinute, n, want)
+		}
+	}
+	prune(-1, 0)
+	prune(5, 5) // minutes 0-4 go; the record at minute 5 is not older, it stays
+	if got := seqs(queryAll(t, s, store.AuditQuery{})); !slices.Equal(got, []uint64{6, 7, 8, 9, 10}) {
+		t.Errorf("after pruning, seqs %v, want 6-10", got)
+	}
+	if got := seqs(queryAll(t, s, store.AuditQuery{Agent: agentBot})); !slices.Equal(got, []uint64{6, 7, 8, 9, 10}) {
+		t.Errorf("after pruning, the agent filter finds seqs %v, want 6-10", got)
+	}
+	verify(5)
+	prune(5, 0)
+
+	// The chain goes on from the oldest record kept.
+	appendAt(10, 11)
+	verify(7)
+	if evs := queryAll(t, s, store.AuditQuery{}); len(evs) == 7 {
+		checkChain(t, evs)
+	}
+
+	// Everything can go; the next record still verifies.
+	prune(60, 7)
+	verify(0)
+	if last, err := s.LastAuditSeq(ctx); err != nil || last != 12 {
+		t.Errorf("LastAuditSeq after pruning everything = %d, %v; want 12", last, err)
+	}
+	appendAt(61)
+	verify(1)
+	if got := seqs(queryAll(t, s, store.AuditQuery{})); !slices.Equal(got, []uint64{13}) {
+		t.Errorf("after pruning everything and appending, seqs %v, want [13]", got)
 	}
 }

@@ -1,8 +1,9 @@
 // Package storetest is the conformance suite for store.Store
 // implementations: every validation and reference rule reached through the
-// store, atomicity of failed writes, cascades, credential rotation, tokens
-// and the audit trail. An implementation's test calls Run with a function
-// that opens a fresh, empty store.
+// store, atomicity of failed writes, cascades, credential rotation, tokens,
+// revisions and the change feed, and the audit trail with its verification
+// and pruning. An implementation's test calls RunHarness (or Run) with a
+// function that opens a fresh, empty store.
 package storetest
 
 import (
@@ -16,14 +17,40 @@ import (
 	"github.com/agw-dev/agw/store"
 )
 
-// Run runs the suite. open must return a new empty store for each call and
-// may register its own cleanup; the suite may Close the store itself.
+// Harness is what the suite needs from an implementation.
+type Harness struct {
+	// Open returns a new empty store for each call and may register its
+	// own cleanup; the suite may Close the store itself. Required.
+	Open func(t *testing.T) store.Store
+	// Compact, if set, drops s's change history up to and including
+	// keepAfter, so that Watch from an earlier revision fails with
+	// ErrCompacted while Watch from keepAfter on still works. Without it
+	// the compaction tests are skipped.
+	Compact func(t *testing.T, s store.Store, keepAfter store.Revision)
+	// Synctest says Open, the mutations and Watch work inside a
+	// testing/synctest bubble: the store's goroutines wait only on
+	// channels, timers and local files, never on the network. The
+	// heartbeat test then runs on the bubble's clock and checks every
+	// interval; otherwise it waits on the real clock for a few heartbeats.
+	Synctest bool
+}
+
+// Run runs the suite with open and no optional hooks.
 func Run(t *testing.T, open func(t *testing.T) store.Store) {
+	RunHarness(t, Harness{Open: open})
+}
+
+// RunHarness runs the suite against h.
+func RunHarness(t *testing.T, h Harness) {
+	open := h.Open
 	t.Run("Rejects", func(t *testing.T) { testRejects(t, open) })
 	t.Run("Backends", func(t *testing.T) { testBackends(t, open) })
 	t.Run("Agents", func(t *testing.T) { testAgents(t, open) })
 	t.Run("GrantsAndTokens", func(t *testing.T) { testGrantsAndTokens(t, open) })
 	t.Run("Audit", func(t *testing.T) { testAudit(t, open) })
+	t.Run("AuditVerifyPrune", func(t *testing.T) { testAuditVerifyPrune(t, open) })
+	t.Run("Revisions", func(t *testing.T) { testRevisions(t, open) })
+	t.Run("Watch", func(t *testing.T) { testWatch(t, h) })
 	t.Run("Closed", func(t *testing.T) { testClosed(t, open) })
 }
 
@@ -67,25 +94,31 @@ func seed(t *testing.T, s store.Store) context.Context {
 		name string
 		do   func() error
 	}{
-		{"idp", func() error { return s.CreateIdP(ctx, newIdP(idpCorp), ev("idp.add", idpCorp)) }},
+		{"idp", func() error { return noRev(s.CreateIdP(ctx, newIdP(idpCorp), ev("idp.add", idpCorp))) }},
 		{"backend crm", func() error {
-			return s.CreateBackend(ctx, newBackend(backendCRM, "crm.example.com", "*.crm.example.com"), sealed("crm-v1"), ev("backend.add", backendCRM))
+			return noRev(s.CreateBackend(ctx, newBackend(backendCRM, "crm.example.com", "*.crm.example.com"), sealed("crm-v1"), ev("backend.add", backendCRM)))
 		}},
 		{"backend hr", func() error {
-			return s.CreateBackend(ctx, newBackend(backendHR, "hr.corp.net"), sealed("hr-v1"), ev("backend.add", backendHR))
+			return noRev(s.CreateBackend(ctx, newBackend(backendHR, "hr.corp.net"), sealed("hr-v1"), ev("backend.add", backendHR)))
 		}},
-		{"agent bot", func() error { return s.CreateAgent(ctx, &store.Agent{Name: agentBot}, ev("agent.add", agentBot)) }},
+		{"agent bot", func() error {
+			return noRev(s.CreateAgent(ctx, &store.Agent{Name: agentBot}, ev("agent.add", agentBot)))
+		}},
 		{"agent sso", func() error {
-			return s.CreateAgent(ctx, &store.Agent{Name: agentSSO, IdP: idpCorp, Subject: "client-1"}, ev("agent.add", agentSSO))
+			return noRev(s.CreateAgent(ctx, &store.Agent{Name: agentSSO, IdP: idpCorp, Subject: "client-1"}, ev("agent.add", agentSSO)))
 		}},
 		{"grant bot crm", func() error {
-			return s.PutGrant(ctx, &store.Grant{Agent: agentBot, Backend: backendCRM}, ev("grant.add", agentBot+"/"+backendCRM))
+			return noRev(s.PutGrant(ctx, &store.Grant{Agent: agentBot, Backend: backendCRM}, ev("grant.add", agentBot+"/"+backendCRM)))
 		}},
 		{"grant sso hr", func() error {
-			return s.PutGrant(ctx, &store.Grant{Agent: agentSSO, Backend: backendHR, Methods: []string{"get"}}, ev("grant.add", agentSSO+"/"+backendHR))
+			return noRev(s.PutGrant(ctx, &store.Grant{Agent: agentSSO, Backend: backendHR, Methods: []string{"get"}}, ev("grant.add", agentSSO+"/"+backendHR)))
 		}},
-		{"token bot", func() error { return s.CreateToken(ctx, newToken(tokenBot, agentBot), ev("token.mint", tokenBot)) }},
-		{"token sso", func() error { return s.CreateToken(ctx, newToken(tokenSSO, agentSSO), ev("token.mint", tokenSSO)) }},
+		{"token bot", func() error {
+			return noRev(s.CreateToken(ctx, newToken(tokenBot, agentBot), ev("token.mint", tokenBot)))
+		}},
+		{"token sso", func() error {
+			return noRev(s.CreateToken(ctx, newToken(tokenSSO, agentSSO), ev("token.mint", tokenSSO)))
+		}},
 	}
 	for _, st := range steps {
 		if err := st.do(); err != nil {
@@ -193,13 +226,21 @@ func testClosed(t *testing.T, open func(t *testing.T) store.Store) {
 		do   func() error
 	}{
 		{"Load", func() error { _, err := s.Load(ctx); return err }},
-		{"CreateAgent", func() error { return s.CreateAgent(ctx, &store.Agent{Name: "late"}, ev("agent.add", "late")) }},
+		{"CreateAgent", func() error { return noRev(s.CreateAgent(ctx, &store.Agent{Name: "late"}, ev("agent.add", "late"))) }},
 		{"AppendAudit", func() error { return s.AppendAudit(ctx, []store.AuditEvent{{Kind: store.KindRequest}}) }},
 		{"QueryAudit", func() error {
 			return s.QueryAudit(ctx, store.AuditQuery{}, func(store.AuditEvent) bool { return true })
 		}},
 		{"LastAuditSeq", func() error { _, err := s.LastAuditSeq(ctx); return err }},
-		{"RevokeToken", func() error { _, err := s.RevokeToken(ctx, "x", time.Now(), ev("token.revoke", "x")); return err }},
+		{"Watch", func() error {
+			return s.Watch(ctx, 0, func(store.ChangeSet) error { return nil })
+		}},
+		{"VerifyAudit", func() error { _, err := s.VerifyAudit(ctx); return err }},
+		{"PruneAudit", func() error { _, err := s.PruneAudit(ctx, time.Now()); return err }},
+		{"RevokeToken", func() error {
+			_, err := dropRev(s.RevokeToken(ctx, "x", time.Now(), ev("token.revoke", "x")))
+			return err
+		}},
 	}
 	for _, c := range calls {
 		t.Run(c.name, func(t *testing.T) {
@@ -209,3 +250,9 @@ func testClosed(t *testing.T, open func(t *testing.T) store.Store) {
 		})
 	}
 }
+
+// noRev drops a mutation's revision, for tests about something else.
+func noRev(_ store.Revision, err error) error { return err }
+
+// dropRev drops the revision of a mutation that also returns an object.
+func dropRev[T any](v T, _ store.Revision, err error) (T, error) { return v, err }
