@@ -206,9 +206,27 @@ func (s *Store) compactLoop() {
 // CompactChanges drops the change sets committed before before, and
 // returns how many it dropped. A Watch from a revision they covered then
 // fails with ErrCompacted. It drops a prefix of the feed, never a revision
-// in the middle, and keeps the revisions' order: the cut is the newest
-// revision committed before before, and everything up to it goes.
+// in the middle: the cut is the newest revision committed before before,
+// and everything up to it goes. While another replica compacts, it does
+// nothing.
 func (s *Store) CompactChanges(ctx context.Context, before time.Time) (removed int, err error) {
+	return s.compact(ctx, func(tx pgx.Tx) (*int64, error) {
+		var cut *int64
+		err := tx.QueryRow(ctx, `SELECT max(revision) FROM changes WHERE committed_at < $1`, before).Scan(&cut)
+		return cut, err
+	})
+}
+
+// compactThrough drops the change sets up to and including revision rev.
+func (s *Store) compactThrough(ctx context.Context, rev store.Revision) (removed int, err error) {
+	return s.compact(ctx, func(tx pgx.Tx) (*int64, error) {
+		cut := int64(rev)
+		return &cut, nil
+	})
+}
+
+// compact drops the change sets up to the revision cut picks (none if nil).
+func (s *Store) compact(ctx context.Context, cutAt func(tx pgx.Tx) (*int64, error)) (removed int, err error) {
 	leave, err := s.enter(ctx)
 	if err != nil {
 		return 0, err
@@ -219,8 +237,8 @@ func (s *Store) CompactChanges(ctx context.Context, before time.Time) (removed i
 		if err := tx.QueryRow(ctx, `SELECT pg_try_advisory_xact_lock($1)`, lockCompact).Scan(&got); err != nil || !got {
 			return err // another replica is at it
 		}
-		var cut *int64
-		if err := tx.QueryRow(ctx, `SELECT max(revision) FROM changes WHERE committed_at < $1`, before).Scan(&cut); err != nil || cut == nil {
+		cut, err := cutAt(tx)
+		if err != nil || cut == nil {
 			return err
 		}
 		tag, err := tx.Exec(ctx, `DELETE FROM changes WHERE revision <= $1`, *cut)
