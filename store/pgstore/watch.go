@@ -100,48 +100,35 @@ func (s *Store) Watch(ctx context.Context, after store.Revision, fn func(store.C
 	return err
 }
 
+// watchTimeout bounds each exchange of a Watch with the database: a
+// connection that stops answering without closing (a partitioned network)
+// ends the Watch with an error after this long, instead of leaving it
+// silent. The caller has already gone without heartbeats by then.
+const watchTimeout = 5 * store.HeartbeatInterval
+
 func (s *Store) watch(ctx context.Context, after store.Revision, fn func(store.ChangeSet) error) error {
-	conn, err := pgx.ConnectConfig(ctx, s.watchConf)
-	if err != nil {
-		return fmt.Errorf("watch: connect: %w", err)
+	cctx, cancel := context.WithTimeout(ctx, watchTimeout)
+	conn, err := pgx.ConnectConfig(cctx, s.watchConf)
+	if err == nil {
+		defer conn.Close(context.WithoutCancel(ctx))
+		_, err = conn.Exec(cctx, `LISTEN `+notifyChannel)
 	}
-	defer conn.Close(context.WithoutCancel(ctx))
-	if _, err := conn.Exec(ctx, `LISTEN `+notifyChannel); err != nil {
-		return fmt.Errorf("watch: listen: %w", err)
+	cancel()
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return fmt.Errorf("watch: connect and listen: %w", err)
 	}
 	last := after
 	poll := store.HeartbeatInterval / 2
 	for {
-		// One statement, so one snapshot: the newest revision, the
-		// compaction floor and the change sets after last agree.
-		rows, err := conn.Query(ctx, `SELECT r.revision, r.compacted_through, c.revision, c.changes
-			FROM revision r LEFT JOIN LATERAL (
-				SELECT revision, changes FROM changes WHERE revision > $1 ORDER BY revision LIMIT $2
-			) c ON true`, last, watchBatch)
+		sets, newest, floor, err := readFeed(ctx, conn, last)
 		if err != nil {
-			return fmt.Errorf("watch: read changes after revision %d: %w", last, err)
-		}
-		var newest, floor store.Revision
-		var sets []store.ChangeSet
-		for rows.Next() {
-			var rev *int64
-			var doc []byte
-			if err := rows.Scan(&newest, &floor, &rev, &doc); err != nil {
-				rows.Close()
-				return fmt.Errorf("watch: %w", err)
+			if ctx.Err() != nil {
+				return ctx.Err()
 			}
-			if rev == nil {
-				continue
-			}
-			cs, err := decodeChanges(store.Revision(*rev), doc)
-			if err != nil {
-				rows.Close()
-				return fmt.Errorf("watch: %w", err)
-			}
-			sets = append(sets, cs)
-		}
-		if err := rows.Err(); err != nil {
-			return fmt.Errorf("watch: read changes after revision %d: %w", last, err)
+			return fmt.Errorf("watch: read changes after revision %d (watch again from it): %w", last, err)
 		}
 		if last < floor {
 			return fmt.Errorf("watch from revision %d: the change feed keeps revisions after %d only: %w", last, floor, store.ErrCompacted)
@@ -181,6 +168,37 @@ func (s *Store) watch(ctx context.Context, after store.Revision, fn func(store.C
 			return fmt.Errorf("watch: the database connection broke after revision %d (watch again from it): %w", last, err)
 		}
 	}
+}
+
+// readFeed reads, in one statement and so one snapshot, the newest
+// revision, the compaction floor and the change sets after last.
+func readFeed(ctx context.Context, conn *pgx.Conn, last store.Revision) (sets []store.ChangeSet, newest, floor store.Revision, err error) {
+	ctx, cancel := context.WithTimeout(ctx, watchTimeout)
+	defer cancel()
+	rows, err := conn.Query(ctx, `SELECT r.revision, r.compacted_through, c.revision, c.changes
+			FROM revision r LEFT JOIN LATERAL (
+				SELECT revision, changes FROM changes WHERE revision > $1 ORDER BY revision LIMIT $2
+			) c ON true`, last, watchBatch)
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var rev *int64
+		var doc []byte
+		if err := rows.Scan(&newest, &floor, &rev, &doc); err != nil {
+			return nil, 0, 0, err
+		}
+		if rev == nil {
+			continue
+		}
+		cs, err := decodeChanges(store.Revision(*rev), doc)
+		if err != nil {
+			return nil, 0, 0, err
+		}
+		sets = append(sets, cs)
+	}
+	return sets, newest, floor, rows.Err()
 }
 
 // compactLoop drops change sets older than the retention, once a minute,
