@@ -76,3 +76,22 @@ func TestOpenRejectsBadReplicaID(t *testing.T) {
 		}
 	}
 }
+
+// The database URL may carry a password; no error from Open repeats it.
+func TestOpenErrorsOmitThePassword(t *testing.T) {
+	const pw = "pw-canary-5e1f0c"
+	for _, u := range []string{
+		"postgres://agw:" + pw + "@127.0.0.1:1/agw?sslmode=disable&connect_timeout=2",
+		"postgres://agw:" + pw + "@127.0.0.1:1/agw?sslmode=bogus",
+		"postgres://agw:" + pw + "@[::1/agw",
+		"host=127.0.0.1 port=1 user=agw password=" + pw + " dbname=agw connect_timeout=x",
+	} {
+		_, err := Open(t.Context(), Options{URL: u, ReplicaID: "a"})
+		if err == nil {
+			t.Fatalf("Open(%s) succeeded", strings.ReplaceAll(u, pw, "***"))
+		}
+		if strings.Contains(err.Error(), pw) {
+			t.Errorf("Open error repeats the password: %s", strings.ReplaceAll(err.Error(), pw, "***"))
+		}
+	}
+}
