@@ -10,6 +10,17 @@
 // across replicas, the order the records were committed in, so a follower
 // that asks for records after the last Seq it saw misses none. Each replica
 // keeps its own hash chain through its own records.
+//
+// Schema (migrations/, applied by Open): configuration in idps, backends,
+// hosts, credentials (age ciphertext only), agents, grants and tokens (hashes
+// only), each object as its JSON beside the key columns that carry the
+// references; the revision counter and the changes feed; the audit table
+// with its counter and audit_chains (each replica's head and prune anchor);
+// members and the sealed ca. schema_migrations records the versions applied.
+//
+// Locks, always taken in this order so no two transactions deadlock: the
+// revision row (configuration transactions), a replica's audit_chains row
+// (its appends, and a prune of its chain), the audit counter row.
 package pgstore
 
 import (
