@@ -191,6 +191,22 @@ func (s *Store) QueryAudit(ctx context.Context, q store.AuditQuery, fn func(stor
 		return err
 	}
 	defer leave()
+	if !q.Since.IsZero() {
+		// Records are in seq order and roughly in time order, but the
+		// planner assumes neither: without a seq bound it would walk the
+		// primary key from the start, filtering on time, to reach a recent
+		// Since. The smallest seq at or after Since is that bound, exactly.
+		var first *int64
+		if err := s.pool.QueryRow(ctx, `SELECT min(seq) FROM audit WHERE time_ns >= $1`, timeNS(q.Since)).Scan(&first); err != nil {
+			return translate("query audit", err)
+		}
+		if first == nil {
+			return nil
+		}
+		if after := uint64(*first) - 1; after > q.AfterSeq {
+			q.AfterSeq = after
+		}
+	}
 	where, args := auditWhere(&q)
 	if q.Last > 0 {
 		args = append(args, q.Last)
@@ -280,14 +296,26 @@ func auditWhere(q *store.AuditQuery) (string, []any) {
 	if q.Backend != "" {
 		add("backend = $%d", q.Backend)
 	}
-	if q.Decision != "" {
+	// The partial indexes' predicates are spelled out as literals, so the
+	// planner can use them for a prepared (generic) plan too.
+	switch q.Decision {
+	case "":
+	case store.Deny:
+		conds = append(conds, "decision = 'deny'")
+	default:
 		add("decision = $%d", q.Decision)
 	}
 	if q.Kind != "" {
 		add("kind = $%d", q.Kind)
+		if q.Kind != store.KindRequest {
+			conds = append(conds, "kind <> 'request'")
+		}
 	}
 	if q.Status != 0 {
 		add("status = $%d", q.Status)
+		if q.Status >= 400 {
+			conds = append(conds, "status >= 400")
+		}
 	}
 	return strings.Join(conds, " AND "), args
 }
