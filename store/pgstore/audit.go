@@ -153,7 +153,7 @@ func (s *Store) AppendAudit(ctx context.Context, evs []store.AuditEvent) error {
 	// Sealed into a copy, so a failed transaction leaves evs untouched.
 	out := slices.Clone(evs)
 	now := s.stamp()
-	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error { return s.appendTx(ctx, tx, out, now) })
+	err = s.inTx(ctx, pgx.TxOptions{}, func(tx pgx.Tx) error { return s.appendTx(ctx, tx, out, now) })
 	if err != nil {
 		return translate("append audit", err)
 	}

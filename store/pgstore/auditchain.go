@@ -43,7 +43,7 @@ func (s *Store) VerifyAudit(ctx context.Context) (checked int, err error) {
 		return 0, err
 	}
 	defer leave()
-	err = pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+	err = s.inTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
 		rows, err := tx.Query(ctx, `SELECT replica, head_seq, head_hash, anchor_seq, anchor_hash FROM audit_chains ORDER BY replica`)
 		if err != nil {
 			return err

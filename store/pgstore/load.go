@@ -22,7 +22,7 @@ func (s *Store) Load(ctx context.Context) (*store.Snapshot, error) {
 	}
 	defer leave()
 	snap := &store.Snapshot{}
-	err = pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+	err = s.inTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
 		if err := tx.QueryRow(ctx, `SELECT revision FROM revision`).Scan(&snap.Revision); err != nil {
 			return err
 		}

@@ -198,7 +198,7 @@ func (s *Store) mutate(ctx context.Context, op string, ev store.AuditEvent, fn m
 	}
 	defer leave()
 	var rev store.Revision
-	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	err = s.inTx(ctx, pgx.TxOptions{}, func(tx pgx.Tx) error {
 		if err := tx.QueryRow(ctx, `UPDATE revision SET revision = revision + 1 RETURNING revision`).Scan(&rev); err != nil {
 			return err
 		}
@@ -228,6 +228,38 @@ func (s *Store) mutate(ctx context.Context, op string, ev store.AuditEvent, fn m
 		return 0, translate(op, err)
 	}
 	return rev, nil
+}
+
+// inTx runs fn in a transaction on a pooled connection. If the connection
+// proves broken before the commit is sent (the server restarted, or killed
+// the connection while it sat idle in the pool), nothing was committed, so
+// it runs fn once more on a fresh connection; fn must not depend on having
+// run before. A failed commit is never retried: its outcome is unknown.
+func (s *Store) inTx(ctx context.Context, opts pgx.TxOptions, fn func(pgx.Tx) error) error {
+	broken, err := s.tryTx(ctx, opts, fn)
+	if err != nil && broken && ctx.Err() == nil {
+		_, err = s.tryTx(ctx, opts, fn)
+	}
+	return err
+}
+
+// tryTx runs fn in one transaction; broken reports that it failed, before
+// the commit, because its connection broke.
+func (s *Store) tryTx(ctx context.Context, opts pgx.TxOptions, fn func(pgx.Tx) error) (broken bool, err error) {
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return false, err
+	}
+	defer conn.Release()
+	tx, err := conn.BeginTx(ctx, opts)
+	if err != nil {
+		return conn.Conn().IsClosed(), err
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback(ctx)
+		return conn.Conn().IsClosed(), err
+	}
+	return false, tx.Commit(ctx)
 }
 
 // translate turns pgx's errors into the store's; errors that already carry

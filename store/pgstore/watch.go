@@ -250,7 +250,7 @@ func (s *Store) compact(ctx context.Context, cutAt func(tx pgx.Tx) (*int64, erro
 		return 0, err
 	}
 	defer leave()
-	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	err = s.inTx(ctx, pgx.TxOptions{}, func(tx pgx.Tx) error {
 		var got bool
 		if err := tx.QueryRow(ctx, `SELECT pg_try_advisory_xact_lock($1)`, lockCompact).Scan(&got); err != nil || !got {
 			return err // another replica is at it

@@ -288,3 +288,35 @@ func TestWatchEndsWithErrClosed(t *testing.T) {
 		t.Fatal("Watch did not end at Close")
 	}
 }
+
+// After the server drops every connection of the pool (a restart, an
+// operator's pg_terminate_backend), the next writes and reads succeed: a
+// transaction that found its connection dead before committing runs again
+// on a fresh one.
+func TestWritesSurviveKilledPoolConnections(t *testing.T) {
+	dbURL := newDatabase(t)
+	s := openStore(t, dbURL, "a")
+	ctx := t.Context()
+	for i := range 3 { // fill the pool with a few connections
+		mustRev(t)(s.CreateAgent(ctx, &store.Agent{Name: fmt.Sprint("before-", i)}, adminEvent("agent.add", "before")))
+	}
+	raw := rawConn(t, dbURL)
+	var killed int
+	if err := raw.QueryRow(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+		WHERE datname = current_database() AND application_name = 'agw a'`).Scan(&killed); err != nil {
+		t.Fatal(err)
+	}
+	if killed == 0 {
+		t.Fatal("no pool connection to kill")
+	}
+	mustRev(t)(s.CreateAgent(ctx, &store.Agent{Name: "after"}, adminEvent("agent.add", "after")))
+	must(t, s.AppendAudit(ctx, []store.AuditEvent{{Kind: store.KindRequest}}))
+	snap, err := s.Load(ctx)
+	must(t, err)
+	if len(snap.Agents) != 4 {
+		t.Fatalf("%d agents after the kill, want 4", len(snap.Agents))
+	}
+	if _, err := s.VerifyAudit(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
