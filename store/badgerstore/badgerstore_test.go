@@ -49,8 +49,11 @@ func admin(action, target string) store.AuditEvent {
 }
 
 func TestConformance(t *testing.T) {
+	t.Parallel()
 	storetest.RunHarness(t, storetest.Harness{
-		Open: func(t *testing.T) store.Store { return openTemp(t) },
+		Open: func(t *testing.T) store.Store {
+			return openDir(t, t.TempDir(), badgerstore.WithSmallMemTable(badgerstore.Options{}))
+		},
 		Compact: func(t *testing.T, s store.Store, keepAfter store.Revision) {
 			must(t, s.(*badgerstore.Store).CompactChanges(keepAfter))
 		},

@@ -204,8 +204,10 @@ func (s *Store) compactLoop() {
 // ErrCompacted. It reads nothing mutations write, so it never conflicts with
 // them and needs no write lock.
 func (s *Store) compactHistory(keepAfter store.Revision) error {
+	dropped := false
 	for {
 		var floor store.Revision
+		done := false
 		err := s.db.Update(func(txn *badger.Txn) error {
 			var err error
 			if floor, err = getRevision(txn, keyRevFloor); err != nil {
@@ -214,6 +216,7 @@ func (s *Store) compactHistory(keepAfter store.Revision) error {
 			newest, _ := s.feed.state()
 			target := min(keepAfter, newest, floor+compactBatch)
 			if target <= floor {
+				done = true
 				return nil
 			}
 			for r := floor + 1; r <= target; r++ {
@@ -225,19 +228,28 @@ func (s *Store) compactHistory(keepAfter store.Revision) error {
 			return txn.Set(keyRevFloor, binary.BigEndian.AppendUint64(nil, uint64(floor)))
 		})
 		if errors.Is(err, badger.ErrConflict) {
-			continue
+			continue // another compaction moved the floor meanwhile
 		}
 		if err != nil {
 			return fmt.Errorf("compact change history: %w", err)
 		}
-		prev := store.Revision(s.floor.Swap(uint64(floor)))
-		if floor == prev {
+		if done {
+			if dropped {
+				s.kickCollector() // the dropped change sets' space in the value log
+			}
 			return nil
 		}
-		newest, _ := s.feed.state()
-		if floor >= min(keepAfter, newest) {
-			s.kickCollector()
-			return nil
+		dropped = true
+		s.raiseFloor(floor)
+	}
+}
+
+// raiseFloor records floor as compacted unless a higher floor already is.
+func (s *Store) raiseFloor(floor store.Revision) {
+	for {
+		cur := s.floor.Load()
+		if uint64(floor) <= cur || s.floor.CompareAndSwap(cur, uint64(floor)) {
+			return
 		}
 	}
 }

@@ -43,6 +43,9 @@ func appendAt(t *testing.T, s *badgerstore.Store, from int, n int, at time.Time)
 // gives their space back only through the collector.
 func TestPruneReclaimsValueLog(t *testing.T) {
 	t.Parallel()
+	if testing.Short() {
+		t.Skip("writes 20k audit records and collects the value log")
+	}
 	ctx := t.Context()
 	dir := t.TempDir()
 	opts := badgerstore.WithSmallValueLog(badgerstore.Options{})
