@@ -79,7 +79,9 @@ func newDatabase(t testing.TB) string {
 // openStore opens a store on dbURL as replica, closed at cleanup.
 func openStore(t testing.TB, dbURL, replica string) *Store {
 	t.Helper()
-	s, err := Open(t.Context(), Options{URL: dbURL, ReplicaID: replica})
+	// A small pool: parallel tests on a many-core machine must stay under
+	// the server's max_connections.
+	s, err := Open(t.Context(), Options{URL: dbURL, ReplicaID: replica, MaxConns: 4})
 	if err != nil {
 		t.Fatalf("Open %s: %v", replica, err)
 	}
