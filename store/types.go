@@ -208,6 +208,10 @@ type AuditEvent struct {
 	PeerUID int    `json:"peer_uid,omitempty"`
 	PeerPID int    `json:"peer_pid,omitempty"`
 
+	// Replica names the writer whose hash chain holds the record, where
+	// the store keeps one chain per writer (cluster mode); empty otherwise.
+	Replica string `json:"replica,omitempty"`
+
 	// Tamper evidence: Hash covers the record and PrevHash.
 	PrevHash string `json:"prev_hash,omitempty"`
 	Hash     string `json:"hash,omitempty"`

@@ -58,6 +58,7 @@ func appendEventJSON(b []byte, ev *store.AuditEvent) (_ []byte, ok bool) {
 	b = appendStringField(b, `,"target":`, ev.Target)
 	b = appendIntField(b, `,"peer_uid":`, int64(ev.PeerUID))
 	b = appendIntField(b, `,"peer_pid":`, int64(ev.PeerPID))
+	b = appendStringField(b, `,"replica":`, ev.Replica)
 	b = appendStringField(b, `,"prev_hash":`, ev.PrevHash)
 	b = appendStringField(b, `,"hash":`, ev.Hash)
 	return append(b, '}'), true
