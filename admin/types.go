@@ -6,6 +6,7 @@
 package admin
 
 import (
+	"net/netip"
 	"time"
 
 	"github.com/agw-dev/agw/store"
@@ -54,6 +55,8 @@ type Status struct {
 	// Stale, when set, says why agent requests are refused: the view could
 	// not be confirmed current within --max-staleness.
 	Stale string `json:"stale,omitempty"`
+	// Replicas lists the cluster's replicas (cluster mode only).
+	Replicas []Replica `json:"replicas,omitempty"`
 	// RateLimit says where rate limits are decided.
 	RateLimit RateLimitStatus `json:"rate_limit"`
 }
@@ -227,3 +230,14 @@ const (
 	CodeForbidden = "forbidden"
 	CodeInternal  = "internal"
 )
+
+// Replica is one replica of a cluster as agw status shows it.
+type Replica struct {
+	ID            string         `json:"id"`
+	Addresses     []netip.Addr   `json:"addresses"`
+	Version       string         `json:"version"`
+	LastHeartbeat time.Time      `json:"last_heartbeat"`
+	Age           store.Duration `json:"age"`
+	Live          bool           `json:"live"`
+	Self          bool           `json:"self,omitempty"` // the replica that answered
+}

@@ -50,6 +50,16 @@ type Config struct {
 	// with the other replicas through this Redis URL (it may carry a
 	// password; it is never logged).
 	RateLimitRedis string
+	// StoreURL, when set (postgres://...), runs this daemon as one replica
+	// of a cluster sharing that database; empty is the single node on
+	// Badger in the data directory.
+	StoreURL string
+	// ClusterIdentity is the cluster identity file (agw cluster init);
+	// empty reads $CREDENTIALS_DIRECTORY/cluster-identity.
+	ClusterIdentity string
+	// ReplicaID names this replica (its audit chain, its membership);
+	// empty takes the host name.
+	ReplicaID string
 	// Replicas is how many replicas share the limits, for the fallback of
 	// limit ÷ replicas while Redis is unreachable; nil or < 1 is 1.
 	Replicas func() int

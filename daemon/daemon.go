@@ -31,6 +31,7 @@ import (
 	"github.com/agw-dev/agw/state"
 	"github.com/agw-dev/agw/store"
 	"github.com/agw-dev/agw/store/badgerstore"
+	"github.com/agw-dev/agw/store/pgstore"
 )
 
 // Files and folders inside the data directory.
@@ -137,6 +138,10 @@ type daemon struct {
 
 	checkpoints *audit.Checkpointer
 	closeOnce   sync.Once
+
+	pg        *pgstore.Store // cluster mode; nil for the single node
+	membersMu sync.Mutex
+	members   []pgstore.Member
 }
 
 func (d *daemon) now() time.Time { return time.Now() }
@@ -174,19 +179,48 @@ func Run(ctx context.Context, cfg Config) error {
 	syscall.Umask(0o077)
 	cfg = cfg.withDefaults()
 	log := cfg.Logger
-	keys, ca, created, err := initDataDir(cfg.DataDir, time.Now())
-	if err != nil {
-		return err
-	}
-	if created {
-		log.Info("initialised data directory", "dir", cfg.DataDir, "ca", filepath.Join(cfg.DataDir, crypto.CACertFile))
-	}
-	st, err := badgerstore.Open(filepath.Join(cfg.DataDir, DBDir), badgerstore.Options{Logger: log})
-	if err != nil {
-		if errors.Is(err, store.ErrLocked) {
-			return fmt.Errorf("another agw serve is using %s (stop it first, or pass a different --data-dir): %w", cfg.DataDir, store.ErrLocked)
+	var (
+		keys *crypto.Keyring
+		ca   *crypto.CA
+		st   store.Store
+		pg   *pgstore.Store
+		err  error
+	)
+	if cfg.StoreURL == "" {
+		var created bool
+		if keys, ca, created, err = initDataDir(cfg.DataDir, time.Now()); err != nil {
+			return err
 		}
-		return err
+		if created {
+			log.Info("initialised data directory", "dir", cfg.DataDir, "ca", filepath.Join(cfg.DataDir, crypto.CACertFile))
+		}
+		bs, err := badgerstore.Open(filepath.Join(cfg.DataDir, DBDir), badgerstore.Options{Logger: log})
+		if err != nil {
+			if errors.Is(err, store.ErrLocked) {
+				return fmt.Errorf("another agw serve is using %s (stop it first, or pass a different --data-dir): %w", cfg.DataDir, store.ErrLocked)
+			}
+			return err
+		}
+		st = bs
+	} else {
+		// Cluster mode: the data directory keeps only this replica's own
+		// files (audit signing key and checkpoints, last-seen times, the
+		// socket) and a copy of the cluster CA's certificate.
+		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+			return fmt.Errorf("create data directory: %w", err)
+		}
+		if keys, err = loadClusterIdentity(cfg.ClusterIdentity); err != nil {
+			return err
+		}
+		if pg, ca, err = openCluster(ctx, cfg, keys, log); err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(cfg.DataDir, crypto.CACertFile), ca.CertPEM, 0o644); err != nil {
+			pg.Close()
+			return fmt.Errorf("write the cluster CA certificate: %w", err)
+		}
+		log.Info("cluster mode", "replica", pg.Replica(), "identity", keys.Recipient())
+		st = pg
 	}
 	defer closeStore(st, log)
 	snap, err := st.Load(ctx)
@@ -206,6 +240,10 @@ func Run(ctx context.Context, cfg Config) error {
 		state:    sv,
 		started:  time.Now(),
 		stopping: make(chan struct{}),
+		pg:       pg,
+	}
+	if pg != nil && d.cfg.Replicas == nil {
+		d.cfg.Replicas = d.liveReplicas
 	}
 	signer, err := audit.LoadOrCreateSigner(filepath.Join(cfg.DataDir, audit.KeyFile))
 	if err != nil {
@@ -427,7 +465,13 @@ func (d *daemon) serve(ctx context.Context) error {
 		ms := &metricsServer{m: m, ready: d.ready, logger: d.log}
 		start("metrics", func() error { return ms.Serve(runCtx, metricsLn) })
 	}
-	go d.watchHealth(runCtx, filepath.Join(cfg.DataDir, DBDir))
+	if d.pg != nil {
+		go d.watchHealth(runCtx, func(ctx context.Context) error { return d.pg.Ping(ctx) })
+		start("cluster membership", func() error { return d.runMembership(runCtx, d.pg) })
+	} else {
+		dir := filepath.Join(cfg.DataDir, DBDir)
+		go d.watchHealth(runCtx, func(context.Context) error { return probeDir(dir) })
+	}
 	seen := newLastSeen(cfg.DataDir, d.state, d.log)
 	seen.load()
 	go seen.run(runCtx)
@@ -532,6 +576,9 @@ func (d *daemon) status() admin.Status {
 		if why := d.health.get(); why != "" {
 			st.Stale = why
 		}
+	}
+	if d.pg != nil {
+		st.Replicas = d.replicaStatus()
 	}
 	st.Revision = uint64(d.state.Revision())
 	st.ConfirmedAt = d.state.ConfirmedAt()

@@ -32,16 +32,20 @@ func (h *health) get() string {
 	return ""
 }
 
-// watchHealth probes the store's directory and the audit writer every
+// watchHealth probes the store (its directory, or the database) and the
+// audit writer every
 // probeEvery until ctx is done, logging each change of state.
-func (d *daemon) watchHealth(ctx context.Context, dir string) {
+func (d *daemon) watchHealth(ctx context.Context, probe func(context.Context) error) {
 	t := time.NewTicker(probeEvery)
 	defer t.Stop()
 	last := ""
 	for {
 		why := ""
-		if err := probeDir(dir); err != nil {
-			why = "the storage under the store does not take writes: " + err.Error()
+		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		err := probe(pctx)
+		cancel()
+		if err != nil && ctx.Err() == nil {
+			why = "the store does not take writes: " + err.Error()
 		} else if err := d.audit.Healthy(); err != nil {
 			why = err.Error()
 		}

@@ -28,6 +28,12 @@ func TestDependencyDirection(t *testing.T) {
 		{module + "/tui", module + "/daemon", true, "the TUI talks only to the admin API"},
 		{module + "/tui", module + "/gateway", true, "the TUI talks only to the admin API"},
 		{module + "/store", "github.com/dgraph-io/badger", true, "only store/badgerstore imports badger"},
+		{module + "/gateway", "github.com/jackc/pgx", true, "only store/pgstore talks to PostgreSQL"},
+		{module + "/state", "github.com/jackc/pgx", true, "only store/pgstore talks to PostgreSQL"},
+		{module + "/audit", "github.com/jackc/pgx", true, "only store/pgstore talks to PostgreSQL"},
+		{module + "/tui", "github.com/jackc/pgx", true, "only store/pgstore talks to PostgreSQL"},
+		{module + "/daemon", "github.com/jackc/pgx", false, "only store/pgstore talks to PostgreSQL"},
+		{module + "/cmd", "github.com/jackc/pgx", false, "only store/pgstore talks to PostgreSQL"},
 		{module + "/admin", module + "/daemon", true, "the admin contract is a leaf shared by client and server"},
 		{module + "/admin", module + "/gateway", true, "the admin contract is a leaf shared by client and server"},
 		// The request pipeline never reaches the daemon around it, the

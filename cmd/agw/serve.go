@@ -34,6 +34,10 @@ type serveFlags struct {
 	auditOTLP      string
 	rlRedis        string
 	rlRedisFile    string
+	storeURL       string
+	storeFile      string
+	clusterID      string
+	replicaID      string
 	replicas       int
 	proxyListen    string
 	proxyAllow     []string
@@ -81,6 +85,10 @@ which needs no reopening), so it is logged and otherwise ignored.`,
 	fl.Uint64Var(&f.followMaxLag, "audit-follow-max-lag", 0, "`N` records an `audit tail -f` reader may fall behind before it is skipped ahead and told what it missed (default 10000)")
 	fl.StringVar(&f.auditOTLP, "audit-otlp", "", "also ship every audit record as an OpenTelemetry log record to the OTLP/HTTP logs endpoint `URL` (http://collector:4318/v1/logs)")
 	fl.StringVar(&f.rlRedis, "ratelimit-redis", "", "share rate limits with other replicas through Redis at `URL` (redis://host:port/db; one with a password belongs in --ratelimit-redis-file or $AGW_RATELIMIT_REDIS)")
+	fl.StringVar(&f.storeURL, "store", "", "run as one replica of a cluster on the PostgreSQL database at `URL` (postgres://...; default the single-node store in the data directory). A URL with a password belongs in --store-file or $AGW_STORE")
+	fl.StringVar(&f.storeFile, "store-file", "", "read the cluster database URL from `FILE` (first line)")
+	fl.StringVar(&f.clusterID, "cluster-identity", "", "the cluster identity `FILE` from agw cluster init (default $CREDENTIALS_DIRECTORY/cluster-identity)")
+	fl.StringVar(&f.replicaID, "replica-id", "", "this replica's `NAME` in the cluster (default the host name)")
 	fl.StringVar(&f.rlRedisFile, "ratelimit-redis-file", "", "read the rate-limit Redis URL from `FILE` (first line), for URLs that carry a password")
 	fl.IntVar(&f.replicas, "replicas", 1, "`N` replicas share the rate limits: while Redis is unreachable each allows limit ÷ N")
 	fl.Var(newEnumValue(&f.logFormat, "auto", "auto", "text", "json"), "log-format", "log format: text, json, or auto (text on a terminal, json otherwise)")
@@ -119,14 +127,27 @@ func (a *app) serveConfig(cmd *cobra.Command, f *serveFlags) (daemon.Config, err
 	if cmd.Flags().Changed("audit-retention") && f.auditRetention == 0 {
 		cfg.AuditRetention = -1
 	}
+	if cfg.StoreURL, err = secretURL("store", f.storeURL, f.storeFile, "AGW_STORE", "postgres://"); err != nil {
+		return cfg, usagef(cmd, "%v", err)
+	}
+	if cfg.StoreURL != "" && !strings.HasPrefix(cfg.StoreURL, "postgres://") && !strings.HasPrefix(cfg.StoreURL, "postgresql://") {
+		return cfg, usagef(cmd, "--store: only postgres:// URLs are supported (leave it out for the single-node store)")
+	}
+	if cfg.StoreURL == "" && (f.clusterID != "" || f.replicaID != "") {
+		return cfg, usagef(cmd, "--cluster-identity and --replica-id need --store postgres://...")
+	}
+	cfg.ClusterIdentity, cfg.ReplicaID = f.clusterID, f.replicaID
 	if cfg.RateLimitRedis, err = rateLimitRedisURL(f); err != nil {
 		return cfg, usagef(cmd, "%v", err)
 	}
 	if f.replicas < 1 {
 		return cfg, usagef(cmd, "invalid --replicas %d: give 1 or more", f.replicas)
 	}
-	replicas := f.replicas
-	cfg.Replicas = func() int { return replicas }
+	if cfg.StoreURL == "" || cmd.Flags().Changed("replicas") {
+		// In cluster mode the daemon counts the live replicas itself.
+		replicas := f.replicas
+		cfg.Replicas = func() int { return replicas }
+	}
 	for _, s := range f.advertiseIPs {
 		ip, err := netip.ParseAddr(s)
 		if err != nil {
@@ -184,23 +205,30 @@ func (a *app) serveConfig(cmd *cobra.Command, f *serveFlags) (daemon.Config, err
 // rateLimitRedisURL is the Redis URL from --ratelimit-redis, else
 // --ratelimit-redis-file, else $AGW_RATELIMIT_REDIS; "" when none is set.
 func rateLimitRedisURL(f *serveFlags) (string, error) {
+	return secretURL("ratelimit-redis", f.rlRedis, f.rlRedisFile, "AGW_RATELIMIT_REDIS", "redis://")
+}
+
+// secretURL reads a URL that may carry a password: from --NAME (visible to
+// every process, so for URLs without one), else the first line of
+// --NAME-file, else the environment variable env; "" when none is set.
+func secretURL(name, flag, file, env, scheme string) (string, error) {
 	switch {
-	case f.rlRedis != "" && f.rlRedisFile != "":
-		return "", fmt.Errorf("give --ratelimit-redis or --ratelimit-redis-file, not both")
-	case f.rlRedis != "":
-		return f.rlRedis, nil
-	case f.rlRedisFile != "":
-		b, err := os.ReadFile(f.rlRedisFile)
+	case flag != "" && file != "":
+		return "", fmt.Errorf("give --%s or --%s-file, not both", name, name)
+	case flag != "":
+		return flag, nil
+	case file != "":
+		b, err := os.ReadFile(file)
 		if err != nil {
-			return "", fmt.Errorf("read --ratelimit-redis-file: %w", err)
+			return "", fmt.Errorf("read --%s-file: %w", name, err)
 		}
 		u, _, _ := strings.Cut(string(b), "\n")
 		if u = strings.TrimSpace(u); u == "" {
-			return "", fmt.Errorf("--ratelimit-redis-file %s is empty: put the redis:// URL on its first line", f.rlRedisFile)
+			return "", fmt.Errorf("--%s-file %s is empty: put the %s URL on its first line", name, file, scheme)
 		}
 		return u, nil
 	}
-	return os.Getenv("AGW_RATELIMIT_REDIS"), nil
+	return os.Getenv(env), nil
 }
 
 // ignoreHangups logs and otherwise ignores SIGHUP, which would end the

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"net/netip"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -65,6 +66,18 @@ func (a *app) printStatus(cmd *cobra.Command, st *admin.Status) error {
 		}
 		row(tw, "rate limits", v)
 	}
+	for _, r := range st.Replicas {
+		state := "live"
+		if !r.Live {
+			state = "DEAD"
+		}
+		self := ""
+		if r.Self {
+			self = " (this one)"
+		}
+		row(tw, "replica "+r.ID, fmt.Sprintf("%s%s, %s, version %s, heartbeat %s ago", state, self,
+			fmtAddrs(r.Addresses), r.Version, fmtSpan(r.Age.Std())))
+	}
 	return tw.Flush()
 }
 
@@ -79,4 +92,15 @@ func listenerList(pairs ...string) string {
 		parts = append(parts, pairs[i]+" "+addr)
 	}
 	return strings.Join(parts, ", ")
+}
+
+func fmtAddrs(as []netip.Addr) string {
+	if len(as) == 0 {
+		return "no address"
+	}
+	parts := make([]string, len(as))
+	for i, a := range as {
+		parts[i] = a.String()
+	}
+	return strings.Join(parts, " ")
 }
