@@ -6,6 +6,8 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -13,6 +15,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -216,5 +219,114 @@ func TestClusterRefusesWrongIdentity(t *testing.T) {
 		if err == nil || !strings.Contains(string(out), tc.want) {
 			t.Errorf("serve %v: %v\n%s\nwant a refusal naming %q", tc.args, err, out, tc.want)
 		}
+	}
+}
+
+// cuttableProxy forwards TCP connections to target until cut, when it
+// closes every connection and refuses new ones; resume lets them in again.
+type cuttableProxy struct {
+	ln     net.Listener
+	target string
+	mu     sync.Mutex
+	cut    bool
+	conns  []net.Conn
+}
+
+func newCuttableProxy(t *testing.T, target string) *cuttableProxy {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &cuttableProxy{ln: ln, target: target}
+	t.Cleanup(func() { ln.Close(); p.setCut(true) })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			p.mu.Lock()
+			if p.cut {
+				p.mu.Unlock()
+				c.Close()
+				continue
+			}
+			u, err := net.Dial("tcp", target)
+			if err != nil {
+				p.mu.Unlock()
+				c.Close()
+				continue
+			}
+			p.conns = append(p.conns, c, u)
+			p.mu.Unlock()
+			go func() { io.Copy(u, c); u.Close() }()
+			go func() { io.Copy(c, u); c.Close() }()
+		}
+	}()
+	return p
+}
+
+func (p *cuttableProxy) setCut(cut bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.cut = cut
+	if cut {
+		for _, c := range p.conns {
+			c.Close()
+		}
+		p.conns = nil
+	}
+}
+
+// TestClusterDatabaseOutage: with the database unreachable, a replica
+// fails closed within --max-staleness (503 agw_unavailable, not ready),
+// and serves again by itself when the database is back, with nothing of
+// the configuration lost.
+func TestClusterDatabaseOutage(t *testing.T) {
+	dbURL := clusterDatabase(t)
+	u, _ := url.Parse(dbURL)
+	proxy := newCuttableProxy(t, u.Host)
+	u.Host = proxy.ln.Addr().String()
+	idFile := filepath.Join(t.TempDir(), "cluster-identity")
+	e := newEnv(t)
+	e.ok("", "cluster", "init", "--identity", idFile)
+	ml, _ := net.Listen("tcp", "127.0.0.1:0")
+	metrics := ml.Addr().String()
+	ml.Close()
+	e.start("--store", u.String(), "--cluster-identity", idFile, "--replica-id", "r1", "--max-staleness", "2s", "--metrics-listen", metrics)
+	tr := newTraffic(t, e)
+	tr.mustCall(t, "a1", "GET", "/v1/x", 200)
+	readyz := func() int {
+		res, err := http.Get("http://" + metrics + "/readyz")
+		if err != nil {
+			return 0
+		}
+		res.Body.Close()
+		return res.StatusCode
+	}
+
+	proxy.setCut(true)
+	cutAt := time.Now()
+	eventually(t, 15*time.Second, func() bool {
+		code, _, _ := tr.call("a1", "GET", "/v1/x")
+		return code == 503
+	})
+	t.Logf("refusing %v after the database became unreachable (--max-staleness 2s)", time.Since(cutAt).Round(100*time.Millisecond))
+	if code := readyz(); code != 503 {
+		t.Errorf("/readyz %d while the database is unreachable", code)
+	}
+
+	proxy.setCut(false)
+	backAt := time.Now()
+	eventually(t, 30*time.Second, func() bool {
+		code, _, _ := tr.call("a1", "GET", "/v1/x")
+		return code == 200
+	})
+	t.Logf("serving again %v after the database came back", time.Since(backAt).Round(100*time.Millisecond))
+	if code := readyz(); code != 200 {
+		t.Errorf("/readyz %d after recovery", code)
+	}
+	if out := e.ok("", "agent", "list"); !strings.Contains(out, "a1") || !strings.Contains(out, "a2") {
+		t.Errorf("configuration lost:\n%s", out)
 	}
 }
