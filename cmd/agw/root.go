@@ -194,6 +194,7 @@ credential worthless anywhere else, and agw swaps in the real one.
 		a.newServeCmd(),
 		a.newInitCmd(),
 		a.newClusterCmd(),
+		a.newClusterMigrateCmd(),
 		a.newStatusCmd(),
 		a.newVersionCmd(),
 		a.newBackendCmd(),
