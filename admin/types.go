@@ -164,6 +164,17 @@ type UpdateBackendRequest struct {
 	Burst   *int            `json:"burst,omitempty"`
 	Timeout *store.Duration `json:"timeout,omitempty"`
 	NoScrub *bool           `json:"no_scrub,omitempty"`
+
+	Hosts          []string          `json:"hosts,omitempty"`
+	Upstream       *string           `json:"upstream,omitempty"`
+	UpstreamCA     *string           `json:"upstream_ca,omitempty"`
+	AllowPlainHTTP *bool             `json:"allow_plain_http,omitempty"`
+	Inject         *store.InjectMode `json:"inject,omitempty"`
+	Header         *string           `json:"header,omitempty"`
+	Prefix         *string           `json:"prefix,omitempty"`
+	QueryParam     *string           `json:"query_param,omitempty"`
+	BasicUser      *string           `json:"basic_user,omitempty"`
+	OAuth2         *store.OAuth2     `json:"oauth2,omitempty"`
 }
 
 // MintRequest asks for a new gateway token.

@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"net/http"
 	"os"
 	"os/exec"
 	"strconv"
@@ -14,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/agw-dev/agw/admin"
+	"github.com/agw-dev/agw/store"
 )
 
 // TestShortSecretRefused: a one-character backend secret would have the
@@ -295,5 +297,51 @@ func TestLastSeenAfterRestart(t *testing.T) {
 	}
 	if out := e.ok("", "agent", "list"); strings.Contains(out, "never") {
 		t.Errorf("agent list after restart says never:\n%s", out)
+	}
+}
+
+// TestBackendUpdateAnyField: backend update changes hosts, upstream and
+// inject mode in one write that keeps grants, tokens and the credential
+// version, says what changed, and the next request follows it.
+func TestBackendUpdateAnyField(t *testing.T) {
+	e := newEnv(t)
+	e.start()
+	tr := newTraffic(t, e)
+	tr.mustCall(t, "a1", "GET", "/v1/x", 200)
+	e.ok(canary+"-v2\n", "backend", "rotate", "hr", "--secret-stdin")
+	other := newRecordingBackend(t)
+	out := e.ok("", "backend", "update", "hr", "--host", "hr.corp.net", "--host", "people.corp.net",
+		"--upstream", other.srv.URL, "--upstream-ca", other.caFile, "--inject", "bearer")
+	for _, want := range []string{"hosts: hr.corp.net → hr.corp.net people.corp.net", "inject: header → bearer", "header: x-api-key → -", "upstream: "} {
+		if !strings.Contains(out, want) {
+			t.Errorf("update output lacks %q:\n%s", want, out)
+		}
+	}
+	var d admin.BackendDetail
+	e.jsonOut(&d, "backend", "show", "hr")
+	if d.CredentialVersion != 2 || len(d.Grants) != 2 || d.Header != "" {
+		t.Errorf("after update: version %d, %d grants, header %q", d.CredentialVersion, len(d.Grants), d.Header)
+	}
+	// The agent's token still works, now sent as a bearer token to the new
+	// upstream, under either host.
+	for _, host := range []string{"hr.corp.net", "people.corp.net"} {
+		req, _ := http.NewRequest("GET", "https://"+host+":"+tr.port+"/v1/y", nil)
+		req.Header.Set("Authorization", "Bearer "+tr.tokens["a1"])
+		res, err := tr.c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != 200 || other.last(t).Header.Get("Authorization") != "Bearer "+canary+"-v2" {
+			t.Errorf("%s after update: %d, backend got %q", host, res.StatusCode, other.last(t).Header.Get("Authorization"))
+		}
+	}
+	// A change the store refuses changes nothing.
+	if _, errOut, code := e.run("", "backend", "update", "hr", "--inject", "header"); code == 0 || !strings.Contains(errOut, "header") {
+		t.Errorf("header mode without --header: exit %d %s", code, errOut)
+	}
+	e.jsonOut(&d, "backend", "show", "hr")
+	if d.Inject != store.InjectBearer {
+		t.Errorf("a refused update changed the inject mode to %s", d.Inject)
 	}
 }

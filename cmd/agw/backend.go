@@ -9,6 +9,7 @@ import (
 
 	"github.com/charmbracelet/x/term"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/agw-dev/agw/admin"
 	"github.com/agw-dev/agw/store"
@@ -359,35 +360,33 @@ func (a *app) newBackendRotateCmd() *cobra.Command {
 }
 
 func (a *app) newBackendUpdateCmd() *cobra.Command {
-	var (
-		rate    string
-		burst   int
-		timeout time.Duration
-		noScrub bool
-	)
+	var f backendAddFlags
+	modes := make([]string, len(store.InjectModes))
+	for i, m := range store.InjectModes {
+		modes[i] = string(m)
+	}
 	cmd := &cobra.Command{
-		Use:               "update NAME [--rate N/s] [--burst N] [--timeout DUR] [--no-scrub=true|false]",
-		Short:             "Change a backend's limits, timeout or scrubbing (not its credential: see rotate)",
+		Use:   "update NAME [any flag of backend add but the secret]",
+		Short: "Change any of a backend's settings in one atomic write (its credential: see rotate)",
+		Long: `Change any of a backend's settings: hosts, upstream and its CA, the inject
+mode and its options, OAuth2 settings, limits, timeout and scrubbing, in one
+atomic write that keeps its grants, tokens and credential versions. Only the
+flags given change; --host replaces the whole host list. Changing --inject
+clears the old mode's options that are not given again. It prints what
+changed. The credential itself changes with agw backend rotate.`,
+		Example: `  agw backend update hr --upstream https://10.0.0.6:8443 --upstream-ca hr-ca.pem
+  agw backend update crm --host crm.corp.net --host *.crm.corp.net
+  agw backend update maps --inject header --header x-api-key`,
 		Args:              chainArgs(refuseSecretFlags, exactArgs("NAME")),
 		ValidArgsFunction: a.completeArgs(backendNames),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var req admin.UpdateBackendRequest
-			fl := cmd.Flags()
-			if fl.Changed("rate") {
-				req.Rate = &rate
+			req, err := f.update(cmd)
+			if err != nil {
+				return err
 			}
-			if fl.Changed("burst") {
-				req.Burst = &burst
-			}
-			if fl.Changed("timeout") {
-				d := store.Duration(timeout)
-				req.Timeout = &d
-			}
-			if fl.Changed("no-scrub") {
-				req.NoScrub = &noScrub
-			}
-			if req == (admin.UpdateBackendRequest{}) {
-				return usagef(cmd, "nothing to update: give at least one of --rate, --burst, --timeout, --no-scrub")
+			before, err := a.client().Backend(cmd.Context(), args[0])
+			if err != nil {
+				return err
 			}
 			b, err := a.client().UpdateBackend(cmd.Context(), args[0], req)
 			if err != nil {
@@ -396,17 +395,155 @@ func (a *app) newBackendUpdateCmd() *cobra.Command {
 			if a.jsonOutput() {
 				return writeJSON(cmd.OutOrStdout(), b)
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "updated backend %s\n", b.Name)
+			changes := backendChanges(&before.Backend, b)
+			if len(changes) == 0 {
+				fmt.Fprintf(cmd.OutOrStdout(), "backend %s unchanged: it already had those settings\n", b.Name)
+				return nil
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "updated backend %s:\n", b.Name)
+			for _, c := range changes {
+				fmt.Fprintf(cmd.OutOrStdout(), "  %s\n", c)
+			}
 			return nil
 		},
 	}
 	fl := cmd.Flags()
-	fl.Var(rateValue{&rate}, "rate", "rate limit across all agents: N/s, N/m or N/h (\"\" for unlimited)")
-	fl.IntVar(&burst, "burst", 0, "requests allowed at once above the rate")
-	fl.Var(durationValue{&timeout}, "timeout", "wait at most `DUR` for the upstream's response headers (0: the gateway's default)")
-	fl.BoolVar(&noScrub, "no-scrub", false, "turn off (true) or on (false) the redaction of reflected credentials")
+	fl.StringSliceVar(&f.hosts, "host", nil, "`HOST` names agents call; replaces the list; repeat for several")
+	fl.StringVar(&f.upstream, "upstream", "", "forward to `URL` (\"\" for the requested host on port 443)")
+	fl.StringVar(&f.upstreamCAFile, "upstream-ca", "", "PEM `FILE` of extra CA certificates trusted for the upstream (\"\" for none)")
+	fl.BoolVar(&f.allowPlainHTTP, "allow-plain-http", false, "allow an http:// upstream")
+	fl.Var(newEnumValue(&f.inject, "", modes...), "inject", "how the credential is sent: "+strings.Join(modes, ", "))
+	fl.StringVar(&f.header, "header", "", "header mode: header `NAME`")
+	fl.StringVar(&f.prefix, "prefix", "", "header mode: text before the credential")
+	fl.StringVar(&f.queryParam, "query-param", "", "query mode: query parameter `NAME`")
+	fl.StringVar(&f.basicUser, "basic-user", "", "basic mode: the Basic-auth `USER`")
+	fl.StringVar(&f.tokenURL, "token-url", "", "oauth2 mode: the token endpoint `URL`")
+	fl.StringVar(&f.clientID, "client-id", "", "oauth2 mode: the client `ID`")
+	fl.StringSliceVar(&f.scopes, "scope", nil, "oauth2 mode: a `SCOPE` to request; replaces the list")
+	fl.StringArrayVar(&f.tokenParams, "token-param", nil, "oauth2 mode: extra token request parameter `k=v`; replaces the set")
+	fl.Var(rateValue{&f.rate}, "rate", "rate limit across all agents: N/s, N/m or N/h (\"\" for unlimited)")
+	fl.IntVar(&f.burst, "burst", 0, "requests allowed at once above the rate")
+	fl.Var(durationValue{&f.timeout}, "timeout", "wait at most `DUR` for the upstream's response headers (0: the gateway's default)")
+	fl.BoolVar(&f.noScrub, "no-scrub", false, "turn off (true) or on (false) the redaction of reflected credentials")
 	addRefusedSecretFlags(cmd)
 	return cmd
+}
+
+// update is the request for the flags given on `backend update`.
+func (f *backendAddFlags) update(cmd *cobra.Command) (admin.UpdateBackendRequest, error) {
+	var req admin.UpdateBackendRequest
+	fl := cmd.Flags()
+	str := func(name string, v string) *string {
+		if fl.Changed(name) {
+			return &v
+		}
+		return nil
+	}
+	n := 0
+	fl.Visit(func(f *pflag.Flag) {
+		if cmd.InheritedFlags().Lookup(f.Name) == nil {
+			n++
+		}
+	})
+	if n == 0 {
+		return req, usagef(cmd, "nothing to update: give at least one setting to change (see agw backend update --help)")
+	}
+	if fl.Changed("host") {
+		if len(f.hosts) == 0 {
+			return req, usagef(cmd, "--host needs at least one host name")
+		}
+		req.Hosts = f.hosts
+	}
+	req.Upstream = str("upstream", f.upstream)
+	if fl.Changed("upstream-ca") {
+		ca := ""
+		if f.upstreamCAFile != "" {
+			pem, err := os.ReadFile(f.upstreamCAFile)
+			if err != nil {
+				return req, fmt.Errorf("read --upstream-ca: %w", err)
+			}
+			ca = string(pem)
+		}
+		req.UpstreamCA = &ca
+	}
+	if fl.Changed("allow-plain-http") {
+		req.AllowPlainHTTP = &f.allowPlainHTTP
+	}
+	if fl.Changed("inject") {
+		m := store.InjectMode(f.inject)
+		req.Inject = &m
+	}
+	req.Header, req.Prefix = str("header", f.header), str("prefix", f.prefix)
+	req.QueryParam, req.BasicUser = str("query-param", f.queryParam), str("basic-user", f.basicUser)
+	if fl.Changed("token-url") || fl.Changed("client-id") || fl.Changed("scope") || fl.Changed("token-param") {
+		o := &store.OAuth2{TokenURL: f.tokenURL, ClientID: f.clientID}
+		if fl.Changed("scope") {
+			o.Scopes = append([]string{}, f.scopes...)
+		}
+		if fl.Changed("token-param") {
+			o.Params = map[string]string{}
+			for _, kv := range f.tokenParams {
+				k, v, ok := strings.Cut(kv, "=")
+				if !ok || k == "" {
+					return req, usagef(cmd, "invalid --token-param %q: use key=value", kv)
+				}
+				o.Params[k] = v
+			}
+		}
+		req.OAuth2 = o
+	}
+	req.Rate = str("rate", f.rate)
+	if fl.Changed("burst") {
+		req.Burst = &f.burst
+	}
+	if fl.Changed("timeout") {
+		d := store.Duration(f.timeout)
+		req.Timeout = &d
+	}
+	if fl.Changed("no-scrub") {
+		req.NoScrub = &f.noScrub
+	}
+	return req, nil
+}
+
+// backendChanges lists what differs between two versions of a backend, as
+// "field: old → new" lines; a CA bundle is shown by size, never in full.
+func backendChanges(a, b *store.Backend) []string {
+	var out []string
+	diff := func(field, x, y string) {
+		if x != y {
+			out = append(out, fmt.Sprintf("%s: %s → %s", field, orDash(x), orDash(y)))
+		}
+	}
+	diff("hosts", strings.Join(a.Hosts, " "), strings.Join(b.Hosts, " "))
+	diff("upstream", a.Upstream, b.Upstream)
+	caDesc := func(s string) string {
+		if s == "" {
+			return ""
+		}
+		return fmt.Sprintf("%d bytes of PEM", len(s))
+	}
+	if a.UpstreamCA != b.UpstreamCA {
+		out = append(out, fmt.Sprintf("upstream CA: %s → %s", orDash(caDesc(a.UpstreamCA)), orDash(caDesc(b.UpstreamCA))))
+	}
+	diff("allow plain http", fmt.Sprint(a.AllowPlainHTTP), fmt.Sprint(b.AllowPlainHTTP))
+	diff("inject", string(a.Inject), string(b.Inject))
+	diff("header", a.Header, b.Header)
+	diff("prefix", a.Prefix, b.Prefix)
+	diff("query param", a.QueryParam, b.QueryParam)
+	diff("basic user", a.BasicUser, b.BasicUser)
+	oauth := func(o *store.OAuth2) string {
+		if o == nil {
+			return ""
+		}
+		return fmt.Sprintf("%s client %s scopes %s", o.TokenURL, o.ClientID, strings.Join(o.Scopes, ","))
+	}
+	diff("oauth2", oauth(a.OAuth2), oauth(b.OAuth2))
+	diff("rate", a.Rate, b.Rate)
+	diff("burst", fmt.Sprint(a.Burst), fmt.Sprint(b.Burst))
+	diff("timeout", a.Timeout.Std().String(), b.Timeout.Std().String())
+	diff("scrub", fmt.Sprint(!a.NoScrub), fmt.Sprint(!b.NoScrub))
+	return out
 }
 
 func (a *app) newBackendRemoveCmd() *cobra.Command {

@@ -141,7 +141,8 @@ func TestBackendAddUsageErrors(t *testing.T) {
 func TestBackendRotateAndUpdate(t *testing.T) {
 	d := newFakeDaemon(t)
 	d.reply("POST /v1/backends/{name}/rotate", http.StatusOK, store.Backend{Name: "crm", CredentialVersion: 2})
-	d.reply("PATCH /v1/backends/{name}", http.StatusOK, store.Backend{Name: "crm"})
+	d.reply("PATCH /v1/backends/{name}", http.StatusOK, store.Backend{Name: "crm", Rate: "5/m"})
+	d.reply("GET /v1/backends/{name}", http.StatusOK, admin.BackendDetail{Backend: store.Backend{Name: "crm"}})
 	cl := newCLI(t, d.socket)
 
 	r := cl.run("new-secret\n", "backend", "rotate", "crm", "--secret-stdin")
@@ -154,10 +155,10 @@ func TestBackendRotateAndUpdate(t *testing.T) {
 	}
 
 	r = cl.run("", "backend", "update", "crm", "--rate", "5/m", "--no-scrub=false")
-	if r.code != 0 {
-		t.Fatalf("update: exit %d\n%s", r.code, r.stderr)
+	if r.code != 0 || !strings.Contains(r.stdout, "rate: - → 5/m") {
+		t.Fatalf("update: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
-	req := d.requests()[1]
+	req := d.requests()[2]
 	if req.Method != http.MethodPatch || req.Path != "/v1/backends/crm" {
 		t.Errorf("update sent %s %s", req.Method, req.Path)
 	}

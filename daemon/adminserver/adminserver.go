@@ -377,6 +377,8 @@ func (s *Server) updateBackend(w http.ResponseWriter, r *http.Request) error {
 		if req.NoScrub != nil {
 			b.NoScrub = *req.NoScrub
 		}
+		applyBackendUpdate(&b, &req)
+		b.Normalize()
 		if err := b.Validate(); err != nil {
 			return 0, err
 		}
@@ -756,4 +758,50 @@ func nonNil[T any](s []T) []T {
 		return []T{}
 	}
 	return s
+}
+
+// applyBackendUpdate sets the fields req names on b. Changing the inject
+// mode clears the previous mode's own settings that req does not set, so
+// a header backend turned bearer carries no stale header name.
+func applyBackendUpdate(b *store.Backend, req *admin.UpdateBackendRequest) {
+	if req.Hosts != nil {
+		b.Hosts = append([]string(nil), req.Hosts...)
+	}
+	set := func(dst *string, v *string) {
+		if v != nil {
+			*dst = *v
+		}
+	}
+	set(&b.Upstream, req.Upstream)
+	set(&b.UpstreamCA, req.UpstreamCA)
+	if req.AllowPlainHTTP != nil {
+		b.AllowPlainHTTP = *req.AllowPlainHTTP
+	}
+	if req.Inject != nil && *req.Inject != b.Inject {
+		b.Inject = *req.Inject
+		b.Header, b.Prefix, b.QueryParam, b.BasicUser, b.OAuth2 = "", "", "", "", nil
+	}
+	set(&b.Header, req.Header)
+	set(&b.Prefix, req.Prefix)
+	set(&b.QueryParam, req.QueryParam)
+	set(&b.BasicUser, req.BasicUser)
+	if req.OAuth2 != nil {
+		o := *req.OAuth2
+		if cur := b.OAuth2; cur != nil {
+			// Fields the request leaves empty keep their value.
+			if o.TokenURL == "" {
+				o.TokenURL = cur.TokenURL
+			}
+			if o.ClientID == "" {
+				o.ClientID = cur.ClientID
+			}
+			if o.Scopes == nil {
+				o.Scopes = cur.Scopes
+			}
+			if o.Params == nil {
+				o.Params = cur.Params
+			}
+		}
+		b.OAuth2 = &o
+	}
 }
