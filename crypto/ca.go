@@ -1,9 +1,11 @@
 package crypto
 
 import (
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
@@ -157,6 +159,16 @@ func parseECKey(keyPEM []byte) (*ecdsa.PrivateKey, error) {
 // five minutes before now until now+validity, cut short at the CA's own
 // expiry. The returned chain is [leaf, CA] with Leaf set.
 func (ca *CA) MintLeaf(host string, now time.Time, validity time.Duration) (*tls.Certificate, error) {
+	return ca.mintLeaf(host, now, validity, false)
+}
+
+// MintLeafRSA is MintLeaf with an RSA-2048 key, for clients that accept
+// no ECDSA signature scheme.
+func (ca *CA) MintLeafRSA(host string, now time.Time, validity time.Duration) (*tls.Certificate, error) {
+	return ca.mintLeaf(host, now, validity, true)
+}
+
+func (ca *CA) mintLeaf(host string, now time.Time, validity time.Duration, useRSA bool) (*tls.Certificate, error) {
 	name, err := normalizeHost(host)
 	if err != nil {
 		return nil, fmt.Errorf("mint leaf: %w", err)
@@ -171,7 +183,12 @@ func (ca *CA) MintLeaf(host string, now time.Time, validity time.Duration) (*tls
 	if !notAfter.After(now) {
 		return nil, fmt.Errorf("mint leaf for %s: the CA expired at %s; create a new CA", name, ca.Cert.NotAfter.Format(time.RFC3339))
 	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	var key crypto.Signer
+	if useRSA {
+		key, err = rsa.GenerateKey(rand.Reader, 2048)
+	} else {
+		key, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("mint leaf for %s: generate key: %w", name, err)
 	}
@@ -189,7 +206,7 @@ func (ca *CA) MintLeaf(host string, now time.Time, validity time.Duration) (*tls
 		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 		BasicConstraintsValid: true,
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, &key.PublicKey, ca.key)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, key.Public(), ca.key)
 	if err != nil {
 		return nil, fmt.Errorf("mint leaf for %s: sign: %w", name, err)
 	}

@@ -24,8 +24,6 @@ const (
 	maxCachedLeaves = 4096
 )
 
-// errUnknownSNI refuses a handshake for a name the gateway does not serve.
-var errUnknownSNI = errors.New("agw: no backend is registered for this server name")
 
 // certCache mints leaf certificates for registered hosts on first use and
 // keeps them until they near expiry. Concurrent handshakes for one name
@@ -51,7 +49,17 @@ func newCertCache(ca *crypto.CA, now func() time.Time) *certCache {
 
 // get returns a valid leaf for name, minting one if none is cached or the
 // cached one is near its end.
-func (c *certCache) get(name string) (*tls.Certificate, error) {
+func (c *certCache) get(name string) (*tls.Certificate, error) { return c.getKind(name, false) }
+
+// getRSA is get for the RSA leaf of name, minted for clients that accept
+// no ECDSA signature scheme; it is cached beside the ECDSA one.
+func (c *certCache) getRSA(name string) (*tls.Certificate, error) { return c.getKind(name, true) }
+
+func (c *certCache) getKind(host string, useRSA bool) (*tls.Certificate, error) {
+	name := host
+	if useRSA {
+		name = host + " rsa"
+	}
 	now := c.now()
 	c.mu.Lock()
 	if cert := c.certs[name]; cert != nil && fresh(cert.Leaf, now) {
@@ -67,7 +75,11 @@ func (c *certCache) get(name string) (*tls.Certificate, error) {
 	c.inflight[name] = call
 	c.mu.Unlock()
 
-	call.cert, call.err = c.ca.MintLeaf(name, now, leafValidity)
+	if useRSA {
+		call.cert, call.err = c.ca.MintLeafRSA(host, now, leafValidity)
+	} else {
+		call.cert, call.err = c.ca.MintLeaf(host, now, leafValidity)
+	}
 
 	c.mu.Lock()
 	delete(c.inflight, name)
@@ -123,7 +135,7 @@ func (s *Server) TLSConfig() *tls.Config {
 func (s *Server) getCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
 	name := store.RequestHost(hello.ServerName)
 	var tun *Tunnel
-	if pc, ok := hello.Conn.(*proxiedConn); ok {
+	if pc, ok := unwrapCapped(hello.Conn).(*proxiedConn); ok {
 		tun = &pc.tun
 	}
 	if name == "" || !s.hosts.Intercepts(name) || tun != nil && name != tun.host {
@@ -149,12 +161,22 @@ func (s *Server) getCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, e
 		case tun != nil && name != tun.host:
 			return nil, errors.New("agw: the TLS server name differs from the proxy tunnel's target")
 		}
-		return nil, errUnknownSNI
+		// No certificate and no error: the TLS stack then refuses with the
+		// unrecognized_name alert, which says what is wrong, rather than
+		// internal_error.
+		return nil, nil
 	}
 	cert, err := s.certs.get(name)
 	if err != nil {
 		s.log.Error("mint leaf certificate", "host", store.PrintableName(name), "err", err)
 		return nil, fmt.Errorf("agw: no certificate for %s", store.PrintableName(name))
+	}
+	if hello.SupportsCertificate(cert) != nil {
+		// A client that offers no ECDSA signature scheme gets an RSA leaf
+		// (chosen per ClientHello; both are cached).
+		if rc, err := s.certs.getRSA(name); err == nil && hello.SupportsCertificate(rc) == nil {
+			return rc, nil
+		}
 	}
 	return cert, nil
 }
