@@ -24,7 +24,6 @@ const (
 	maxCachedLeaves = 4096
 )
 
-
 // certCache mints leaf certificates for registered hosts on first use and
 // keeps them until they near expiry. Concurrent handshakes for one name
 // share a single mint.
