@@ -466,11 +466,21 @@ func (d *daemon) serve(ctx context.Context) error {
 		start("metrics", func() error { return ms.Serve(runCtx, metricsLn) })
 	}
 	if d.pg != nil {
-		go d.watchHealth(runCtx, func(ctx context.Context) error { return d.pg.Ping(ctx) })
+		go d.watchHealth(runCtx, func(ctx context.Context) error {
+			if err := d.pg.Ping(ctx); err != nil {
+				return fmt.Errorf("the cluster database does not answer: %w", err)
+			}
+			return nil
+		})
 		start("cluster membership", func() error { return d.runMembership(runCtx, d.pg) })
 	} else {
 		dir := filepath.Join(cfg.DataDir, DBDir)
-		go d.watchHealth(runCtx, func(context.Context) error { return probeDir(dir) })
+		go d.watchHealth(runCtx, func(context.Context) error {
+			if err := probeDir(dir); err != nil {
+				return fmt.Errorf("the storage under the store does not take writes: %w", err)
+			}
+			return nil
+		})
 	}
 	seen := newLastSeen(cfg.DataDir, d.state, d.log)
 	seen.load()

@@ -45,7 +45,7 @@ func (d *daemon) watchHealth(ctx context.Context, probe func(context.Context) er
 		err := probe(pctx)
 		cancel()
 		if err != nil && ctx.Err() == nil {
-			why = "the store does not take writes: " + err.Error()
+			why = err.Error()
 		} else if err := d.audit.Healthy(); err != nil {
 			why = err.Error()
 		}

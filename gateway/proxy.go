@@ -373,20 +373,17 @@ func (p *Gateway) serve(ex *exchange, r *http.Request) *deny.Denial {
 		return d
 	}
 
-	// Authorize.
-	if r.Method == http.MethodConnect {
-		return deny.New(http.StatusBadRequest, deny.BadRequest, "CONNECT is not supported: agw is not a forward proxy")
-	}
-	norm, why := policy.NormalizePath(raw)
-	if why != "" {
-		return deny.New(http.StatusBadRequest, deny.BadRequest, why+"; the gateway refuses ambiguous paths rather than guess how the backend reads them")
-	}
-	if c := ident.Credential; c != "" && (strings.Contains(raw, c) || strings.Contains(norm, c)) {
+	// Authorize (policy.Decide: the same step agw policy explain runs).
+	if c := ident.Credential; c != "" && strings.Contains(raw, c) {
 		return deny.New(http.StatusBadRequest, deny.BadRequest, "the request path contains the agent credential")
 	}
 	g := p.state.Grant(ident.Agent.Name, b.Name)
-	if d := policy.Authorize(g, ident.Agent.Name, b.Name, r.Method, norm); d != nil {
+	norm, d := policy.Decide(g, ident.Agent.Name, b.Name, r.Method, raw)
+	if d != nil {
 		return d
+	}
+	if c := ident.Credential; c != "" && strings.Contains(norm, c) {
+		return deny.New(http.StatusBadRequest, deny.BadRequest, "the request path contains the agent credential")
 	}
 	if why := policy.CheckOverrideParams(r); why != "" {
 		return deny.New(http.StatusBadRequest, deny.BadRequest, why)
